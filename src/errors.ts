@@ -1,0 +1,43 @@
+import createError from '@fastify/error'
+
+/**
+ * Every error the plugin produces at request time is one of these. They are plain
+ * Fastify errors (`statusCode`, `code`, `message`), so the application's own
+ * `setErrorHandler` decides the body. Messages never say whether a user exists.
+ */
+export const UnauthorizedError = createError('FST_MULTIAUTH_UNAUTHORIZED', '%s', 401)
+export const ForbiddenError = createError('FST_MULTIAUTH_FORBIDDEN', '%s', 403)
+export const BadRequestError = createError('FST_MULTIAUTH_BAD_REQUEST', 'Malformed credentials: %s', 400)
+export const NotConfiguredError = createError(
+  'FST_MULTIAUTH_NOT_CONFIGURED',
+  'Authentication method "%s" is not configured',
+  500
+)
+export const StoreUnavailableError = createError(
+  'FST_MULTIAUTH_STORE_UNAVAILABLE',
+  'Authentication store unavailable',
+  503
+)
+export const CallbackTimeoutError = createError(
+  'FST_MULTIAUTH_CALLBACK_TIMEOUT',
+  'Authentication callback timed out',
+  503
+)
+export const TooManyRequestsError = createError(
+  'FST_MULTIAUTH_TOO_MANY_REQUESTS',
+  'Too many requests, retry in %s seconds',
+  429
+)
+
+/** Thrown at registration or guard creation: a programming error, never at request time. */
+export class MultiauthOptionError extends TypeError {
+  readonly code = 'FST_MULTIAUTH_INVALID_OPTION'
+  constructor (message: string) {
+    super(`fastify-multiauth: ${message}`)
+    this.name = 'MultiauthOptionError'
+  }
+}
+
+export const MESSAGE_MISSING = 'Authentication required'
+export const MESSAGE_INVALID = 'Invalid credentials'
+export const MESSAGE_FORBIDDEN = 'Insufficient permissions'

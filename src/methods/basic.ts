@@ -1,0 +1,131 @@
+import type { FastifyRequest } from 'fastify'
+import { BadRequestError, MultiauthOptionError } from '../errors.js'
+import { authorizationParam, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../headers.js'
+import { hashPassword, needsRehash, verifyPassword } from '../password.js'
+import { AuthFailure } from '../types.js'
+import type { AuthMethod, AuthSuccess, MultiauthUser } from '../types.js'
+import { checkBoolean, checkFunction, checkKeys, checkObject, checkPositiveInteger } from '../validate.js'
+import type { MethodContext } from './context.js'
+
+type Falsy = null | undefined | false | 0 | ''
+type Awaitable<T> = T | Promise<T>
+
+export interface BasicUserRecord {
+  user: MultiauthUser
+  /** An argon2 PHC string, as made by `hashPassword`. */
+  passwordHash: string
+}
+
+export interface BasicOptions {
+  /** Full control: return the user for a valid username/password, anything falsy otherwise (Flask-HTTPAuth's `verify_password`). */
+  verify?: (username: string, password: string, request: FastifyRequest) => Awaitable<MultiauthUser | Falsy>
+  /** Or return the stored record and let the plugin check the argon2 hash (timing-equalised for unknown users). */
+  findUser?: (username: string, request: FastifyRequest) => Awaitable<BasicUserRecord | Falsy>
+  /** With `findUser`: called after a successful login whose hash used weaker parameters than `hashPassword` now does. */
+  onRehash?: (user: MultiauthUser, newHash: string, request: FastifyRequest) => Awaitable<void>
+  /** Treat `Basic base64(<token>:)` (empty password) as a bearer token, as seed 2's `verify_password` does. Needs `token`. */
+  allowToken?: boolean
+  /** Longest Authorization header accepted, in characters (default 8192); longer is a 400. */
+  maxLength?: number
+}
+
+export interface BasicCredentials { username: string, password: string }
+
+const OPTION_KEYS = ['verify', 'findUser', 'onRehash', 'allowToken', 'maxLength']
+// RFC 7617 §2: user-id and password MUST NOT contain control characters (Unicode Cc: C0, DEL, C1).
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+const EMPTY_USERNAME = new AuthFailure('empty username')
+const UNKNOWN_USER = new AuthFailure('unknown user')
+const WRONG_PASSWORD = new AuthFailure('wrong password')
+const REFUSED = new AuthFailure('verify callback refused the credentials')
+
+/** Decodes `token68` of a Basic Authorization header strictly (RFC 7617 with UTF-8, §2.1). */
+export function decodeBasicCredentials (param: string): BasicCredentials {
+  const bytes = Buffer.from(param, 'base64')
+  // Node's decoder is lenient (skips junk, ignores padding); only the canonical encoding is accepted.
+  if (bytes.length === 0 || bytes.toString('base64') !== param) throw new BadRequestError('invalid base64')
+  let decoded: string
+  try {
+    decoded = utf8.decode(bytes)
+  } catch {
+    throw new BadRequestError('credentials are not valid UTF-8')
+  }
+  const colon = decoded.indexOf(':')
+  if (colon === -1) throw new BadRequestError('no colon between user-id and password')
+  if (CONTROL.test(decoded)) throw new BadRequestError('control character in credentials')
+  // The first colon splits: a password may contain colons, a user-id may not (RFC 7617 §2).
+  return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) }
+}
+
+export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod {
+  const options = checkObject(raw, 'basic') as BasicOptions
+  checkKeys(options as Record<string, unknown>, OPTION_KEYS, 'basic')
+  checkFunction(options.verify, 'basic.verify', false)
+  checkFunction(options.findUser, 'basic.findUser', false)
+  checkFunction(options.onRehash, 'basic.onRehash', false)
+  checkBoolean(options.allowToken, 'basic.allowToken')
+  checkPositiveInteger(options.maxLength, 'basic.maxLength')
+  if ((options.verify === undefined) === (options.findUser === undefined)) {
+    throw new MultiauthOptionError('basic needs exactly one of basic.verify(username, password, request) or basic.findUser(username, request)')
+  }
+  if (options.onRehash !== undefined && options.findUser === undefined) {
+    throw new MultiauthOptionError('basic.onRehash only applies with basic.findUser')
+  }
+  const { verify: verifyCallback, findUser, onRehash, allowToken = false } = options
+  const maxLength = options.maxLength ?? DEFAULT_MAX_CREDENTIAL_LENGTH
+  // Verified against for unknown users, so they cost the same argon2 run as a wrong password.
+  let dummyHash = ''
+
+  async function checkStoredPassword (username: string, password: string, request: FastifyRequest): Promise<AuthSuccess | AuthFailure> {
+    const record = await (findUser as NonNullable<BasicOptions['findUser']>)(username, request)
+    if (!record) {
+      await verifyPassword(dummyHash, password)
+      return UNKNOWN_USER
+    }
+    if (!(await verifyPassword(record.passwordHash, password))) return WRONG_PASSWORD
+    if (onRehash !== undefined && needsRehash(record.passwordHash)) {
+      try {
+        await onRehash(record.user, await hashPassword(password), request)
+      } catch (err) {
+        // The login itself succeeded; a failed upgrade is retried at the next login.
+        request.log.error({ err }, 'multiauth: basic.onRehash failed')
+      }
+    }
+    return { user: record.user, method: 'basic' }
+  }
+
+  async function callVerify (username: string, password: string, request: FastifyRequest): Promise<AuthSuccess | AuthFailure> {
+    const user = await (verifyCallback as NonNullable<BasicOptions['verify']>)(username, password, request)
+    return user ? { user, method: 'basic' } : REFUSED
+  }
+
+  const check = findUser !== undefined ? checkStoredPassword : callVerify
+
+  return {
+    name: 'basic',
+    challenge: `Basic realm="${ctx.realm}", charset="UTF-8"`,
+    extract (request) {
+      const param = authorizationParam(request, 'basic', maxLength)
+      return param === undefined ? undefined : decodeBasicCredentials(param)
+    },
+    verify ({ username, password }: BasicCredentials, request) {
+      if (allowToken && password === '' && username !== '') {
+        // Seed 2: an empty password means the user-id is a token.
+        const token = ctx.methods.get('token')
+        if (token === undefined) throw new MultiauthOptionError('basic.allowToken needs the token option')
+        return token.verify(username, request, undefined as never)
+      }
+      if (username === '') return EMPTY_USERNAME
+      return check(username, password, request)
+    },
+    async setup () {
+      if (allowToken && !ctx.methods.has('token')) {
+        throw new MultiauthOptionError('basic.allowToken needs the token option to be configured')
+      }
+      if (findUser !== undefined) dummyHash = await hashPassword('fastify-multiauth timing equaliser')
+    }
+  }
+}

@@ -1,0 +1,121 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
+import fp from 'fastify-plugin'
+import { MultiauthOptionError, NotConfiguredError } from './errors.js'
+import { createGuard } from './guard.js'
+import type { RolesCallback } from './guard.js'
+import { createApiKeyMethod } from './methods/api-key.js'
+import type { ApiKeyOptions } from './methods/api-key.js'
+import { createBasicMethod } from './methods/basic.js'
+import type { BasicOptions } from './methods/basic.js'
+import type { MethodContext } from './methods/context.js'
+import { MemoryStore } from './stores/memory.js'
+import type { MultiauthStore } from './stores/types.js'
+import type { AuthInfo, AuthMethod, GuardSpec, MethodName, MultiauthUser } from './types.js'
+import { checkFunction, checkKeys, checkObject, checkQuotable, checkString, isPlainObject } from './validate.js'
+
+export interface MultiauthOptions {
+  /** Realm in every challenge. Default `"api"`. */
+  realm?: string
+  basic?: BasicOptions
+  apiKey?: ApiKeyOptions
+  /** The user's roles, for guards with `roles` (Flask-HTTPAuth's `get_user_roles`). */
+  roles?: RolesCallback
+  /** Shared state (revocations, refresh families, sessions, counters). Default: in-memory, one process. */
+  store?: MultiauthStore
+  /** Upper bound in ms for one asynchronous verification (callbacks, store); 503 after it. 0 disables. Default 10000. */
+  timeout?: number
+}
+
+export type MultiauthVerifier = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    verifyBasic: MultiauthVerifier
+    verifyToken: MultiauthVerifier
+    verifyApiKey: MultiauthVerifier
+    verifySession: MultiauthVerifier
+    verifyOAuth2: MultiauthVerifier
+    /** Builds an `onRequest` hook; throws at once if the spec names a method that is not configured. */
+    authGuard: (spec: GuardSpec) => onRequestAsyncHookHandler
+  }
+  interface FastifyRequest {
+    /** What the successful method's callback returned; `null` until then. */
+    user: MultiauthUser | null
+    auth: AuthInfo | null
+  }
+}
+
+type MethodFactory = (options: unknown, ctx: MethodContext) => AuthMethod
+
+/** One entry per method; a method is enabled by giving its option key. */
+const FACTORIES: Record<MethodName, MethodFactory | undefined> = {
+  basic: createBasicMethod,
+  token: undefined,
+  apiKey: createApiKeyMethod,
+  session: undefined,
+  oauth2: undefined
+}
+
+const VERIFIERS: ReadonlyArray<[MethodName, string]> = [
+  ['basic', 'verifyBasic'],
+  ['token', 'verifyToken'],
+  ['apiKey', 'verifyApiKey'],
+  ['session', 'verifySession'],
+  ['oauth2', 'verifyOAuth2']
+]
+
+const OPTION_KEYS = ['realm', 'roles', 'store', 'timeout', ...Object.keys(FACTORIES)]
+const STORE_METHODS = ['get', 'set', 'setIfAbsent', 'delete', 'increment'] as const
+
+function checkStore (store: unknown): MultiauthStore {
+  if (store === undefined) return new MemoryStore()
+  if (!isPlainObject(store) && typeof store !== 'object') throw new MultiauthOptionError('store must be an object')
+  for (const name of STORE_METHODS) {
+    if (typeof (store as Record<string, unknown>)[name] !== 'function') {
+      throw new MultiauthOptionError(`store.${name} must be a function (see MultiauthStore)`)
+    }
+  }
+  return store as MultiauthStore
+}
+
+/** A `verify*` decorator for a method that is not configured: fails closed, never leaves a route open. */
+function notConfigured (name: MethodName): MultiauthVerifier {
+  return async function verifyNotConfigured (request) {
+    request.log.error(`multiauth: a route uses the "${name}" method, but it is not configured; pass the "${name}" option when registering fastify-multiauth`)
+    throw new NotConfiguredError(name)
+  }
+}
+
+async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<void> {
+  const options = checkObject(raw ?? {}, 'options') as MultiauthOptions
+  checkKeys(options as Record<string, unknown>, OPTION_KEYS, 'options')
+  const realm = options.realm ?? 'api'
+  checkString(realm, 'realm')
+  checkQuotable(realm, 'realm')
+  checkFunction(options.roles, 'roles', false)
+  const timeoutMs = options.timeout ?? 10_000
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 0) throw new MultiauthOptionError('timeout must be a non-negative integer (milliseconds)')
+
+  const methods = new Map<MethodName, AuthMethod>()
+  const ctx: MethodContext = { realm, store: checkStore(options.store), methods }
+  for (const [name, factory] of Object.entries(FACTORIES) as Array<[MethodName, MethodFactory | undefined]>) {
+    const methodOptions = (options as Record<string, unknown>)[name]
+    if (methodOptions === undefined) continue
+    if (factory === undefined) throw new MultiauthOptionError(`the "${name}" method is not available in this version`)
+    methods.set(name, factory(methodOptions, ctx))
+  }
+  for (const method of methods.values()) await method.setup?.(app)
+
+  const guardContext = { methods, roles: options.roles, timeoutMs }
+  app.decorateRequest('user', null)
+  app.decorateRequest('auth', null)
+  app.decorate('authGuard', (spec: GuardSpec) => createGuard(guardContext, spec))
+  for (const [name, decorator] of VERIFIERS) {
+    app.decorate(decorator, methods.has(name) ? createGuard(guardContext, [name]) : notConfigured(name))
+  }
+}
+
+export const fastifyMultiauth = fp(multiauth, {
+  fastify: '5.x',
+  name: 'fastify-multiauth'
+})

@@ -1,0 +1,79 @@
+import type { MultiauthStore } from './types.js'
+
+interface Entry { value: string, expiresAt: number }
+
+export interface MemoryStoreOptions {
+  /** Clock, for tests. Defaults to `Date.now`. */
+  now?: () => number
+  /** Sweep expired entries every this many writes (bounded memory without a timer). Default 1000. */
+  sweepEvery?: number
+}
+
+/**
+ * The default store: one process only. Expired entries are dropped on read and by a
+ * sweep every `sweepEvery` writes, so memory stays bounded without a background timer.
+ */
+export class MemoryStore implements MultiauthStore {
+  readonly #map = new Map<string, Entry>()
+  readonly #now: () => number
+  readonly #sweepEvery: number
+  #writes = 0
+
+  constructor (options: MemoryStoreOptions = {}) {
+    this.#now = options.now ?? Date.now
+    this.#sweepEvery = options.sweepEvery ?? 1000
+  }
+
+  get size (): number { return this.#map.size }
+
+  #live (key: string): Entry | undefined {
+    const entry = this.#map.get(key)
+    if (entry === undefined) return undefined
+    if (entry.expiresAt <= this.#now()) {
+      this.#map.delete(key)
+      return undefined
+    }
+    return entry
+  }
+
+  #write (key: string, value: string, ttlMs: number): void {
+    this.#map.set(key, { value, expiresAt: this.#now() + ttlMs })
+    if (++this.#writes >= this.#sweepEvery) this.sweep()
+  }
+
+  /** Drops every expired entry. */
+  sweep (): void {
+    this.#writes = 0
+    const now = this.#now()
+    for (const [key, entry] of this.#map) if (entry.expiresAt <= now) this.#map.delete(key)
+  }
+
+  async get (key: string): Promise<string | null> {
+    return this.#live(key)?.value ?? null
+  }
+
+  async set (key: string, value: string, ttlMs: number): Promise<void> {
+    this.#write(key, value, ttlMs)
+  }
+
+  async setIfAbsent (key: string, value: string, ttlMs: number): Promise<boolean> {
+    if (this.#live(key) !== undefined) return false
+    this.#write(key, value, ttlMs)
+    return true
+  }
+
+  async delete (key: string): Promise<void> {
+    this.#map.delete(key)
+  }
+
+  async increment (key: string, ttlMs: number): Promise<number> {
+    const entry = this.#live(key)
+    if (entry === undefined) {
+      this.#write(key, '1', ttlMs)
+      return 1
+    }
+    const next = Number(entry.value) + 1
+    entry.value = String(next)
+    return next
+  }
+}

@@ -1,0 +1,92 @@
+import { Redis } from 'ioredis'
+import type { RedisOptions } from 'ioredis'
+import { StoreUnavailableError } from '../errors.js'
+import type { MultiauthStore } from './types.js'
+
+export interface RedisStoreOptions {
+  /** Your ioredis client (the store never closes it), or connection options for one the store owns. */
+  client?: Redis
+  connection?: RedisOptions | string
+  /** Prefix of every key the store writes. Default `"multiauth:"`. */
+  prefix?: string
+  /** A command not answered within this many ms fails the request with 503. Default 1000. */
+  commandTimeout?: number
+}
+
+// INCR then set the TTL only on creation, atomically: a counter never lives forever,
+// and later increments do not extend its window.
+const INCREMENT = `local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n`
+
+/**
+ * Store on Redis (ioredis). Every command is bounded by `commandTimeout` and every
+ * failure becomes `StoreUnavailableError` (503): requests fail closed while Redis is
+ * down and succeed again as soon as ioredis reconnects, without a restart.
+ */
+export class RedisStore implements MultiauthStore {
+  readonly client: Redis
+  readonly prefix: string
+  readonly #owned: boolean
+  readonly #timeout: number
+
+  constructor (options: RedisStoreOptions) {
+    if (options.client === undefined && options.connection === undefined) {
+      throw new TypeError('RedisStore needs a client or connection options')
+    }
+    this.prefix = options.prefix ?? 'multiauth:'
+    this.#timeout = options.commandTimeout ?? 1000
+    this.#owned = options.client === undefined
+    // Commands issued while (re)connecting wait in ioredis' queue, bounded by our own
+    // timeout; after one reconnection attempt ioredis fails them, so the queue stays small.
+    const failFast: RedisOptions = { maxRetriesPerRequest: 1 }
+    this.client = options.client ??
+      (typeof options.connection === 'string'
+        ? new Redis(options.connection, failFast)
+        : new Redis({ ...failFast, ...options.connection }))
+    // ioredis emits 'error' on every failed reconnect; without a listener Node would crash.
+    if (this.#owned) this.client.on('error', () => {})
+    this.client.defineCommand('multiauthIncrement', { numberOfKeys: 1, lua: INCREMENT })
+  }
+
+  async #run<T> (command: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    const limit = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new StoreUnavailableError()), this.#timeout)
+    })
+    try {
+      return await Promise.race([command, limit])
+    } catch (err) {
+      throw err instanceof StoreUnavailableError ? err : Object.assign(new StoreUnavailableError(), { cause: err })
+    } finally {
+      clearTimeout(timer)
+      command.catch(() => {}) // a command that loses the race must not become an unhandled rejection
+    }
+  }
+
+  async get (key: string): Promise<string | null> {
+    return await this.#run(this.client.get(this.prefix + key))
+  }
+
+  async set (key: string, value: string, ttlMs: number): Promise<void> {
+    await this.#run(this.client.set(this.prefix + key, value, 'PX', Math.max(1, Math.ceil(ttlMs))))
+  }
+
+  async setIfAbsent (key: string, value: string, ttlMs: number): Promise<boolean> {
+    const result = await this.#run(this.client.set(this.prefix + key, value, 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX'))
+    return result === 'OK'
+  }
+
+  async delete (key: string): Promise<void> {
+    await this.#run(this.client.del(this.prefix + key))
+  }
+
+  async increment (key: string, ttlMs: number): Promise<number> {
+    const client = this.client as Redis & { multiauthIncrement: (key: string, ttl: number) => Promise<number> }
+    return await this.#run(client.multiauthIncrement(this.prefix + key, Math.max(1, Math.ceil(ttlMs))))
+  }
+
+  async close (): Promise<void> {
+    if (this.#owned) this.client.disconnect()
+  }
+}

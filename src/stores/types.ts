@@ -1,0 +1,17 @@
+/**
+ * The small interface behind everything that must be shared between instances:
+ * revoked tokens, refresh-token families, sessions and per-key counters.
+ * Values are strings; TTLs are in milliseconds. Implementations reject with
+ * `StoreUnavailableError` (503) when the backend cannot be reached, so requests fail closed.
+ */
+export interface MultiauthStore {
+  get (key: string): Promise<string | null>
+  set (key: string, value: string, ttlMs: number): Promise<void>
+  /** Sets only when the key does not exist; resolves `true` when this call set it. */
+  setIfAbsent (key: string, value: string, ttlMs: number): Promise<boolean>
+  delete (key: string): Promise<void>
+  /** Atomically increments a counter, creating it with the TTL when absent; resolves the new value. */
+  increment (key: string, ttlMs: number): Promise<number>
+  /** Releases resources the store owns (not a client the application passed in). */
+  close? (): Promise<void>
+}

@@ -1,0 +1,54 @@
+import { MultiauthOptionError } from './errors.js'
+
+// Small registration-time checks shared by every method. They throw
+// MultiauthOptionError naming the option path, so a misconfiguration is found at
+// startup, never at request time.
+
+export function isPlainObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+export function checkObject (value: unknown, path: string): Record<string, unknown> {
+  if (!isPlainObject(value)) throw new MultiauthOptionError(`${path} must be an object`)
+  return value
+}
+
+export function checkKeys (obj: Record<string, unknown>, allowed: readonly string[], path: string): void {
+  for (const key of Object.keys(obj)) {
+    if (!allowed.includes(key)) {
+      throw new MultiauthOptionError(`unknown option ${path}.${key} (allowed: ${allowed.join(', ')})`)
+    }
+  }
+}
+
+export function checkFunction (value: unknown, path: string, required = true): void {
+  if (value === undefined && !required) return
+  if (typeof value !== 'function') throw new MultiauthOptionError(`${path} must be a function`)
+}
+
+export function checkString (value: unknown, path: string, required = true): void {
+  if (value === undefined && !required) return
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new MultiauthOptionError(`${path} must be a non-empty string`)
+  }
+}
+
+export function checkBoolean (value: unknown, path: string): void {
+  if (value !== undefined && typeof value !== 'boolean') {
+    throw new MultiauthOptionError(`${path} must be a boolean`)
+  }
+}
+
+export function checkPositiveInteger (value: unknown, path: string): void {
+  if (value !== undefined && (!Number.isSafeInteger(value) || (value as number) <= 0)) {
+    throw new MultiauthOptionError(`${path} must be a positive integer`)
+  }
+}
+
+/** A value that may go inside a quoted-string of a WWW-Authenticate header (RFC 7230 §3.2.6). */
+export function checkQuotable (value: string, path: string): void {
+  // eslint-disable-next-line no-control-regex
+  if (/["\\\u0000-\u001f\u007f]/.test(value)) {
+    throw new MultiauthOptionError(`${path} must not contain quotes, backslashes or control characters`)
+  }
+}

@@ -23,6 +23,12 @@ export const CallbackTimeoutError = createError(
   'Authentication callback timed out',
   503
 )
+/** A user callback threw: the original error is kept as `cause` for the log, never sent to the client. */
+export const CallbackError = createError(
+  'FST_MULTIAUTH_CALLBACK_ERROR',
+  'Authentication callback failed',
+  500
+)
 export const TooManyRequestsError = createError(
   'FST_MULTIAUTH_TOO_MANY_REQUESTS',
   'Too many requests, retry in %s seconds',

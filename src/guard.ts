@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import {
-  BadRequestError, CallbackTimeoutError, ForbiddenError, MESSAGE_FORBIDDEN, MESSAGE_INVALID,
+  BadRequestError, CallbackError, CallbackTimeoutError, ForbiddenError, MESSAGE_FORBIDDEN, MESSAGE_INVALID,
   MESSAGE_MISSING, MultiauthOptionError, UnauthorizedError
 } from './errors.js'
 import { AuthFailure } from './types.js'
@@ -92,15 +92,28 @@ function timeout (ms: number): { promise: Promise<never>, cancel: () => void } {
   return { promise, cancel: () => clearTimeout(timer) }
 }
 
-/** Runs one method's verification, bounded by the configured timeout when it is asynchronous. */
-async function verify (ctx: GuardContext, method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply): Promise<AuthSuccess | AuthFailure> {
-  const pending = method.verify(credentials, request, reply)
-  if (ctx.timeoutMs === 0 || !(pending instanceof Promise)) return await pending
-  const limit = timeout(ctx.timeoutMs)
+/** Our own request-time errors carry their status on purpose (401/403/503...): they pass through. */
+function isOwnError (err: unknown): boolean {
+  return typeof (err as { code?: unknown } | null)?.code === 'string' && (err as { code: string }).code.startsWith('FST_MULTIAUTH_')
+}
+
+/**
+ * Runs a verification or a user callback, bounded by the configured timeout when it is
+ * asynchronous. Any error that is not ours becomes a generic 500 with the original as
+ * `cause`: Fastify's default error handler sends `err.message`, which may hold a
+ * connection string or a query.
+ */
+async function settle<T> (ctx: GuardContext, call: () => T | Promise<T>): Promise<T> {
+  let limit: ReturnType<typeof timeout> | undefined
   try {
+    const pending = call()
+    if (ctx.timeoutMs === 0 || !(pending instanceof Promise)) return await pending
+    limit = timeout(ctx.timeoutMs)
     return await Promise.race([pending, limit.promise])
+  } catch (err) {
+    throw isOwnError(err) ? err : new CallbackError({ cause: err })
   } finally {
-    limit.cancel()
+    limit?.cancel()
   }
 }
 
@@ -113,7 +126,8 @@ function normaliseRoles (value: UserRoles): readonly string[] {
 function sameUser (a: MultiauthUser, b: MultiauthUser): boolean {
   if (a === b) return true
   const idA = (a as { id?: unknown }).id
-  return idA !== undefined && idA === (b as { id?: unknown }).id
+  // A null id is no id: two users whose id is missing are never the same user.
+  return idA !== undefined && idA !== null && idA === (b as { id?: unknown }).id
 }
 
 function refuse (request: FastifyRequest, method: AuthMethod, failure: AuthFailure): void {
@@ -133,7 +147,8 @@ function unauthorized (reply: FastifyReply, guard: CompiledGuard, refused: Set<A
 
 /** Sets request.user/request.auth and enforces roles and scopes. */
 async function admit (ctx: GuardContext, guard: CompiledGuard, method: AuthMethod, success: AuthSuccess, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  const roles = ctx.roles === undefined ? NO_STRINGS : normaliseRoles(await ctx.roles(success.user, request))
+  const rolesOf = ctx.roles
+  const roles = rolesOf === undefined ? NO_STRINGS : normaliseRoles(await settle(ctx, () => rolesOf(success.user, request)))
   const scopes = success.scopes ?? NO_STRINGS
   const auth = {
     method: success.method,
@@ -165,7 +180,7 @@ export function createGuard (ctx: GuardContext, spec: GuardSpec): onRequestAsync
     for (const method of methods) {
       const credentials = method.extract(request)
       if (credentials === undefined) throw unauthorized(reply, guard, undefined)
-      const outcome = await verify(ctx, method, credentials, request, reply)
+      const outcome = await settle(ctx, () => method.verify(credentials, request, reply))
       if (outcome instanceof AuthFailure) {
         refuse(request, method, outcome)
         throw unauthorized(reply, guard, new Set([method]))
@@ -196,7 +211,7 @@ export function createGuard (ctx: GuardContext, spec: GuardSpec): onRequestAsync
       }
       if (credentials === undefined) continue
       presented = true
-      const outcome = await verify(ctx, method, credentials, request, reply)
+      const outcome = await settle(ctx, () => method.verify(credentials, request, reply))
       if (outcome instanceof AuthFailure) {
         refuse(request, method, outcome)
         ;(refused ??= new Set()).add(method)

@@ -15,5 +15,5 @@ export type { MemoryStoreOptions } from './stores/memory.js'
 export { hashPassword, verifyPassword, needsRehash, constantTimeEqual, PASSWORD_HASH_OPTIONS } from './password.js'
 export {
   UnauthorizedError, ForbiddenError, BadRequestError, NotConfiguredError, StoreUnavailableError,
-  CallbackTimeoutError, TooManyRequestsError, MultiauthOptionError
+  CallbackTimeoutError, CallbackError, TooManyRequestsError, MultiauthOptionError
 } from './errors.js'

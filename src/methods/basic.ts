@@ -81,7 +81,8 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
 
   async function checkStoredPassword (username: string, password: string, request: FastifyRequest): Promise<AuthSuccess | AuthFailure> {
     const record = await (findUser as NonNullable<BasicOptions['findUser']>)(username, request)
-    if (!record) {
+    // A record without a user is refused like an unknown user: a falsy user never passes.
+    if (!record || !record.user) {
       await verifyPassword(dummyHash, password)
       return UNKNOWN_USER
     }

@@ -51,12 +51,20 @@ async function waitForPort (port: number, up: boolean, deadlineMs = 10_000): Pro
   throw new Error(`redis-server on port ${port} did not ${up ? 'start' : 'stop'} in ${deadlineMs} ms`)
 }
 
-export async function startRedis (): Promise<RedisServer> {
+export interface StartRedisOptions {
+  /** Keep data across `restart()` (append-only file fsynced on every write, in this directory). */
+  persistDir?: string
+}
+
+export async function startRedis (options: StartRedisOptions = {}): Promise<RedisServer> {
   const port = await freePort()
+  const persistence = options.persistDir === undefined
+    ? ['--appendonly', 'no']
+    : ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', options.persistDir]
   let child: ChildProcess | undefined
   const launch = async (): Promise<void> => {
     child = spawn('redis-server', [
-      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'
+      '--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--protected-mode', 'yes'
     ], { stdio: 'ignore' })
     await waitForPort(port, true)
   }

@@ -156,7 +156,7 @@ t.test('over real HTTP (Node\'s parser in front of Fastify)', async (t) => {
   const port = (app.server.address() as { port: number }).port
   const good = basicHeader('alice', 'pa:ss word')
 
-  t.test('[RFC 7235 §4.2, design] duplicate Authorization headers → 400 (Node keeps only the first in headers; rawHeaders shows both)', async (t) => {
+  t.test('[RFC 9110 §5.3, RFC 7235 §4.2, design] duplicate Authorization headers → 400 (Node keeps only the first in headers; rawHeaders shows both)', async (t) => {
     const res = await rawRequest(port, `GET /r HTTP/1.1\r\nHost: x\r\nAuthorization: ${good}\r\nAuthorization: ${basicHeader('alice', 'other')}\r\nConnection: close\r\n\r\n`)
     t.equal(res.status, 400)
     t.match(res.raw, /FST_MULTIAUTH_BAD_REQUEST/)

@@ -9,8 +9,8 @@ import type { BasicOptions } from '../../src/index.js'
 import { basicHeader, buildApp } from '../helpers/app.js'
 import { median } from '../helpers/security.js'
 
-const SAMPLES = Number(process.env.TIMING_SAMPLES ?? 30) // per class, per attempt
-const ATTEMPTS = 4
+const SAMPLES = Number(process.env.TIMING_SAMPLES ?? 40) // per class, per attempt
+const ATTEMPTS = 5
 const LIMIT = 0.10
 
 async function appWith (basic: BasicOptions): Promise<FastifyInstance> {

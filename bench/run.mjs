@@ -4,12 +4,12 @@
 //   npm run bench                                   # full run, writes docs/benchmarks.md + .svg
 //   BENCH_DURATION=1 BENCH_WARMUP=0.5 BENCH_ROUNDS=3 BENCH_VARIANTS=bare,ours-api-key npm run bench
 //
-// Each variant is its own server process (bench/servers/<file>, on 127.0.0.1, a free port);
+// Each variant is its own server process (bench/servers/<file>, on 127.0.0.1, a free port; it imports src/ as built by tsup);
 // autocannon drives it from this process. Every round measures every variant once, in a
 // rotated order (so no variant always runs first or right after another), with a warm-up
 // before each measured run. Ratios compare a variant to the bare route of the SAME round,
 // which cancels most of the drift of a shared machine; the table shows their median.
-import { fork, spawn } from 'node:child_process'
+import { fork, spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { connect, createServer } from 'node:net'
@@ -80,6 +80,16 @@ export function selectVariants (only) {
   return { chosen, skipped }
 }
 
+/**
+ * The servers import the package as users get it: src/ bundled by tsup (esbuild), without
+ * the tsx loader, into bench/.build/ (dist/ is left alone).
+ */
+export function buildPackage () {
+  const tsup = join(root, 'node_modules', '.bin', 'tsup')
+  const result = spawnSync(tsup, ['src/index.ts', '--no-config', '--format', 'esm', '--target', 'node20', '--out-dir', 'bench/.build', '--silent'], { cwd: root, encoding: 'utf8', timeout: 60_000 })
+  if (result.status !== 0) throw new Error(`building src/ for the benchmark failed:\n${result.stderr}${result.error ?? ''}`)
+}
+
 async function freePort () {
   const server = createServer()
   server.listen(0, '127.0.0.1')
@@ -110,7 +120,7 @@ async function startRedis () {
 /** Starts one variant's server and waits for its port and credentials. */
 export async function startServer (variant, { env = {}, execArgv = [] } = {}) {
   const child = fork(join(here, 'servers', variant.file), variant.args ?? [], {
-    execArgv: ['--import', 'tsx', ...execArgv],
+    execArgv,
     env: { ...process.env, NODE_ENV: 'production', ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   })
@@ -273,6 +283,7 @@ export async function main (settings = settingsFromEnv()) {
   }
   process.once('SIGINT', () => { stopAll().finally(() => process.exit(130)) })
   try {
+    buildPackage()
     if (chosen.some((v) => v.needs === 'redis')) redis = await startRedis()
     for (const variant of chosen) {
       const server = await startServer(variant, { env: redis === undefined ? {} : { BENCH_REDIS_URL: redis.url } })

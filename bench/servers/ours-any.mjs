@@ -1,4 +1,4 @@
-import multiauth, { constantTimeEqual } from '../../src/index.js'
+import multiauth, { constantTimeEqual } from '../.build/index.js'
 import { API_KEY, API_KEYS_BY_HASH, PASSWORD, USER, USERNAME, sha256 } from './fixtures.mjs'
 import { serve } from './common.mjs'
 

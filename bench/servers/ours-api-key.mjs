@@ -1,4 +1,4 @@
-import multiauth from '../../src/index.js'
+import multiauth from '../.build/index.js'
 import { API_KEY, API_KEYS_BY_HASH, sha256 } from './fixtures.mjs'
 import { serve } from './common.mjs'
 

@@ -1,4 +1,4 @@
-import multiauth, { constantTimeEqual } from '../../src/index.js'
+import multiauth, { constantTimeEqual } from '../.build/index.js'
 import { basicAuthorization, PASSWORD, USER, USERNAME } from './fixtures.mjs'
 import { serve } from './common.mjs'
 

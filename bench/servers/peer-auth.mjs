@@ -1,7 +1,7 @@
 import auth from '@fastify/auth'
 import basicAuth from '@fastify/basic-auth'
 import bearerAuth from '@fastify/bearer-auth'
-import { constantTimeEqual } from '../../src/index.js'
+import { constantTimeEqual } from '../.build/index.js'
 import { API_KEY, PASSWORD, USERNAME } from './fixtures.mjs'
 import { serve } from './common.mjs'
 

@@ -1,5 +1,5 @@
 import basicAuth from '@fastify/basic-auth'
-import { constantTimeEqual } from '../../src/index.js'
+import { constantTimeEqual } from '../.build/index.js'
 import { basicAuthorization, PASSWORD, USERNAME } from './fixtures.mjs'
 import { serve } from './common.mjs'
 

@@ -4,7 +4,7 @@ import type { VerifiedCredentialCacheOptions } from '../credential-cache.js'
 import { BadRequestError, MultiauthOptionError } from '../errors.js'
 import { authorizationParam, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../headers.js'
 import { hashPassword, needsRehash, verifyPassword } from '../password.js'
-import { AuthFailure } from '../types.js'
+import { AuthFailure, isThenable } from '../types.js'
 import type { AuthMethod, AuthSuccess, MultiauthUser } from '../types.js'
 import { checkBoolean, checkFunction, checkKeys, checkObject, checkPositiveInteger } from '../validate.js'
 import type { MethodContext } from './context.js'
@@ -52,6 +52,10 @@ const EMPTY_USERNAME = new AuthFailure('empty username')
 const UNKNOWN_USER = new AuthFailure('unknown user')
 const WRONG_PASSWORD = new AuthFailure('wrong password')
 const REFUSED = new AuthFailure('verify callback refused the credentials')
+
+function verified (user: MultiauthUser | Falsy): AuthSuccess | AuthFailure {
+  return user ? { user, method: 'basic' } : REFUSED
+}
 
 /** Decodes `token68` of a Basic Authorization header strictly (RFC 7617 with UTF-8, §2.1). */
 export function decodeBasicCredentials (param: string): BasicCredentials {
@@ -126,9 +130,10 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
     return { user: record.user, method: 'basic' }
   }
 
-  async function callVerify (username: string, password: string, request: FastifyRequest): Promise<AuthSuccess | AuthFailure> {
-    const user = await (verifyCallback as NonNullable<BasicOptions['verify']>)(username, password, request)
-    return user ? { user, method: 'basic' } : REFUSED
+  function callVerify (username: string, password: string, request: FastifyRequest): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
+    // No await when the callback answers synchronously: the guard then needs no promise.
+    const user = (verifyCallback as NonNullable<BasicOptions['verify']>)(username, password, request)
+    return isThenable(user) ? Promise.resolve(user).then(verified) : verified(user)
   }
 
   const check = findUser !== undefined ? checkStoredPassword : callVerify

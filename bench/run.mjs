@@ -223,7 +223,7 @@ export function markdownTable (rows) {
   return lines.join('\n')
 }
 
-const KEEP_MARKER = '<!-- Everything below this line is kept by `npm run bench`; write notes and memory figures here. -->'
+export const KEEP_MARKER = '<!-- Everything below this line is kept by `npm run bench`; write notes and memory figures here. -->'
 
 function environment (settings) {
   const cpus = os.cpus()

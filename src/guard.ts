@@ -3,7 +3,7 @@ import {
   BadRequestError, CallbackError, CallbackTimeoutError, ForbiddenError, MESSAGE_FORBIDDEN, MESSAGE_INVALID,
   MESSAGE_MISSING, MultiauthOptionError, UnauthorizedError
 } from './errors.js'
-import { AuthFailure } from './types.js'
+import { AuthFailure, isThenable } from './types.js'
 import type { AuthInfo, AuthMethod, AuthSuccess, GuardSpec, MethodName, MultiauthUser, UserRoles } from './types.js'
 import { isPlainObject } from './validate.js'
 
@@ -98,23 +98,38 @@ function isOwnError (err: unknown): boolean {
 }
 
 /**
- * Runs a verification or a user callback, bounded by the configured timeout when it is
- * asynchronous. Any error that is not ours becomes a generic 500 with the original as
- * `cause`: Fastify's default error handler sends `err.message`, which may hold a
- * connection string or a query.
+ * Any error that is not ours becomes a generic 500 with the original as `cause`:
+ * Fastify's default error handler sends `err.message`, which may hold a connection
+ * string or a query.
  */
-async function settle<T> (ctx: GuardContext, call: () => T | Promise<T>): Promise<T> {
-  let limit: ReturnType<typeof timeout> | undefined
+function callbackError (err: unknown): unknown {
+  return isOwnError(err) ? err : new CallbackError({ cause: err })
+}
+
+/**
+ * Bounds an asynchronous verification or callback by the configured timeout. Synchronous
+ * outcomes never come here: the guard uses them as they are, with no timer, promise or await.
+ */
+async function bounded<T> (ctx: GuardContext, pending: PromiseLike<T>): Promise<T> {
+  const limit = ctx.timeoutMs === 0 ? undefined : timeout(ctx.timeoutMs)
   try {
-    const pending = call()
-    if (ctx.timeoutMs === 0 || !(pending instanceof Promise)) return await pending
-    limit = timeout(ctx.timeoutMs)
-    return await Promise.race([pending, limit.promise])
+    return await (limit === undefined ? pending : Promise.race([pending, limit.promise]))
   } catch (err) {
-    throw isOwnError(err) ? err : new CallbackError({ cause: err })
+    throw callbackError(err)
   } finally {
     limit?.cancel()
   }
+}
+
+/** Runs a method's verify: a synchronous answer stays synchronous; any throw is mapped once. */
+function runVerify (ctx: GuardContext, method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
+  let outcome
+  try {
+    outcome = method.verify(credentials, request, reply)
+  } catch (err) {
+    throw callbackError(err)
+  }
+  return isThenable(outcome) ? bounded(ctx, outcome) : outcome
 }
 
 function normaliseRoles (value: UserRoles): readonly string[] {
@@ -145,10 +160,23 @@ function unauthorized (reply: FastifyReply, guard: CompiledGuard, refused: Set<A
   return new UnauthorizedError(refused === undefined ? MESSAGE_MISSING : MESSAGE_INVALID)
 }
 
-/** Sets request.user/request.auth and enforces roles and scopes. */
-async function admit (ctx: GuardContext, guard: CompiledGuard, method: AuthMethod, success: AuthSuccess, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  const rolesOf = ctx.roles
-  const roles = rolesOf === undefined ? NO_STRINGS : normaliseRoles(await settle(ctx, () => rolesOf(success.user, request)))
+/**
+ * Sets request.user/request.auth and enforces roles and scopes. Returns a promise only when
+ * the roles callback does, so the common case adds no await.
+ */
+function admit (ctx: GuardContext, guard: CompiledGuard, method: AuthMethod, success: AuthSuccess, request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
+  if (ctx.roles === undefined) return enforce(guard, method, success, NO_STRINGS, request, reply)
+  let roles
+  try {
+    roles = ctx.roles(success.user, request)
+  } catch (err) {
+    throw callbackError(err)
+  }
+  if (isThenable(roles)) return bounded(ctx, roles).then((value) => enforce(guard, method, success, normaliseRoles(value), request, reply))
+  return enforce(guard, method, success, normaliseRoles(roles), request, reply)
+}
+
+function enforce (guard: CompiledGuard, method: AuthMethod, success: AuthSuccess, roles: readonly string[], request: FastifyRequest, reply: FastifyReply): undefined {
   const scopes = success.scopes ?? NO_STRINGS
   const auth = {
     method: success.method,
@@ -168,6 +196,7 @@ async function admit (ctx: GuardContext, guard: CompiledGuard, method: AuthMetho
     if (method.forbiddenChallenge !== undefined) reply.header('www-authenticate', method.forbiddenChallenge)
     throw new ForbiddenError(MESSAGE_FORBIDDEN)
   }
+  return undefined
 }
 
 /** Builds the `onRequest` hook for one guard spec. All checking of the spec happens here, once. */
@@ -176,11 +205,13 @@ export function createGuard (ctx: GuardContext, spec: GuardSpec): onRequestAsync
   const { methods } = guard
 
   async function guardAll (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    if (isPreflight(request)) return
     let first: AuthSuccess | undefined
     for (const method of methods) {
       const credentials = method.extract(request)
       if (credentials === undefined) throw unauthorized(reply, guard, undefined)
-      const outcome = await settle(ctx, () => method.verify(credentials, request, reply))
+      let outcome = runVerify(ctx, method, credentials, request, reply)
+      if (isThenable(outcome)) outcome = await outcome
       if (outcome instanceof AuthFailure) {
         refuse(request, method, outcome)
         throw unauthorized(reply, guard, new Set([method]))
@@ -191,10 +222,12 @@ export function createGuard (ctx: GuardContext, spec: GuardSpec): onRequestAsync
         throw unauthorized(reply, guard, new Set([method]))
       }
     }
-    await admit(ctx, guard, methods[0] as AuthMethod, first as AuthSuccess, request, reply)
+    const admitted = admit(ctx, guard, methods[0] as AuthMethod, first as AuthSuccess, request, reply)
+    if (admitted !== undefined) await admitted
   }
 
   async function guardAny (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    if (isPreflight(request)) return
     let presented = false
     let badRequest: Error | undefined
     let refused: Set<AuthMethod> | undefined
@@ -211,23 +244,27 @@ export function createGuard (ctx: GuardContext, spec: GuardSpec): onRequestAsync
       }
       if (credentials === undefined) continue
       presented = true
-      const outcome = await settle(ctx, () => method.verify(credentials, request, reply))
+      let outcome = runVerify(ctx, method, credentials, request, reply)
+      if (isThenable(outcome)) outcome = await outcome
       if (outcome instanceof AuthFailure) {
         refuse(request, method, outcome)
         ;(refused ??= new Set()).add(method)
         continue
       }
-      return await admit(ctx, guard, method, outcome, request, reply)
+      const admitted = admit(ctx, guard, method, outcome, request, reply)
+      if (admitted !== undefined) await admitted
+      return
     }
     if (!presented && guard.optional) return
     if (badRequest !== undefined) throw badRequest
     throw unauthorized(reply, guard, refused)
   }
 
-  const run = guard.all ? guardAll : guardAny
-  return async function multiauthGuard (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    // A CORS preflight carries no credentials by design (Fetch standard); let @fastify/cors answer it.
-    if (request.method === 'OPTIONS' && request.headers['access-control-request-method'] !== undefined) return
-    await run(request, reply)
-  }
+  // The hook itself, without a wrapper: one async frame per request.
+  return guard.all ? guardAll : guardAny
+}
+
+/** A CORS preflight carries no credentials by design (Fetch standard); let @fastify/cors answer it. */
+function isPreflight (request: FastifyRequest): boolean {
+  return request.method === 'OPTIONS' && request.headers['access-control-request-method'] !== undefined
 }

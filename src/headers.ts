@@ -20,6 +20,16 @@ export function assertSingleHeader (request: FastifyRequest, lowerName: string):
   }
 }
 
+/** `header` starts with lower-case `scheme`, ASCII case-insensitively, without allocating a string. */
+function startsWithScheme (header: string, scheme: string): boolean {
+  for (let i = 0; i < scheme.length; i++) {
+    const c = header.charCodeAt(i)
+    // Only A-Z fold to a-z (RFC 7235 schemes are tokens; no Unicode case mapping).
+    if ((c >= 65 && c <= 90 ? c + 32 : c) !== scheme.charCodeAt(i)) return false
+  }
+  return true
+}
+
 /**
  * Returns the credentials after `<scheme> ` in the Authorization header when its scheme
  * is `scheme` (compared case-insensitively, RFC 7235 §2.1), `undefined` when the header
@@ -34,7 +44,7 @@ export function authorizationParam (request: FastifyRequest, scheme: string, max
     if (header.length === n && header.toLowerCase() === scheme) throw new BadRequestError(`empty ${scheme} credentials`)
     return undefined
   }
-  if (header.slice(0, n).toLowerCase() !== scheme) return undefined
+  if (!startsWithScheme(header, scheme)) return undefined
   if (header.length > maxLength) throw new BadRequestError('authorization header too long')
   assertSingleHeader(request, 'authorization')
   // RFC 7235 allows 1*SP between scheme and token68; trim tolerates extra spaces.

@@ -17,3 +17,5 @@ export {
   UnauthorizedError, ForbiddenError, BadRequestError, NotConfiguredError, StoreUnavailableError,
   CallbackTimeoutError, CallbackError, TooManyRequestsError, MultiauthOptionError
 } from './errors.js'
+export { clearVerifiedCredentials } from './credential-cache.js'
+export type { VerifiedCredentialCacheOptions } from './credential-cache.js'

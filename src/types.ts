@@ -61,6 +61,14 @@ export class AuthFailure {
 }
 
 /**
+ * True for any promise-like value, not only native promises: a callback may return a
+ * query builder or another library's thenable, which must be awaited, never taken for a user.
+ */
+export function isThenable<T> (value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof (value as { then?: unknown } | null | undefined)?.then === 'function'
+}
+
+/**
  * One authentication method, as the guard sees it. Each file under `src/methods/`
  * builds one of these from its options at registration time.
  */

@@ -1,8 +1,8 @@
 import type { FastifyRequest } from 'fastify'
 import { BadRequestError, MultiauthOptionError } from '../errors.js'
 import { assertSingleHeader, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../headers.js'
-import { AuthFailure } from '../types.js'
-import type { AuthMethod, MultiauthUser } from '../types.js'
+import { AuthFailure, isThenable } from '../types.js'
+import type { AuthMethod, AuthSuccess, MultiauthUser } from '../types.js'
 import { checkFunction, checkKeys, checkObject, checkPositiveInteger, checkQuotable, checkString } from '../validate.js'
 import type { MethodContext } from './context.js'
 
@@ -28,6 +28,10 @@ const OPTION_KEYS = ['verify', 'header', 'query', 'maxLength']
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/
 const REFUSED = new AuthFailure('verify callback refused the key')
+
+function outcome (user: MultiauthUser | Falsy): AuthSuccess | AuthFailure {
+  return user ? { user, method: 'apiKey' } : REFUSED
+}
 
 /** Removes `name` from the query of a URL, for logs. Only runs when a line is logged. */
 export function redactQueryParam (url: string, name: string): string {
@@ -87,9 +91,10 @@ export function createApiKeyMethod (raw: unknown, ctx: MethodContext): AuthMetho
     name: 'apiKey',
     challenge: `ApiKey realm="${ctx.realm}", header="${headerLabel}"`,
     extract,
-    async verify (key: string, request) {
-      const user = await verify(key, request)
-      return user ? { user, method: 'apiKey' } : REFUSED
+    verify (key: string, request) {
+      // No await when the callback answers synchronously (an in-memory table): the guard then needs no promise.
+      const user = verify(key, request)
+      return isThenable(user) ? Promise.resolve(user).then(outcome) : outcome(user)
     },
     setup (app) {
       if (queryName === undefined) return

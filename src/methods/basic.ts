@@ -1,8 +1,10 @@
 import type { FastifyRequest } from 'fastify'
+import { attachCredentialCache, VerifiedCredentialCache } from '../credential-cache.js'
+import type { VerifiedCredentialCacheOptions } from '../credential-cache.js'
 import { BadRequestError, MultiauthOptionError } from '../errors.js'
 import { authorizationParam, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../headers.js'
 import { hashPassword, needsRehash, verifyPassword } from '../password.js'
-import { AuthFailure } from '../types.js'
+import { AuthFailure, isThenable } from '../types.js'
 import type { AuthMethod, AuthSuccess, MultiauthUser } from '../types.js'
 import { checkBoolean, checkFunction, checkKeys, checkObject, checkPositiveInteger } from '../validate.js'
 import type { MethodContext } from './context.js'
@@ -27,11 +29,20 @@ export interface BasicOptions {
   allowToken?: boolean
   /** Longest Authorization header accepted, in characters (default 8192); longer is a 400. */
   maxLength?: number
+  /**
+   * With `findUser`: remember successful argon2 checks for `ttl` ms (at most `max` entries),
+   * so a repeated correct login costs an HMAC instead of an argon2 run. Off by default.
+   * See docs/basic.md, "Verified-credential cache".
+   */
+  cache?: Partial<VerifiedCredentialCacheOptions>
 }
 
 export interface BasicCredentials { username: string, password: string }
 
-const OPTION_KEYS = ['verify', 'findUser', 'onRehash', 'allowToken', 'maxLength']
+const OPTION_KEYS = ['verify', 'findUser', 'onRehash', 'allowToken', 'maxLength', 'cache']
+const CACHE_KEYS = ['max', 'ttl']
+const DEFAULT_CACHE_MAX = 10_000
+const DEFAULT_CACHE_TTL = 60_000
 // RFC 7617 §2: user-id and password MUST NOT contain control characters (Unicode Cc: C0, DEL, C1).
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
@@ -41,6 +52,10 @@ const EMPTY_USERNAME = new AuthFailure('empty username')
 const UNKNOWN_USER = new AuthFailure('unknown user')
 const WRONG_PASSWORD = new AuthFailure('wrong password')
 const REFUSED = new AuthFailure('verify callback refused the credentials')
+
+function verified (user: MultiauthUser | Falsy): AuthSuccess | AuthFailure {
+  return user ? { user, method: 'basic' } : REFUSED
+}
 
 /** Decodes `token68` of a Basic Authorization header strictly (RFC 7617 with UTF-8, §2.1). */
 export function decodeBasicCredentials (param: string): BasicCredentials {
@@ -74,6 +89,18 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
   if (options.onRehash !== undefined && options.findUser === undefined) {
     throw new MultiauthOptionError('basic.onRehash only applies with basic.findUser')
   }
+  let cache: VerifiedCredentialCache | undefined
+  if (options.cache !== undefined) {
+    const cacheOptions = checkObject(options.cache, 'basic.cache')
+    checkKeys(cacheOptions, CACHE_KEYS, 'basic.cache')
+    checkPositiveInteger(cacheOptions.max, 'basic.cache.max')
+    checkPositiveInteger(cacheOptions.ttl, 'basic.cache.ttl')
+    if (options.findUser === undefined) throw new MultiauthOptionError('basic.cache only applies with basic.findUser')
+    cache = new VerifiedCredentialCache(
+      (cacheOptions.max as number | undefined) ?? DEFAULT_CACHE_MAX,
+      (cacheOptions.ttl as number | undefined) ?? DEFAULT_CACHE_TTL
+    )
+  }
   const { verify: verifyCallback, findUser, onRehash, allowToken = false } = options
   const maxLength = options.maxLength ?? DEFAULT_MAX_CREDENTIAL_LENGTH
   // Verified against for unknown users, so they cost the same argon2 run as a wrong password.
@@ -86,7 +113,13 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
       await verifyPassword(dummyHash, password)
       return UNKNOWN_USER
     }
+    // A hit needs the hash findUser returns now, so a changed hash is never served from the cache.
+    const cacheKey = cache?.key(username, password)
+    if (cacheKey !== undefined && (cache as VerifiedCredentialCache).has(cacheKey, record.passwordHash)) {
+      return { user: record.user, method: 'basic' }
+    }
     if (!(await verifyPassword(record.passwordHash, password))) return WRONG_PASSWORD
+    if (cacheKey !== undefined) (cache as VerifiedCredentialCache).add(cacheKey, username, record.passwordHash)
     if (onRehash !== undefined && needsRehash(record.passwordHash)) {
       try {
         await onRehash(record.user, await hashPassword(password), request)
@@ -98,9 +131,10 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
     return { user: record.user, method: 'basic' }
   }
 
-  async function callVerify (username: string, password: string, request: FastifyRequest): Promise<AuthSuccess | AuthFailure> {
-    const user = await (verifyCallback as NonNullable<BasicOptions['verify']>)(username, password, request)
-    return user ? { user, method: 'basic' } : REFUSED
+  function callVerify (username: string, password: string, request: FastifyRequest): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
+    // No await when the callback answers synchronously: the guard then needs no promise.
+    const user = (verifyCallback as NonNullable<BasicOptions['verify']>)(username, password, request)
+    return isThenable(user) ? Promise.resolve(user).then(verified) : verified(user)
   }
 
   const check = findUser !== undefined ? checkStoredPassword : callVerify
@@ -122,7 +156,8 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
       if (username === '') return EMPTY_USERNAME
       return check(username, password, request)
     },
-    async setup () {
+    async setup (app) {
+      if (cache !== undefined) attachCredentialCache(app, cache)
       if (allowToken && !ctx.methods.has('token')) {
         throw new MultiauthOptionError('basic.allowToken needs the token option to be configured')
       }

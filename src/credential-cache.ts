@@ -1,0 +1,111 @@
+import { createHmac, randomBytes } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
+
+/**
+ * A bounded, short-lived memory of Basic logins that argon2 already accepted, so a client
+ * that sends the same correct password on every request costs one keyed hash instead of
+ * one argon2 run. Only successes are stored; a wrong password is never remembered.
+ *
+ * Keys are HMAC-SHA256 under a random key made once per process, so the map never holds
+ * a password or an unsalted, offline-guessable digest of one.
+ */
+export interface VerifiedCredentialCacheOptions {
+  /** Most entries kept; the least recently used one is dropped beyond it. */
+  max: number
+  /** Milliseconds an entry stays valid after the argon2 check that made it. */
+  ttl: number
+}
+
+interface Entry {
+  username: string
+  /** The stored hash the password was verified against; a hit requires the same hash. */
+  passwordHash: string
+  expires: number
+}
+
+// One key per process: entries cannot be computed or replayed from outside it.
+const PROCESS_KEY = randomBytes(32)
+const LENGTH = Buffer.alloc(4)
+
+export class VerifiedCredentialCache {
+  private readonly entries = new Map<string, Entry>()
+
+  constructor (
+    readonly max: number,
+    readonly ttl: number,
+    /** Milliseconds clock; injectable so tests can move time. */
+    private readonly now: () => number = Date.now
+  ) {}
+
+  get size (): number {
+    return this.entries.size
+  }
+
+  /**
+   * The cache key. The username goes in with its byte length in front, so no
+   * (username, password) pair frames the same bytes as another one.
+   */
+  key (username: string, password: string): string {
+    const hmac = createHmac('sha256', PROCESS_KEY)
+    LENGTH.writeUInt32BE(Buffer.byteLength(username, 'utf8'), 0)
+    return hmac.update(LENGTH).update(username, 'utf8').update(password, 'utf8').digest('base64')
+  }
+
+  /** True when `key` was verified against `passwordHash` less than `ttl` ago. */
+  has (key: string, passwordHash: string): boolean {
+    const entry = this.entries.get(key)
+    if (entry === undefined) return false
+    if (this.now() >= entry.expires || entry.passwordHash !== passwordHash) {
+      this.entries.delete(key)
+      return false
+    }
+    // Map keeps insertion order: re-inserting makes this the most recently used entry.
+    this.entries.delete(key)
+    this.entries.set(key, entry)
+    return true
+  }
+
+  /** Remembers a successful argon2 verification. Call it only after one. */
+  add (key: string, username: string, passwordHash: string): void {
+    this.entries.delete(key)
+    this.entries.set(key, { username, passwordHash, expires: this.now() + this.ttl })
+    if (this.entries.size > this.max) {
+      this.entries.delete(this.entries.keys().next().value as string)
+    }
+  }
+
+  /** Drops every entry of `username`; returns how many there were. */
+  clearUser (username: string): number {
+    let dropped = 0
+    for (const [key, entry] of this.entries) {
+      if (entry.username === username) {
+        this.entries.delete(key)
+        dropped++
+      }
+    }
+    return dropped
+  }
+
+  clear (): void {
+    this.entries.clear()
+  }
+}
+
+const kCache = Symbol.for('fastify-multiauth.verifiedCredentialCache')
+
+/** Called by the Basic method's setup: makes the cache reachable from the instance and its children. */
+export function attachCredentialCache (app: FastifyInstance, cache: VerifiedCredentialCache): void {
+  app.decorate(kCache, cache)
+}
+
+/**
+ * Forgets the cached Basic logins of `username` in this process. Call it when the user's
+ * password changes or the account is disabled, so the old password stops working at once
+ * instead of at the end of the TTL. Returns how many entries were dropped; a no-op (0)
+ * when `basic.cache` is not enabled. `app` is the instance the plugin was registered on,
+ * or any of its children.
+ */
+export function clearVerifiedCredentials (app: FastifyInstance, username: string): number {
+  const cache = (app as unknown as Record<symbol, VerifiedCredentialCache | undefined>)[kCache]
+  return cache === undefined ? 0 : cache.clearUser(username)
+}

@@ -1,0 +1,44 @@
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+
+const run = promisify(execFile)
+
+// A real run of `npm run bench` in smoke mode: two variants, two rounds, tiny durations.
+t.test('the harness measures variants and writes the table and the chart', async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'multiauth-bench-'))
+  t.teardown(() => rmSync(out, { recursive: true, force: true }))
+  const { stdout } = await run(process.execPath, ['bench/run.mjs'], {
+    env: { ...process.env, BENCH_DURATION: '0.5', BENCH_WARMUP: '0.2', BENCH_ROUNDS: '2', BENCH_CONNECTIONS: '2', BENCH_VARIANTS: 'ours-api-key', BENCH_OUT_DIR: out },
+    timeout: 60_000
+  })
+  const rowPattern = (name: string): RegExp => new RegExp(`^\\| \`${name}\` — [^|]+ \\| [\\d,]+ \\| \\d+(\\.\\d+)? \\| \\d+\\.\\d\\d \\(\\d+\\.\\d\\d–\\d+\\.\\d\\d\\) \\|`, 'm')
+  t.match(stdout, rowPattern('bare'), 'bare row printed')
+  t.match(stdout, rowPattern('ours-api-key'), 'ours-api-key row printed')
+  t.match(stdout, /^\| `bare` — .* \| 1\.00 \(1\.00–1\.00\) \|/m, 'bare is its own reference')
+  t.notMatch(stdout, /⚠/, 'no failed requests')
+  const md = readFileSync(join(out, 'benchmarks.md'), 'utf8')
+  t.match(md, rowPattern('ours-api-key'))
+  t.match(md, /2 rounds; per variant and round: 0\.2 s warm-up, then 0\.5 s measured/)
+  t.match(md, /!\[[^\]]+\]\(benchmarks\.svg\)/)
+  const svg = readFileSync(join(out, 'benchmarks.svg'), 'utf8')
+  t.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/)
+  t.equal(svg.match(/<rect x=/g)?.length, 2, 'one bar per variant')
+  t.match(svg, />ours-api-key</)
+})
+
+t.test('a bad setting or an unknown variant is a clear error', async (t) => {
+  const stderrOf = async (env: Record<string, string>): Promise<string> => {
+    try {
+      await run(process.execPath, ['bench/run.mjs'], { env: { ...process.env, ...env }, timeout: 20_000 })
+    } catch (err) {
+      return (err as { stderr: string }).stderr
+    }
+    return 'exited 0'
+  }
+  t.match(await stderrOf({ BENCH_VARIANTS: 'nope' }), /unknown variant "nope"/)
+  t.match(await stderrOf({ BENCH_ROUNDS: 'x' }), /BENCH_ROUNDS must be a number/)
+})

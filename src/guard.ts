@@ -15,6 +15,26 @@ export interface GuardContext {
   roles?: RolesCallback
   /** Upper bound for one verification (user callbacks, store calls); 0 disables. */
   timeoutMs: number
+  /** Rate limits (src/rate-limit.ts), when the `rateLimit` option is given. */
+  limits?: GuardLimits
+}
+
+export type GuardRun = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+
+/**
+ * Where rate limiting meets authentication. Each hook may throw a 429; the order is the
+ * point: failure budgets are checked before any credential is verified, and the keyed
+ * budget is counted only after a method has authenticated the request.
+ */
+export interface GuardLimits {
+  /** Runs the whole guard: per-IP failure budget before, failure counting after a 401/400. */
+  guard (run: GuardRun, request: FastifyRequest, reply: FastifyReply): Promise<void>
+  /** Before one method verifies presented credentials (per-username failure budget). */
+  beforeVerify (method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply): Promise<void>
+  /** After that method refused them. */
+  refused (method: AuthMethod, credentials: unknown, request: FastifyRequest): Promise<void>
+  /** After authentication, before roles and scopes: the keyed budget (key id, else user id). */
+  admitted (success: AuthSuccess, request: FastifyRequest, reply: FastifyReply): Promise<void>
 }
 
 const ALL_METHODS: readonly MethodName[] = ['basic', 'token', 'apiKey', 'session', 'oauth2']
@@ -92,8 +112,17 @@ function timeout (ms: number): { promise: Promise<never>, cancel: () => void } {
   return { promise, cancel: () => clearTimeout(timer) }
 }
 
-/** Runs one method's verification, bounded by the configured timeout when it is asynchronous. */
+/** Runs one method's verification inside its failure budget, when rate limits are on. */
 async function verify (ctx: GuardContext, method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply): Promise<AuthSuccess | AuthFailure> {
+  if (ctx.limits === undefined) return await verifyBounded(ctx, method, credentials, request, reply)
+  await ctx.limits.beforeVerify(method, credentials, request, reply)
+  const outcome = await verifyBounded(ctx, method, credentials, request, reply)
+  if (outcome instanceof AuthFailure) await ctx.limits.refused(method, credentials, request)
+  return outcome
+}
+
+/** Runs one method's verification, bounded by the configured timeout when it is asynchronous. */
+async function verifyBounded (ctx: GuardContext, method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply): Promise<AuthSuccess | AuthFailure> {
   const pending = method.verify(credentials, request, reply)
   if (ctx.timeoutMs === 0 || !(pending instanceof Promise)) return await pending
   const limit = timeout(ctx.timeoutMs)
@@ -146,6 +175,7 @@ async function admit (ctx: GuardContext, guard: CompiledGuard, method: AuthMetho
   } as AuthInfo
   request.user = success.user
   request.auth = auth
+  if (ctx.limits !== undefined) await ctx.limits.admitted(success, request, reply)
   const rolesOk = guard.roles === undefined || guard.roles.some((all) => all.every((r) => roles.includes(r)))
   const scopesOk = guard.scopes === undefined || guard.scopes.every((s) => scopes.includes(s))
   if (!rolesOk || !scopesOk) {
@@ -210,9 +240,11 @@ export function createGuard (ctx: GuardContext, spec: GuardSpec): onRequestAsync
   }
 
   const run = guard.all ? guardAll : guardAny
+  const { limits } = ctx
   return async function multiauthGuard (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     // A CORS preflight carries no credentials by design (Fetch standard); let @fastify/cors answer it.
     if (request.method === 'OPTIONS' && request.headers['access-control-request-method'] !== undefined) return
-    await run(request, reply)
+    if (limits === undefined) await run(request, reply)
+    else await limits.guard(run, request, reply)
   }
 }

@@ -17,3 +17,11 @@ export {
   UnauthorizedError, ForbiddenError, BadRequestError, NotConfiguredError, StoreUnavailableError,
   CallbackTimeoutError, TooManyRequestsError, MultiauthOptionError
 } from './errors.js'
+export type { RateLimitOptions, FailureBudget } from './rate-limit.js'
+export {
+  generateApiKey, rotateApiKey, parseApiKey, isApiKey, apiKeyId, hashApiKey, describeApiKey, apiKeyMatches
+} from './api-keys.js'
+export type {
+  ApiKeyRecord, GeneratedApiKey, GenerateApiKeyOptions, KeyRateLimit, ParsedApiKey, RotateApiKeyOptions,
+  RotatedApiKey, RotatedFrom, RotationSource
+} from './api-keys.js'

@@ -69,7 +69,7 @@ function keyDb () {
   return {
     records,
     get lookups () { return lookups },
-    issue (user: string, extra: Partial<ApiKeyRecord> = {}, environment = 'live') {
+    issue (user: string, extra: Partial<ApiKeyRecord<{ id: string }>> = {}, environment = 'live') {
       const k = generateApiKey({ prefix: 'ak', environment })
       records.set(k.id, { user: { id: user }, hash: k.hash, environment, ...extra })
       return k

@@ -12,7 +12,7 @@ function keyDb () {
   return {
     records,
     calls,
-    issue (user: string, extra: Partial<ApiKeyRecord> = {}) {
+    issue (user: string, extra: Partial<ApiKeyRecord<{ id: string }>> = {}) {
       const k = generateApiKey({ prefix: 'ak', environment: 'live' })
       records.set(k.id, { user: { id: user }, hash: k.hash, ...extra })
       return k

@@ -15,6 +15,26 @@ export interface GuardContext {
   roles?: RolesCallback
   /** Upper bound for one verification (user callbacks, store calls); 0 disables. */
   timeoutMs: number
+  /** Rate limits (src/rate-limit.ts), when the `rateLimit` option is given. */
+  limits?: GuardLimits
+}
+
+export type GuardRun = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+
+/**
+ * Where rate limiting meets authentication. Each hook may throw a 429; the order is the
+ * point: failure budgets are checked before any credential is verified, and the keyed
+ * budget is counted only after a method has authenticated the request.
+ */
+export interface GuardLimits {
+  /** Runs the whole guard: per-IP failure budget before, failure counting after a 401/400. */
+  guard (run: GuardRun, request: FastifyRequest, reply: FastifyReply): Promise<void>
+  /** Before one method verifies presented credentials (per-username failure budget). */
+  beforeVerify (method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply): Promise<void>
+  /** After that method refused them. */
+  refused (method: AuthMethod, credentials: unknown, request: FastifyRequest): Promise<void>
+  /** After authentication, before roles and scopes: the keyed budget (key id, else user id). */
+  admitted (success: AuthSuccess, request: FastifyRequest, reply: FastifyReply): Promise<void>
 }
 
 const ALL_METHODS: readonly MethodName[] = ['basic', 'token', 'apiKey', 'session', 'oauth2']
@@ -123,6 +143,19 @@ async function bounded<T> (ctx: GuardContext, pending: PromiseLike<T>): Promise<
 
 /** Runs a method's verify: a synchronous answer stays synchronous; any throw is mapped once. */
 function runVerify (ctx: GuardContext, method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
+  if (ctx.limits !== undefined) return verifyLimited(ctx, ctx.limits, method, credentials, request, reply)
+  return verifyOnce(ctx, method, credentials, request, reply)
+}
+
+/** The same, inside the failure budgets (per username) when rate limits are on. */
+async function verifyLimited (ctx: GuardContext, limits: GuardLimits, method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply): Promise<AuthSuccess | AuthFailure> {
+  await limits.beforeVerify(method, credentials, request, reply)
+  const outcome = await verifyOnce(ctx, method, credentials, request, reply)
+  if (outcome instanceof AuthFailure) await limits.refused(method, credentials, request)
+  return outcome
+}
+
+function verifyOnce (ctx: GuardContext, method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
   let outcome
   try {
     outcome = method.verify(credentials, request, reply)
@@ -165,6 +198,17 @@ function unauthorized (reply: FastifyReply, guard: CompiledGuard, refused: Set<A
  * the roles callback does, so the common case adds no await.
  */
 function admit (ctx: GuardContext, guard: CompiledGuard, method: AuthMethod, success: AuthSuccess, request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
+  if (ctx.limits !== undefined) return admitLimited(ctx, ctx.limits, guard, method, success, request, reply)
+  return admitNow(ctx, guard, method, success, request, reply)
+}
+
+/** The keyed budget (key id, else user id) is counted once authenticated, before roles and scopes. */
+async function admitLimited (ctx: GuardContext, limits: GuardLimits, guard: CompiledGuard, method: AuthMethod, success: AuthSuccess, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  await limits.admitted(success, request, reply)
+  await admitNow(ctx, guard, method, success, request, reply)
+}
+
+function admitNow (ctx: GuardContext, guard: CompiledGuard, method: AuthMethod, success: AuthSuccess, request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
   if (ctx.roles === undefined) return enforce(guard, method, success, NO_STRINGS, request, reply)
   let roles
   try {
@@ -260,8 +304,14 @@ export function createGuard (ctx: GuardContext, spec: GuardSpec): onRequestAsync
     throw unauthorized(reply, guard, refused)
   }
 
-  // The hook itself, without a wrapper: one async frame per request.
-  return guard.all ? guardAll : guardAny
+  const run = guard.all ? guardAll : guardAny
+  const { limits } = ctx
+  // Without rate limits the hook is the guard itself: one async frame per request.
+  if (limits === undefined) return run
+  return async function limitedGuard (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    if (isPreflight(request)) return
+    await limits.guard(run, request, reply)
+  }
 }
 
 /** A CORS preflight carries no credentials by design (Fetch standard); let @fastify/cors answer it. */

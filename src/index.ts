@@ -19,3 +19,11 @@ export {
 } from './errors.js'
 export { clearVerifiedCredentials } from './credential-cache.js'
 export type { VerifiedCredentialCacheOptions } from './credential-cache.js'
+export type { RateLimitOptions, FailureBudget } from './rate-limit.js'
+export {
+  generateApiKey, rotateApiKey, parseApiKey, isApiKey, apiKeyId, hashApiKey, describeApiKey, apiKeyMatches
+} from './api-keys.js'
+export type {
+  ApiKeyRecord, GeneratedApiKey, GenerateApiKeyOptions, KeyRateLimit, ParsedApiKey, RotateApiKeyOptions,
+  RotatedApiKey, RotatedFrom, RotationSource
+} from './api-keys.js'

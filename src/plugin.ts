@@ -8,6 +8,8 @@ import type { ApiKeyOptions } from './methods/api-key.js'
 import { createBasicMethod } from './methods/basic.js'
 import type { BasicOptions } from './methods/basic.js'
 import type { MethodContext } from './methods/context.js'
+import { createGuardLimits } from './rate-limit.js'
+import type { RateLimitOptions } from './rate-limit.js'
 import { MemoryStore } from './stores/memory.js'
 import type { MultiauthStore } from './stores/types.js'
 import type { AuthInfo, AuthMethod, GuardSpec, MethodName, MultiauthUser } from './types.js'
@@ -24,6 +26,8 @@ export interface MultiauthOptions {
   store?: MultiauthStore
   /** Upper bound in ms for one asynchronous verification (callbacks, store); 503 after it. 0 disables. Default 10000. */
   timeout?: number
+  /** Per-credential rate limits and failed-attempt budgets (@fastify/rate-limit); counters in Redis with a RedisStore. Off unless given. */
+  rateLimit?: RateLimitOptions
 }
 
 export type MultiauthVerifier = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
@@ -64,7 +68,7 @@ const VERIFIERS: ReadonlyArray<[MethodName, string]> = [
   ['oauth2', 'verifyOAuth2']
 ]
 
-const OPTION_KEYS = ['realm', 'roles', 'store', 'timeout', ...Object.keys(FACTORIES)]
+const OPTION_KEYS = ['realm', 'roles', 'store', 'timeout', 'rateLimit', ...Object.keys(FACTORIES)]
 const STORE_METHODS = ['get', 'set', 'setIfAbsent', 'delete', 'increment'] as const
 
 function checkStore (store: unknown): MultiauthStore {
@@ -106,7 +110,8 @@ async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<
   }
   for (const method of methods.values()) await method.setup?.(app)
 
-  const guardContext = { methods, roles: options.roles, timeoutMs }
+  const limits = options.rateLimit === undefined ? undefined : await createGuardLimits(app, options.rateLimit, ctx.store)
+  const guardContext = { methods, roles: options.roles, timeoutMs, limits }
   app.decorateRequest('user', null)
   app.decorateRequest('auth', null)
   app.decorate('authGuard', (spec: GuardSpec) => createGuard(guardContext, spec))

@@ -53,6 +53,8 @@ export interface AuthSuccess {
   claims?: Record<string, unknown>
   keyId?: string
   provider?: string
+  /** A per-credential budget for the keyed rate limit (an API key record's `rateLimit`). */
+  rateLimit?: { max: number, timeWindow?: number }
 }
 
 /** A refused credential, with the reason that goes to the log (never to the client). */

@@ -1,4 +1,6 @@
 import type { FastifyRequest } from 'fastify'
+import { apiKeyId, apiKeyMatches, parseApiKey } from '../api-keys.js'
+import type { ApiKeyRecord } from '../api-keys.js'
 import { BadRequestError, MultiauthOptionError } from '../errors.js'
 import { assertSingleHeader, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../headers.js'
 import { AuthFailure, isThenable } from '../types.js'
@@ -10,8 +12,20 @@ type Falsy = null | undefined | false | 0 | ''
 type Awaitable<T> = T | Promise<T>
 
 export interface ApiKeyOptions {
-  /** Return the user (or client) the key belongs to, anything falsy otherwise. */
-  verify: (key: string, request: FastifyRequest) => Awaitable<MultiauthUser | Falsy>
+  /** Full control: return the user (or client) the key belongs to, anything falsy otherwise. */
+  verify?: (key: string, request: FastifyRequest) => Awaitable<MultiauthUser | Falsy>
+  /**
+   * Or, for keys made by `generateApiKey`: return the stored record for a key id (falsy when
+   * there is none). The plugin checks format and checksum before calling it, then the hash
+   * (constant time), revocation, expiry, rotation grace and environment.
+   */
+  lookup?: (id: string, request: FastifyRequest) => Awaitable<ApiKeyRecord<MultiauthUser> | Falsy>
+  /** With `lookup`: the key prefix(es) this service issues; other prefixes are refused before the lookup. */
+  prefix?: string | readonly string[]
+  /** With `lookup`: the environment(s) this deployment accepts (e.g. `"live"`); other keys are refused before the lookup. Default: any. */
+  environment?: string | readonly string[]
+  /** With `lookup`: the clock for expiry and rotation grace, in ms since the epoch (tests). Default `Date.now`. */
+  now?: () => number
   /** Header carrying the key. Default `X-API-Key`. */
   header?: string
   /**
@@ -23,11 +37,71 @@ export interface ApiKeyOptions {
   maxLength?: number
 }
 
-const OPTION_KEYS = ['verify', 'header', 'query', 'maxLength']
+const OPTION_KEYS = ['verify', 'lookup', 'prefix', 'environment', 'now', 'header', 'query', 'maxLength']
 // Keys are printable; a control character (possible through %00 in a query) is malformed.
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/
 const REFUSED = new AuthFailure('verify callback refused the key')
+// Distinct log reasons, one response: the client never learns which check failed.
+const MALFORMED = new AuthFailure('not a well-formed key (format or checksum)')
+const WRONG_PREFIX = new AuthFailure('key prefix not accepted')
+const WRONG_ENVIRONMENT = new AuthFailure('key of the wrong environment')
+const UNKNOWN_KEY = new AuthFailure('unknown key')
+const REVOKED = new AuthFailure('key revoked')
+const EXPIRED = new AuthFailure('key expired')
+const GRACE_OVER = new AuthFailure('key rotated, grace period over')
+
+function toList (value: string | readonly string[] | undefined, path: string): ReadonlySet<string> | undefined {
+  if (value === undefined) return undefined
+  const list = typeof value === 'string' ? [value] : value
+  if (!Array.isArray(list) || list.length === 0 || !list.every((v) => typeof v === 'string' && v.length > 0)) {
+    throw new MultiauthOptionError(`${path} must be a non-empty string or array of strings`)
+  }
+  return new Set(list)
+}
+
+/** A timestamp from a record (ms or Date); anything else is bad data, a server error. */
+function timestamp (value: unknown, field: string): number {
+  const ms = value instanceof Date ? value.getTime() : value
+  if (typeof ms !== 'number' || Number.isNaN(ms)) throw new TypeError(`apiKey.lookup returned a record whose ${field} is not a number of ms or a Date`)
+  return ms
+}
+
+/** A malformed budget must not slip through as "no limit": bad data is a server error. */
+function checkRecordRateLimit (value: unknown): void {
+  const { max, timeWindow } = (value ?? {}) as { max?: unknown, timeWindow?: unknown }
+  if (!Number.isSafeInteger(max) || (max as number) < 1 || (timeWindow !== undefined && (!Number.isSafeInteger(timeWindow) || (timeWindow as number) < 1))) {
+    throw new TypeError('apiKey.lookup returned a record whose rateLimit is not { max: positive integer, timeWindow?: positive integer ms }')
+  }
+}
+
+/** The `lookup` flow: everything that can be checked without the database runs first. */
+function lookupVerifier (options: ApiKeyOptions): (key: string, request: FastifyRequest) => Promise<AuthSuccess | AuthFailure> {
+  const lookup = options.lookup as NonNullable<ApiKeyOptions['lookup']>
+  const prefixes = toList(options.prefix, 'apiKey.prefix')
+  const environments = toList(options.environment, 'apiKey.environment')
+  const now = options.now ?? Date.now
+  return async function verifyByLookup (key, request) {
+    const parsed = parseApiKey(key)
+    if (parsed === undefined) return MALFORMED
+    if (prefixes !== undefined && !prefixes.has(parsed.prefix)) return WRONG_PREFIX
+    if (environments !== undefined && !environments.has(parsed.environment)) return WRONG_ENVIRONMENT
+    const id = apiKeyId(key)
+    const record = await lookup(id, request)
+    if (!record) return UNKNOWN_KEY
+    if (typeof record !== 'object' || record.user === undefined || record.user === null) {
+      throw new TypeError('apiKey.lookup must return { user, hash, ... } or a falsy value')
+    }
+    if (!apiKeyMatches(key, record.hash)) return UNKNOWN_KEY
+    if (record.revoked === true) return REVOKED
+    const t = now()
+    if (record.expiresAt !== undefined && t >= timestamp(record.expiresAt, 'expiresAt')) return EXPIRED
+    if (record.graceEndsAt !== undefined && t >= timestamp(record.graceEndsAt, 'graceEndsAt')) return GRACE_OVER
+    if (record.environment !== undefined && record.environment !== parsed.environment) return WRONG_ENVIRONMENT
+    if (record.rateLimit !== undefined) checkRecordRateLimit(record.rateLimit)
+    return { user: record.user, method: 'apiKey', keyId: id, scopes: record.scopes, rateLimit: record.rateLimit }
+  }
+}
 
 function outcome (user: MultiauthUser | Falsy): AuthSuccess | AuthFailure {
   return user ? { user, method: 'apiKey' } : REFUSED
@@ -52,7 +126,15 @@ export function redactQueryParam (url: string, name: string): string {
 export function createApiKeyMethod (raw: unknown, ctx: MethodContext): AuthMethod {
   const options = checkObject(raw, 'apiKey') as unknown as ApiKeyOptions
   checkKeys(options as unknown as Record<string, unknown>, OPTION_KEYS, 'apiKey')
-  checkFunction(options.verify, 'apiKey.verify')
+  checkFunction(options.verify, 'apiKey.verify', false)
+  checkFunction(options.lookup, 'apiKey.lookup', false)
+  checkFunction(options.now, 'apiKey.now', false)
+  if ((options.verify === undefined) === (options.lookup === undefined)) {
+    throw new MultiauthOptionError('apiKey needs exactly one of apiKey.verify(key, request) or apiKey.lookup(id, request)')
+  }
+  if (options.lookup === undefined && (options.prefix !== undefined || options.environment !== undefined || options.now !== undefined)) {
+    throw new MultiauthOptionError('apiKey.prefix, apiKey.environment and apiKey.now apply only with apiKey.lookup')
+  }
   checkString(options.header, 'apiKey.header', false)
   checkPositiveInteger(options.maxLength, 'apiKey.maxLength')
   if (options.query !== undefined && typeof options.query !== 'boolean') checkString(options.query, 'apiKey.query')
@@ -65,6 +147,13 @@ export function createApiKeyMethod (raw: unknown, ctx: MethodContext): AuthMetho
   const queryName = options.query === true ? 'api_key' : (options.query || undefined)
   const maxLength = options.maxLength ?? DEFAULT_MAX_CREDENTIAL_LENGTH
   const { verify } = options
+  const check = options.lookup !== undefined
+    ? lookupVerifier(options)
+    : (key: string, request: FastifyRequest): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> => {
+      // No await when the callback answers synchronously (an in-memory table): the guard then needs no promise.
+      const user = (verify as NonNullable<ApiKeyOptions['verify']>)(key, request)
+      return isThenable(user) ? Promise.resolve(user).then(outcome) : outcome(user)
+    }
 
   function checkKey (key: string, where: string): string {
     if (key.length === 0) throw new BadRequestError(`empty API key in ${where}`)
@@ -91,11 +180,7 @@ export function createApiKeyMethod (raw: unknown, ctx: MethodContext): AuthMetho
     name: 'apiKey',
     challenge: `ApiKey realm="${ctx.realm}", header="${headerLabel}"`,
     extract,
-    verify (key: string, request) {
-      // No await when the callback answers synchronously (an in-memory table): the guard then needs no promise.
-      const user = verify(key, request)
-      return isThenable(user) ? Promise.resolve(user).then(outcome) : outcome(user)
-    },
+    verify: check,
     setup (app) {
       if (queryName === undefined) return
       // Keep the key out of access logs: every route registered after the plugin logs

@@ -20,6 +20,31 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`
 
 /**
+ * Bounds one Redis command by `timeoutMs`; a timeout or any failure becomes
+ * `StoreUnavailableError` (503). Shared with the rate-limit counters, which use the same client.
+ */
+export async function bounded<T> (timeoutMs: number, command: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const limit = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new StoreUnavailableError()), timeoutMs)
+  })
+  try {
+    return await Promise.race([command, limit])
+  } catch (err) {
+    throw err instanceof StoreUnavailableError ? err : Object.assign(new StoreUnavailableError(), { cause: err })
+  } finally {
+    clearTimeout(timer)
+    command.catch(() => {}) // a command that loses the race must not become an unhandled rejection
+  }
+}
+
+/** A TTL is a programming-time value: NaN or a negative number must not become a 503 ("store unavailable"). */
+function ttl (ms: number): number {
+  if (!Number.isFinite(ms) || ms <= 0) throw new RangeError(`store TTL must be a positive number of ms (got ${ms})`)
+  return Math.ceil(ms)
+}
+
+/**
  * Store on Redis (ioredis). Every command is bounded by `commandTimeout` and every
  * failure becomes `StoreUnavailableError` (503): requests fail closed while Redis is
  * down and succeed again as soon as ioredis reconnects, without a restart.
@@ -27,6 +52,8 @@ return n`
 export class RedisStore implements MultiauthStore {
   readonly client: Redis
   readonly prefix: string
+  /** Upper bound in ms for one command; also bounds the rate-limit counters on this client. */
+  readonly commandTimeout: number
   readonly #owned: boolean
   readonly #timeout: number
 
@@ -35,7 +62,9 @@ export class RedisStore implements MultiauthStore {
       throw new TypeError('RedisStore needs a client or connection options')
     }
     this.prefix = options.prefix ?? 'multiauth:'
-    this.#timeout = options.commandTimeout ?? 1000
+    if (typeof this.prefix !== 'string') throw new TypeError('RedisStore prefix must be a string')
+    this.#timeout = this.commandTimeout = options.commandTimeout ?? 1000
+    if (!Number.isSafeInteger(this.#timeout) || this.#timeout <= 0) throw new TypeError('RedisStore commandTimeout must be a positive integer (ms)')
     this.#owned = options.client === undefined
     // Commands issued while (re)connecting wait in ioredis' queue, bounded by our own
     // timeout; after one reconnection attempt ioredis fails them, so the queue stays small.
@@ -49,41 +78,26 @@ export class RedisStore implements MultiauthStore {
     this.client.defineCommand('multiauthIncrement', { numberOfKeys: 1, lua: INCREMENT })
   }
 
-  async #run<T> (command: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined
-    const limit = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new StoreUnavailableError()), this.#timeout)
-    })
-    try {
-      return await Promise.race([command, limit])
-    } catch (err) {
-      throw err instanceof StoreUnavailableError ? err : Object.assign(new StoreUnavailableError(), { cause: err })
-    } finally {
-      clearTimeout(timer)
-      command.catch(() => {}) // a command that loses the race must not become an unhandled rejection
-    }
-  }
-
   async get (key: string): Promise<string | null> {
-    return await this.#run(this.client.get(this.prefix + key))
+    return await bounded(this.#timeout, this.client.get(this.prefix + key))
   }
 
   async set (key: string, value: string, ttlMs: number): Promise<void> {
-    await this.#run(this.client.set(this.prefix + key, value, 'PX', Math.max(1, Math.ceil(ttlMs))))
+    await bounded(this.#timeout, this.client.set(this.prefix + key, value, 'PX', ttl(ttlMs)))
   }
 
   async setIfAbsent (key: string, value: string, ttlMs: number): Promise<boolean> {
-    const result = await this.#run(this.client.set(this.prefix + key, value, 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX'))
+    const result = await bounded(this.#timeout, this.client.set(this.prefix + key, value, 'PX', ttl(ttlMs), 'NX'))
     return result === 'OK'
   }
 
   async delete (key: string): Promise<void> {
-    await this.#run(this.client.del(this.prefix + key))
+    await bounded(this.#timeout, this.client.del(this.prefix + key))
   }
 
   async increment (key: string, ttlMs: number): Promise<number> {
     const client = this.client as Redis & { multiauthIncrement: (key: string, ttl: number) => Promise<number> }
-    return await this.#run(client.multiauthIncrement(this.prefix + key, Math.max(1, Math.ceil(ttlMs))))
+    return await bounded(this.#timeout, client.multiauthIncrement(this.prefix + key, ttl(ttlMs)))
   }
 
   async close (): Promise<void> {

@@ -9,6 +9,10 @@ export interface RedisServer {
   url: string
   stop (): Promise<void>
   restart (): Promise<void>
+  /** SIGSTOP: the server keeps its connections open but answers nothing (a hung Redis). */
+  pause (): void
+  /** SIGCONT after `pause()`. */
+  resume (): void
 }
 
 export const redisAvailable = spawnSync('redis-server', ['--version']).status === 0
@@ -80,6 +84,8 @@ export async function startRedis (options: StartRedisOptions = {}): Promise<Redi
     port,
     url: `redis://127.0.0.1:${port}`,
     stop: kill,
-    restart: async () => { await kill(); await launch() }
+    restart: async () => { await kill(); await launch() },
+    pause: () => { child?.kill('SIGSTOP') },
+    resume: () => { child?.kill('SIGCONT') }
   }
 }

@@ -1,0 +1,104 @@
+// Admin script: issue, list, rotate and revoke API keys.
+//
+//   npx tsx examples/api-keys-redis/admin.ts issue alice --scopes orders:read --env live --rate 100
+//   npx tsx examples/api-keys-redis/admin.ts list
+//   npx tsx examples/api-keys-redis/admin.ts rotate <id> --grace 3600
+//   npx tsx examples/api-keys-redis/admin.ts revoke <id>
+//
+// Records go to Redis when REDIS_URL is set, else to the file in KEYS_FILE (default ./api-keys.json).
+import { pathToFileURL } from 'node:url'
+import { parseArgs } from 'node:util'
+import { Redis } from 'ioredis'
+import { generateApiKey, rotateApiKey } from '../../src/index.js'
+import { fileKeys, redisKeys } from './keys.js'
+import type { KeyRepository, StoredKey } from './keys.js'
+
+const PREFIX = 'demo'
+
+export function openRepository (): KeyRepository {
+  if (process.env.REDIS_URL) return redisKeys(new Redis(process.env.REDIS_URL, { maxRetriesPerRequest: 1 }))
+  return fileKeys(process.env.KEYS_FILE ?? 'api-keys.json')
+}
+
+export async function issueKey (repo: KeyRepository, user: string, options: { environment?: string, scopes?: string[], rate?: number, expiresInDays?: number } = {}): Promise<{ key: string, record: StoredKey }> {
+  const environment = options.environment ?? 'live'
+  const made = generateApiKey({ prefix: PREFIX, environment })
+  const record: StoredKey = {
+    id: made.id,
+    hash: made.hash,
+    start: made.start,
+    prefix: made.prefix,
+    environment,
+    user: { id: user },
+    scopes: options.scopes ?? [],
+    createdAt: Date.now(),
+    ...(options.rate === undefined ? {} : { rateLimit: { max: options.rate, timeWindow: 60_000 } }),
+    ...(options.expiresInDays === undefined ? {} : { expiresAt: Date.now() + options.expiresInDays * 86_400_000 })
+  }
+  await repo.put(record)
+  return { key: made.key, record }
+}
+
+async function main (): Promise<void> {
+  const { positionals, values } = parseArgs({
+    allowPositionals: true,
+    options: {
+      env: { type: 'string', default: 'live' },
+      scopes: { type: 'string', default: '' },
+      rate: { type: 'string' },
+      'expires-in-days': { type: 'string' },
+      grace: { type: 'string', default: '86400' },
+      json: { type: 'boolean', default: false }
+    }
+  })
+  const [command, arg] = positionals
+  const repo = openRepository()
+  const print = (value: unknown, text: string): void => { console.log(values.json ? JSON.stringify(value) : text) }
+  try {
+    switch (command) {
+      case 'issue': {
+        if (arg === undefined) throw new Error('usage: issue <user-id> [--env live] [--scopes a,b] [--rate N] [--expires-in-days N]')
+        const { key, record } = await issueKey(repo, arg, {
+          environment: values.env,
+          scopes: values.scopes === '' ? [] : values.scopes.split(','),
+          rate: values.rate === undefined ? undefined : Number(values.rate),
+          expiresInDays: values['expires-in-days'] === undefined ? undefined : Number(values['expires-in-days'])
+        })
+        print({ key, id: record.id }, `key ${key}\nid  ${record.id}\nShown once: only its hash is stored.`)
+        break
+      }
+      case 'list': {
+        const all = await repo.list()
+        print(all.map(({ hash: _hash, ...r }) => r), all.map((r) =>
+          `${r.id}  ${r.start}…  user=${r.user.id}  scopes=${(r.scopes ?? []).join(',') || '-'}` +
+          (r.revoked ? '  REVOKED' : '') + (r.graceEndsAt ? `  rotated, works until ${new Date(r.graceEndsAt).toISOString()}` : '')
+        ).join('\n') || '(no keys)')
+        break
+      }
+      case 'rotate': {
+        const old = arg === undefined ? null : await repo.get(arg)
+        if (old === null) throw new Error(`usage: rotate <id> [--grace seconds]; no key ${arg}`)
+        const next = rotateApiKey(old, { graceSeconds: Number(values.grace) })
+        await repo.put({ ...old, id: next.id, hash: next.hash, start: next.start, createdAt: Date.now(), graceEndsAt: undefined, replacedBy: undefined })
+        await repo.put({ ...old, ...next.previous })
+        print({ key: next.key, id: next.id, previous: next.previous }, `key ${next.key}\nid  ${next.id}\nThe old key works until ${new Date(next.previous.graceEndsAt).toISOString()}.`)
+        break
+      }
+      case 'revoke': {
+        const old = arg === undefined ? null : await repo.get(arg)
+        if (old === null) throw new Error(`usage: revoke <id>; no key ${arg}`)
+        await repo.put({ ...old, revoked: true })
+        print({ revoked: arg }, `revoked ${arg}`)
+        break
+      }
+      default:
+        throw new Error('commands: issue <user-id> | list | rotate <id> | revoke <id>')
+    }
+  } finally {
+    await repo.close()
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err: Error) => { console.error(err.message); process.exitCode = 1 })
+}

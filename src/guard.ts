@@ -168,6 +168,7 @@ export function createGuard (ctx: GuardContext, spec: GuardSpec): onRequestAsync
       const outcome = await verify(ctx, method, credentials, request, reply)
       if (outcome instanceof AuthFailure) {
         refuse(request, method, outcome)
+        if (outcome.forbidden !== undefined) throw new ForbiddenError(outcome.forbidden)
         throw unauthorized(reply, guard, new Set([method]))
       }
       if (first === undefined) first = outcome
@@ -183,6 +184,7 @@ export function createGuard (ctx: GuardContext, spec: GuardSpec): onRequestAsync
     let presented = false
     let badRequest: Error | undefined
     let refused: Set<AuthMethod> | undefined
+    let forbidden: AuthFailure | undefined
     for (const method of methods) {
       let credentials: unknown
       try {
@@ -199,12 +201,14 @@ export function createGuard (ctx: GuardContext, spec: GuardSpec): onRequestAsync
       const outcome = await verify(ctx, method, credentials, request, reply)
       if (outcome instanceof AuthFailure) {
         refuse(request, method, outcome)
-        ;(refused ??= new Set()).add(method)
+        if (outcome.forbidden !== undefined) forbidden ??= outcome
+        else (refused ??= new Set()).add(method)
         continue
       }
       return await admit(ctx, guard, method, outcome, request, reply)
     }
     if (!presented && guard.optional) return
+    if (forbidden !== undefined) throw new ForbiddenError(forbidden.forbidden)
     if (badRequest !== undefined) throw badRequest
     throw unauthorized(reply, guard, refused)
   }

@@ -41,6 +41,9 @@ export async function start (options: { port?: number } = {}): Promise<ExampleSe
   const users = new Map<string, User>()
 
   const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'warn' } })
+  // The logout button is an HTML form (use @fastify/formbody in a real app).
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 },
+    (_request, body, done) => { done(null, Object.fromEntries(new URLSearchParams(body as string))) })
   await app.register(multiauth, {
     session: {
       secret: process.env.SESSION_SECRET ?? 'change-me-to-a-random-secret-of-32+-chars',

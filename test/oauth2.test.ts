@@ -2,7 +2,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
-import multiauth from '../src/index.js'
+import multiauth, { login } from '../src/index.js'
 import type { MultiauthOptions, OAuth2Options, OAuth2Profile, OAuth2Tokens } from '../src/index.js'
 import { resolveProvider } from '../src/methods/oauth2.js'
 import { CookieJar, runCodeFlow, startOidcProvider } from './helpers/oidc-provider.js'
@@ -43,6 +43,12 @@ async function harness (t: Test, oauth2: Partial<OAuth2Options> = {}): Promise<H
     }
   })
   app.get('/me', { onRequest: app.authGuard(['session']) }, async (request) => ({ user: request.user, auth: request.auth }))
+  app.post('/password-login', async (request) => {
+    const user = { id: 'local:pw', email: 'pw@example.test' }
+    users.set(user.id, user)
+    await login(request, user)
+    return 'ok'
+  })
   app.get('/oauth-only', { onRequest: app.authGuard(['oauth2']) }, async (request) => ({ method: request.auth?.method }))
   await app.listen({ port, host: 'localhost' })
   t.teardown(() => app.close())
@@ -81,6 +87,16 @@ t.test('full code flow with PKCE ends in a session for the mapped user', async (
   const cookies = [...jar.cookies.keys()]
   t.notOk(cookies.some((c) => /oauth2|multiauth/.test(c)), `flow cookies cleared (left: ${cookies.join(', ')})`)
   t.notOk(jar.header().includes(logins[0]?.tokens.access_token as string), 'provider tokens are not in any cookie')
+})
+
+t.test('authGuard([\'oauth2\']) refuses a session started by login(); [\'session\'] reports it as "session"', async (t) => {
+  const { base } = await harness(t)
+  const jar = new CookieJar()
+  t.equal((await jar.fetch(`${base}/password-login`, { method: 'POST' })).status, 200)
+  t.equal((await jar.fetch(`${base}/oauth-only`)).status, 401)
+  const me = await (await jar.fetch(`${base}/me`)).json() as { auth: { method: string, provider?: string } }
+  t.equal(me.auth.method, 'session')
+  t.equal(me.auth.provider, undefined)
 })
 
 t.test('allowed ?next= is honoured; any other is a 400 (no open redirect)', async (t) => {

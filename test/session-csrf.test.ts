@@ -75,6 +75,23 @@ t.test('the same cross-site POST authenticated by Basic or API key is allowed', 
   t.equal(badKey.statusCode, 403, 'a refused API key does not turn the cross-site session POST into a pass')
 })
 
+t.test('mode "all" with a cross-site session POST → 403; verifySession applies the same check', async (t) => {
+  const server = Fastify()
+  await server.register(multiauth, {
+    session: { secret: SESSION_SECRET, secure: false, lookup },
+    apiKey: { verify: (key) => key === 'key-123' ? alice : null }
+  })
+  server.post('/login', async (request) => { await login(request, alice); return 'ok' })
+  server.post('/both', { onRequest: server.authGuard({ methods: ['session', 'apiKey'], mode: 'all' }) }, async () => 'ok')
+  server.post('/verify', { onRequest: server.verifySession }, async (request) => ({ via: request.auth?.method }))
+  const cookie = cookieFrom(await server.inject({ method: 'POST', url: '/login' }), 'sid')
+  const headers = { cookie, 'x-api-key': 'key-123' }
+  t.equal((await server.inject({ method: 'POST', url: '/both', headers: { ...headers, origin: 'https://evil.example' } })).statusCode, 403)
+  t.equal((await server.inject({ method: 'POST', url: '/both', headers: { ...headers, 'sec-fetch-site': 'same-origin' } })).statusCode, 200)
+  t.equal((await server.inject({ method: 'POST', url: '/verify', headers: { cookie, origin: 'https://evil.example' } })).statusCode, 403)
+  t.same((await server.inject({ method: 'POST', url: '/verify', headers: { cookie, 'sec-fetch-site': 'same-origin' } })).json(), { via: 'session' })
+})
+
 t.test('trusted origins and csrf: false', async (t) => {
   const trusted = await app({ trustedOrigins: ['https://admin.example'] })
   let cookie = await loggedIn(trusted)

@@ -212,6 +212,8 @@ t.test('GitHub preset: start route sends state, PKCE S256 and minimal scopes to 
   t.equal(location.searchParams.get('nonce'), null, 'no nonce: GitHub is not OpenID Connect')
   const cookies = response.cookies.map((c) => c.name)
   t.ok(cookies.includes('__Host-oauth2-redirect-state'), 'state cookie is __Host- prefixed over https')
+  t.ok(cookies.includes('__Host-multiauth-oauth2'), 'so is the nonce cookie')
+  t.ok(response.cookies.every((c) => c.secure === true && c.path === '/'), 'flow cookies are Secure, Path=/')
   t.ok(response.cookies.every((c) => c.httpOnly === true && c.sameSite === 'Lax'), 'flow cookies are HttpOnly, SameSite=Lax')
   await app.close()
 })

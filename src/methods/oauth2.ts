@@ -92,8 +92,6 @@ const GITHUB_AUTH = {
 const GITHUB_API = 'https://api.github.com'
 /** Asymmetric JWS algorithms only: an id_token "signed" with the client secret or `none` is refused. */
 const ASYMMETRIC = /^(RS|PS|ES)(256|384|512)$|^EdDSA$|^Ed25519$/
-/** Flow cookie: the nonce and the index of the allowed `next` path, bound to the browser that started the login. */
-const FLOW_COOKIE = 'multiauth-oauth2'
 /** jose errors that mean "this id_token is not valid for us" (401), as opposed to a provider or network failure (502). */
 const INVALID_TOKEN_ERRORS = [
   joseErrors.JWTClaimValidationFailed, joseErrors.JWTExpired, joseErrors.JWTInvalid, joseErrors.JWSInvalid,
@@ -192,6 +190,10 @@ export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMetho
   const httpTimeout = options.httpTimeout ?? 5000
   const secureCookies = base.protocol === 'https:'
   const origin = base.origin
+  // Our flow cookie (the nonce and the index of the allowed `next` path), with the same
+  // __Host- protection over HTTPS as @fastify/oauth2's state and verifier cookies.
+  const flowCookie = secureCookies ? '__Host-multiauth-oauth2' : 'multiauth-oauth2'
+  const flowCookieOptions = { httpOnly: true, secure: secureCookies, sameSite: 'lax' as const, path: '/' }
 
   async function registerProvider (app: FastifyInstance, p: typeof resolved[number]): Promise<ProviderRuntime> {
     const decoration = `multiauthOAuth2:${p.name}`
@@ -278,15 +280,15 @@ export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMetho
           if (nextIndex === -1) throw new BadRequestError('next is not an allowed redirect')
         }
         const nonce = randomBytes(16).toString('base64url')
-        reply.setCookie(FLOW_COOKIE, `${nonce}.${nextIndex}`, { httpOnly: true, secure: secureCookies, sameSite: 'lax', path: `${prefix}/`, maxAge: 600 })
+        reply.setCookie(flowCookie, `${nonce}.${nextIndex}`, { ...flowCookieOptions, maxAge: 600 })
         const uri = new URL(await runtime.oauth2().generateAuthorizationUri(request, reply))
         if (runtime.kind === 'oidc') uri.searchParams.set('nonce', nonce)
         return await reply.redirect(uri.href)
       })
 
       app.get(`${startPath}/callback`, async (request: FastifyRequest<{ Querystring: Record<string, unknown> }>, reply: FastifyReply) => {
-        const flow = request.cookies[FLOW_COOKIE]
-        reply.clearCookie(FLOW_COOKIE, { path: `${prefix}/`, secure: secureCookies, httpOnly: true, sameSite: 'lax' })
+        const flow = request.cookies[flowCookie]
+        reply.clearCookie(flowCookie, flowCookieOptions)
         if (typeof request.query.error === 'string') throw refused(request, p.name, `provider answered error=${request.query.error.slice(0, 64)}`)
         if (typeof request.query.code !== 'string') throw refused(request, p.name, 'no code in the callback')
         const dot = flow?.lastIndexOf('.') ?? -1

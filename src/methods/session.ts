@@ -59,7 +59,7 @@ declare module 'fastify' {
 
 const OPTION_KEYS = ['lookup', 'userId', 'secret', 'cookieName', 'secure', 'domain', 'maxAge', 'absoluteTimeout', 'store', 'csrf']
 /** Options that configure @fastify/session itself: they cannot apply when the application registered it. */
-const REGISTRATION_KEYS = ['secret', 'cookieName', 'secure', 'domain', 'maxAge', 'store']
+const REGISTRATION_KEYS = ['secret', 'secure', 'domain', 'maxAge', 'store']
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
 const STORE_PREFIX = 'sess:'
 const HOUR = 3_600_000
@@ -262,7 +262,7 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
   async function setup (app: FastifyInstance): Promise<void> {
     if (app.hasPlugin('@fastify/session')) {
       // The application owns the cookie settings; only our own options apply.
-      const conflicting = REGISTRATION_KEYS.filter((key) => (options as unknown as Record<string, unknown>)[key] !== undefined && key !== 'cookieName')
+      const conflicting = REGISTRATION_KEYS.filter((key) => (options as unknown as Record<string, unknown>)[key] !== undefined)
       if (conflicting.length > 0) {
         throw new MultiauthOptionError(`@fastify/session is already registered, so session.${conflicting.join(', session.')} cannot apply; configure them on your @fastify/session registration (and pass session.cookieName if it is not "sessionId")`)
       }

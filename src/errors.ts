@@ -29,6 +29,12 @@ export const CallbackError = createError(
   'Authentication callback failed',
   500
 )
+/** The OAuth2 provider failed or answered nonsense (not a refused login, which is a 401). */
+export const OAuth2ProviderError = createError(
+  'FST_MULTIAUTH_OAUTH2_PROVIDER',
+  'OAuth2 provider error: %s',
+  502
+)
 export const TooManyRequestsError = createError(
   'FST_MULTIAUTH_TOO_MANY_REQUESTS',
   'Too many requests, retry in %s seconds',

@@ -258,6 +258,7 @@ export function createGuard (ctx: GuardContext, spec: GuardSpec): onRequestAsync
       if (isThenable(outcome)) outcome = await outcome
       if (outcome instanceof AuthFailure) {
         refuse(request, method, outcome)
+        if (outcome.forbidden !== undefined) throw new ForbiddenError(outcome.forbidden)
         throw unauthorized(reply, guard, new Set([method]))
       }
       if (first === undefined) first = outcome
@@ -275,6 +276,7 @@ export function createGuard (ctx: GuardContext, spec: GuardSpec): onRequestAsync
     let presented = false
     let badRequest: Error | undefined
     let refused: Set<AuthMethod> | undefined
+    let forbidden: AuthFailure | undefined
     for (const method of methods) {
       let credentials: unknown
       try {
@@ -292,7 +294,8 @@ export function createGuard (ctx: GuardContext, spec: GuardSpec): onRequestAsync
       if (isThenable(outcome)) outcome = await outcome
       if (outcome instanceof AuthFailure) {
         refuse(request, method, outcome)
-        ;(refused ??= new Set()).add(method)
+        if (outcome.forbidden !== undefined) forbidden ??= outcome
+        else (refused ??= new Set()).add(method)
         continue
       }
       const admitted = admit(ctx, guard, method, outcome, request, reply)
@@ -300,6 +303,7 @@ export function createGuard (ctx: GuardContext, spec: GuardSpec): onRequestAsync
       return
     }
     if (!presented && guard.optional) return
+    if (forbidden !== undefined) throw new ForbiddenError(forbidden.forbidden)
     if (badRequest !== undefined) throw badRequest
     throw unauthorized(reply, guard, refused)
   }

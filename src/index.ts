@@ -7,6 +7,9 @@ export type { AuthInfo, AuthMethod, AuthSuccess, GuardOptions, GuardSpec, Method
 export { AuthFailure } from './types.js'
 export type { BasicOptions, BasicUserRecord } from './methods/basic.js'
 export type { ApiKeyOptions } from './methods/api-key.js'
+export type { SessionOptions, SessionCsrfOptions, SessionRecord } from './methods/session.js'
+export { login, logout, SessionStoreAdapter } from './methods/session.js'
+export type { OAuth2Options, OAuth2ProviderOptions, OAuth2Profile, OAuth2Tokens } from './methods/oauth2.js'
 export type { MultiauthStore } from './stores/types.js'
 export { MemoryStore } from './stores/memory.js'
 export { RedisStore } from './stores/redis.js'
@@ -15,7 +18,7 @@ export type { MemoryStoreOptions } from './stores/memory.js'
 export { hashPassword, verifyPassword, needsRehash, constantTimeEqual, PASSWORD_HASH_OPTIONS } from './password.js'
 export {
   UnauthorizedError, ForbiddenError, BadRequestError, NotConfiguredError, StoreUnavailableError,
-  CallbackTimeoutError, CallbackError, TooManyRequestsError, MultiauthOptionError
+  CallbackTimeoutError, CallbackError, TooManyRequestsError, OAuth2ProviderError, MultiauthOptionError
 } from './errors.js'
 export { clearVerifiedCredentials } from './credential-cache.js'
 export type { VerifiedCredentialCacheOptions } from './credential-cache.js'

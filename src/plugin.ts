@@ -10,6 +10,10 @@ import type { BasicOptions } from './methods/basic.js'
 import type { MethodContext } from './methods/context.js'
 import { createGuardLimits } from './rate-limit.js'
 import type { RateLimitOptions } from './rate-limit.js'
+import { createOAuth2Method } from './methods/oauth2.js'
+import type { OAuth2Options } from './methods/oauth2.js'
+import { createSessionMethod } from './methods/session.js'
+import type { SessionOptions } from './methods/session.js'
 import { MemoryStore } from './stores/memory.js'
 import type { MultiauthStore } from './stores/types.js'
 import type { AuthInfo, AuthMethod, GuardSpec, MethodName, MultiauthUser } from './types.js'
@@ -20,6 +24,9 @@ export interface MultiauthOptions {
   realm?: string
   basic?: BasicOptions
   apiKey?: ApiKeyOptions
+  session?: SessionOptions
+  /** OAuth2 / OpenID Connect login; needs `session`. */
+  oauth2?: OAuth2Options
   /** The user's roles, for guards with `roles` (Flask-HTTPAuth's `get_user_roles`). */
   roles?: RolesCallback
   /** Shared state (revocations, refresh families, sessions, counters). Default: in-memory, one process. */
@@ -56,8 +63,9 @@ const FACTORIES: Record<MethodName, MethodFactory | undefined> = {
   basic: createBasicMethod,
   token: undefined,
   apiKey: createApiKeyMethod,
-  session: undefined,
-  oauth2: undefined
+  session: createSessionMethod,
+  // After session: a provider login starts a session.
+  oauth2: createOAuth2Method
 }
 
 const VERIFIERS: ReadonlyArray<[MethodName, string]> = [

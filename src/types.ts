@@ -57,9 +57,14 @@ export interface AuthSuccess {
   rateLimit?: { max: number, timeWindow?: number }
 }
 
-/** A refused credential, with the reason that goes to the log (never to the client). */
+/**
+ * A refused credential, with the reason that goes to the log (never to the client).
+ * With `forbidden`, the credentials were valid but this request may not use them
+ * (a cross-site POST with the session cookie): a 403 with that message, unless another
+ * method of the guard admits the request.
+ */
 export class AuthFailure {
-  constructor (readonly reason: string) {}
+  constructor (readonly reason: string, readonly forbidden?: string) {}
 }
 
 /**

@@ -1,0 +1,112 @@
+// Cookie sessions with a login form, a protected page and logout, stored in Redis.
+// Run: npx tsx examples/sessions/server.ts   (REDIS_URL=redis://… to use your Redis;
+// otherwise a throwaway local redis-server is started, or memory if there is none).
+import { pathToFileURL } from 'node:url'
+import Fastify from 'fastify'
+import type { FastifyError, FastifyInstance } from 'fastify'
+import multiauth, { hashPassword, login, logout, MemoryStore, RedisStore, verifyPassword } from '../../src/index.js'
+import type { MultiauthStore } from '../../src/index.js'
+import { redisAvailable, startRedis } from '../../test/helpers/redis.js'
+
+interface User { id: string, name: string, passwordHash: string }
+
+export interface ExampleServer { app: FastifyInstance, url: string, close: () => Promise<void> }
+
+const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+const page = (title: string, body: string): string =>
+  `<!doctype html><meta charset="utf-8"><title>${escapeHtml(title)}</title><h1>${escapeHtml(title)}</h1>${body}`
+const loginForm = (error = ''): string => page('Sign in', `${error === '' ? '' : `<p id="error">${escapeHtml(error)}</p>`}
+<form method="post" action="/login">
+  <label>User name <input name="username" id="username" autocomplete="username"></label>
+  <label>Password <input name="password" id="password" type="password" autocomplete="current-password"></label>
+  <button type="submit" id="sign-in">Sign in</button>
+</form><p>Try alice / wonderland.</p>`)
+
+export async function start (options: { port?: number, redisUrl?: string } = {}): Promise<ExampleServer> {
+  // Demo users; a real application has a database.
+  const users = new Map<string, User>([
+    ['alice', { id: 'alice', name: 'Alice', passwordHash: await hashPassword('wonderland') }]
+  ])
+  const cleanup: Array<() => Promise<void>> = []
+  let store: MultiauthStore
+  const redisUrl = options.redisUrl ?? process.env.REDIS_URL
+  if (redisUrl !== undefined) {
+    store = new RedisStore({ connection: redisUrl })
+  } else if (redisAvailable) {
+    const redis = await startRedis()
+    cleanup.push(redis.stop)
+    store = new RedisStore({ connection: redis.url })
+  } else {
+    console.warn('redis-server not found: sessions are kept in memory (one process only)')
+    store = new MemoryStore()
+  }
+  cleanup.unshift(async () => { await store.close?.() })
+
+  const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'warn' } })
+  // HTML forms post application/x-www-form-urlencoded (use @fastify/formbody in a real app).
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 },
+    (_request, body, done) => { done(null, Object.fromEntries(new URLSearchParams(body as string))) })
+
+  await app.register(multiauth, {
+    store,
+    session: {
+      secret: process.env.SESSION_SECRET ?? 'change-me-to-a-random-secret-of-32+-chars',
+      // Local HTTP only: in production leave `secure` at its default (true) and serve HTTPS.
+      secure: false,
+      lookup: (id) => {
+        const user = users.get(id)
+        return user === undefined ? null : { id: user.id, name: user.name }
+      }
+    }
+  })
+
+  // A browser should see a page, not JSON, when it is not logged in.
+  app.setErrorHandler(async (error: FastifyError, _request, reply) => {
+    const status = error.statusCode ?? 500
+    if (status === 401) return await reply.code(401).type('text/html').send(loginForm('Please sign in.'))
+    return await reply.code(status).type('text/html').send(page(`Error ${status}`, `<p>${escapeHtml(status >= 500 ? 'Server error' : error.message)}</p>`))
+  })
+
+  app.get('/', async (_request, reply) => await reply.type('text/html').send(loginForm()))
+
+  app.post<{ Body: { username?: string, password?: string } }>('/login', async (request, reply) => {
+    const { username = '', password = '' } = request.body ?? {}
+    const user = users.get(username)
+    // Same argon2 cost for unknown users and wrong passwords.
+    const ok = await verifyPassword(user?.passwordHash ?? users.get('alice')?.passwordHash as string, password)
+    if (user === undefined || !ok) return await reply.code(401).type('text/html').send(loginForm('Wrong user name or password.'))
+    await login(request, { id: user.id, name: user.name })
+    return await reply.redirect('/private', 303)
+  })
+
+  const loggedIn = app.authGuard(['session'])
+  app.get('/private', { onRequest: loggedIn }, async (request, reply) => {
+    const user = request.user as { name: string }
+    return await reply.type('text/html').send(page('Private page', `<p id="greeting">Hello, ${escapeHtml(user.name)} (via ${request.auth?.method})</p>
+<form method="post" action="/logout"><button type="submit" id="logout">Log out</button></form>`))
+  })
+
+  app.post('/logout', { onRequest: loggedIn }, async (request, reply) => {
+    await logout(request)
+    return await reply.redirect('/', 303)
+  })
+
+  await app.listen({ port: options.port ?? Number(process.env.PORT ?? 3000), host: 'localhost' })
+  const { port } = app.server.address() as { port: number }
+  return {
+    app,
+    url: `http://localhost:${port}`,
+    close: async () => {
+      await app.close()
+      for (const fn of cleanup) await fn()
+    }
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const server = await start()
+  console.log(`Sessions example on ${server.url}/ — sign in as alice / wonderland`)
+  const stop = (): void => { server.close().then(() => process.exit(0), () => process.exit(1)) }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+}

@@ -1,0 +1,339 @@
+import { randomBytes } from 'node:crypto'
+import fastifyOauth2 from '@fastify/oauth2'
+import type { OAuth2Namespace } from '@fastify/oauth2'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose'
+import type { JWTPayload } from 'jose'
+import { BadRequestError, MESSAGE_INVALID, MultiauthOptionError, OAuth2ProviderError, UnauthorizedError } from '../errors.js'
+import type { AuthMethod, MultiauthUser } from '../types.js'
+import { checkFunction, checkKeys, checkObject, checkPositiveInteger, checkString, isPlainObject } from '../validate.js'
+import type { MethodContext } from './context.js'
+import { oauth2SessionMethod } from './session.js'
+import type { SessionCore } from './session.js'
+
+type Falsy = null | undefined | false | 0 | ''
+type Awaitable<T> = T | Promise<T>
+
+export interface OAuth2ProviderOptions {
+  /** `'google'`, `'github'` or `'oidc'` (any OpenID Connect provider, by `issuer`). Default `'oidc'`. */
+  preset?: 'google' | 'github' | 'oidc'
+  /** OpenID Connect issuer; its discovery document is `<issuer>/.well-known/openid-configuration`. Required for `'oidc'`. */
+  issuer?: string
+  clientId: string
+  clientSecret: string
+  /** Default: `openid email profile` for OpenID Connect, `read:user user:email` for GitHub. */
+  scope?: string[]
+}
+
+/** The provider identity handed to `onLogin`. */
+export interface OAuth2Profile {
+  /** The key of `oauth2.providers` the login went through. */
+  provider: string
+  /** Stable subject at the provider (`sub`, or GitHub's numeric id): link accounts on (provider, id), not on email. */
+  id: string
+  email?: string
+  /** Whether the provider verified `email`; do not link by email when it is not `true`. */
+  emailVerified?: boolean
+  name?: string
+  /** The validated id_token claims (OpenID Connect, plus userinfo when fetched) or GitHub's user object. */
+  claims: Record<string, unknown>
+}
+
+/** The provider's token response. Never stored by the plugin: keep what you need in `onLogin`. */
+export interface OAuth2Tokens {
+  access_token: string
+  token_type: string
+  refresh_token?: string
+  id_token?: string
+  expires_in?: number
+  scope?: string
+  [key: string]: unknown
+}
+
+export interface OAuth2Options {
+  providers: Record<string, OAuth2ProviderOptions>
+  /** This application's public origin (`https://app.example.com`): callback URLs are built from it, never from the Host header. */
+  baseUrl: string
+  /** Route prefix: `GET <prefix>/<provider>` starts a login, `GET <prefix>/<provider>/callback` ends it. Default `/auth`. */
+  prefix?: string
+  /** Maps the provider identity to your user (find, link or create). Falsy refuses the login (401). */
+  onLogin: (profile: OAuth2Profile, tokens: OAuth2Tokens, request: FastifyRequest) => Awaitable<MultiauthUser | Falsy>
+  /** Where the browser goes after login. Default `/`. */
+  redirect?: string
+  /** Paths the start route accepts in `?next=` (exact match, local paths only). Anything else is a 400: no open redirect. */
+  allowedRedirects?: string[]
+  /** Timeout in ms for discovery, JWKS and userinfo requests. Default 5000. */
+  httpTimeout?: number
+}
+
+interface ProviderRuntime {
+  name: string
+  kind: 'oidc' | 'github'
+  oauth2: () => OAuth2Namespace
+  // OpenID Connect only, filled from discovery at setup:
+  issuer?: string
+  jwks?: ReturnType<typeof createRemoteJWKSet>
+  algorithms?: string[]
+  userinfoEndpoint?: string
+}
+
+const OPTION_KEYS = ['providers', 'baseUrl', 'prefix', 'onLogin', 'redirect', 'allowedRedirects', 'httpTimeout']
+const PROVIDER_KEYS = ['preset', 'issuer', 'clientId', 'clientSecret', 'scope']
+const PROVIDER_NAME = /^[a-z][a-z0-9-]{0,31}$/
+const OIDC_SCOPE = ['openid', 'email', 'profile']
+const GITHUB_SCOPE = ['read:user', 'user:email']
+const GOOGLE_ISSUER = 'https://accounts.google.com'
+const GITHUB_AUTH = {
+  authorizeHost: 'https://github.com',
+  authorizePath: '/login/oauth/authorize',
+  tokenHost: 'https://github.com',
+  tokenPath: '/login/oauth/access_token'
+}
+const GITHUB_API = 'https://api.github.com'
+/** Asymmetric JWS algorithms only: an id_token "signed" with the client secret or `none` is refused. */
+const ASYMMETRIC = /^(RS|PS|ES)(256|384|512)$|^EdDSA$|^Ed25519$/
+/** jose errors that mean "this id_token is not valid for us" (401), as opposed to a provider or network failure (502). */
+const INVALID_TOKEN_ERRORS = [
+  joseErrors.JWTClaimValidationFailed, joseErrors.JWTExpired, joseErrors.JWTInvalid, joseErrors.JWSInvalid,
+  joseErrors.JWSSignatureVerificationFailed, joseErrors.JWKSNoMatchingKey, joseErrors.JOSEAlgNotAllowed,
+  joseErrors.JWKSMultipleMatchingKeys, joseErrors.JOSENotSupported
+]
+
+/** A 401 for a refused login, with the reason in the log only. */
+function refused (request: FastifyRequest, provider: string, reason: string, err?: unknown): Error {
+  request.log.info({ authMethod: 'oauth2', provider, reason, err }, 'multiauth: OAuth2 login refused')
+  return new UnauthorizedError(MESSAGE_INVALID)
+}
+
+/** The preset's settings, resolved and checked at registration. Exported for tests. */
+export function resolveProvider (name: string, raw: unknown): { kind: 'oidc' | 'github', issuer?: string, clientId: string, clientSecret: string, scope: string[] } {
+  const path = `oauth2.providers.${name}`
+  if (!PROVIDER_NAME.test(name)) throw new MultiauthOptionError(`${path}: provider names are lower-case letters, digits and dashes (they become URL paths)`)
+  const options = checkObject(raw, path) as unknown as OAuth2ProviderOptions
+  checkKeys(options as unknown as Record<string, unknown>, PROVIDER_KEYS, path)
+  checkString(options.clientId, `${path}.clientId`)
+  checkString(options.clientSecret, `${path}.clientSecret`)
+  const preset = options.preset ?? 'oidc'
+  if (preset !== 'google' && preset !== 'github' && preset !== 'oidc') throw new MultiauthOptionError(`${path}.preset must be "google", "github" or "oidc"`)
+  if (options.scope !== undefined && (!Array.isArray(options.scope) || !options.scope.every((s) => typeof s === 'string' && /^[\x21\x23-\x5b\x5d-\x7e]+$/.test(s)))) {
+    throw new MultiauthOptionError(`${path}.scope must be an array of scope tokens`)
+  }
+  let issuer: string | undefined
+  if (preset === 'github') {
+    if (options.issuer !== undefined) throw new MultiauthOptionError(`${path}.issuer does not apply to GitHub (it is not an OpenID Connect provider)`)
+  } else {
+    issuer = preset === 'google' ? (options.issuer ?? GOOGLE_ISSUER) : options.issuer
+    checkString(issuer, `${path}.issuer`)
+    let url: URL | undefined
+    try { url = new URL(issuer as string) } catch {}
+    if (url === undefined || url.search !== '' || url.hash !== '' || (url.protocol !== 'https:' && !isLoopback(url))) {
+      throw new MultiauthOptionError(`${path}.issuer must be an https URL without query or fragment (http only on localhost)`)
+    }
+  }
+  const scope = options.scope ?? (preset === 'github' ? GITHUB_SCOPE : OIDC_SCOPE)
+  if (preset !== 'github' && !scope.includes('openid')) throw new MultiauthOptionError(`${path}.scope must include "openid"`)
+  return { kind: preset === 'github' ? 'github' : 'oidc', issuer, clientId: options.clientId, clientSecret: options.clientSecret, scope: [...scope] }
+}
+
+function isLoopback (url: URL): boolean {
+  return url.hostname === 'localhost' || url.hostname === '127.0.0.1' || url.hostname === '[::1]'
+}
+
+async function getJson (url: string, timeoutMs: number, headers: Record<string, string> = {}): Promise<Record<string, unknown>> {
+  const response = await fetch(url, { headers: { accept: 'application/json', ...headers }, signal: AbortSignal.timeout(timeoutMs), redirect: 'error' })
+  if (!response.ok) throw new OAuth2ProviderError(`${url} answered ${response.status}`)
+  const body: unknown = await response.json()
+  if (!isPlainObject(body)) throw new OAuth2ProviderError(`${url} did not answer a JSON object`)
+  return body
+}
+
+function endpoint (metadata: Record<string, unknown>, key: string, issuer: string): URL {
+  const value = metadata[key]
+  let url: URL | undefined
+  try { url = new URL(String(value)) } catch {}
+  if (typeof value !== 'string' || url === undefined) throw new MultiauthOptionError(`discovery document of ${issuer} has no valid ${key}`)
+  return url
+}
+
+function optionalString (value: unknown): string | undefined {
+  return typeof value === 'string' && value.length > 0 ? value : undefined
+}
+
+export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMethod {
+  const options = checkObject(raw, 'oauth2') as unknown as OAuth2Options
+  checkKeys(options as unknown as Record<string, unknown>, OPTION_KEYS, 'oauth2')
+  checkFunction(options.onLogin, 'oauth2.onLogin')
+  checkString(options.baseUrl, 'oauth2.baseUrl')
+  checkPositiveInteger(options.httpTimeout, 'oauth2.httpTimeout')
+  let base: URL | undefined
+  try { base = new URL(options.baseUrl) } catch {}
+  if (base === undefined || base.origin !== options.baseUrl.replace(/\/$/, '')) {
+    throw new MultiauthOptionError('oauth2.baseUrl must be an origin such as https://app.example.com (no path)')
+  }
+  const prefix = options.prefix ?? '/auth'
+  if (typeof prefix !== 'string' || !/^(\/[A-Za-z0-9._~-]+)+$/.test(prefix)) throw new MultiauthOptionError('oauth2.prefix must be a path such as /auth')
+  const localPath = (value: unknown, path: string): string => {
+    // One leading slash, not two (//evil.example is another host), no backslash (browsers read it as a slash).
+    if (typeof value !== 'string' || !/^\/(?![/\\])[^\\\s]*$/.test(value)) throw new MultiauthOptionError(`${path} must be a local path such as /account`)
+    return value
+  }
+  const redirect = localPath(options.redirect ?? '/', 'oauth2.redirect')
+  if (options.allowedRedirects !== undefined && !Array.isArray(options.allowedRedirects)) throw new MultiauthOptionError('oauth2.allowedRedirects must be an array of local paths')
+  const allowedRedirects = (options.allowedRedirects ?? []).map((p, i) => localPath(p, `oauth2.allowedRedirects[${i}]`))
+  const providerEntries = Object.entries(checkObject(options.providers, 'oauth2.providers'))
+  if (providerEntries.length === 0) throw new MultiauthOptionError('oauth2.providers needs at least one provider')
+  const resolved = providerEntries.map(([name, p]) => ({ name, ...resolveProvider(name, p) }))
+  const session = ctx.methods.get('session') as (AuthMethod & { core?: SessionCore }) | undefined
+  if (session?.core === undefined) throw new MultiauthOptionError('oauth2 needs the session option: a login through a provider starts a session')
+  const core = session.core
+  const { onLogin } = options
+  const httpTimeout = options.httpTimeout ?? 5000
+  const secureCookies = base.protocol === 'https:'
+  const origin = base.origin
+  // Our flow cookie (the nonce and the index of the allowed `next` path), with the same
+  // __Host- protection over HTTPS as @fastify/oauth2's state and verifier cookies.
+  const flowCookie = secureCookies ? '__Host-multiauth-oauth2' : 'multiauth-oauth2'
+  const flowCookieOptions = { httpOnly: true, secure: secureCookies, sameSite: 'lax' as const, path: '/' }
+
+  async function registerProvider (app: FastifyInstance, p: typeof resolved[number]): Promise<ProviderRuntime> {
+    const decoration = `multiauthOAuth2:${p.name}`
+    const runtime: ProviderRuntime = { name: p.name, kind: p.kind, oauth2: () => (app as unknown as Record<string, OAuth2Namespace>)[decoration] as OAuth2Namespace }
+    let auth = GITHUB_AUTH
+    if (p.kind === 'oidc') {
+      const issuer = p.issuer as string
+      // Discovery once, at startup; the issuer must be exactly the one configured (OIDC Discovery §4.3).
+      const metadata = await getJson(`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`, httpTimeout)
+      if (metadata.issuer !== issuer) throw new MultiauthOptionError(`oauth2.providers.${p.name}: discovery names issuer "${String(metadata.issuer)}", not "${issuer}"`)
+      const methods = metadata.code_challenge_methods_supported
+      if (Array.isArray(methods) && !methods.includes('S256')) throw new MultiauthOptionError(`oauth2.providers.${p.name}: the provider does not support PKCE S256`)
+      const authorize = endpoint(metadata, 'authorization_endpoint', issuer)
+      const token = endpoint(metadata, 'token_endpoint', issuer)
+      const supported = Array.isArray(metadata.id_token_signing_alg_values_supported) ? metadata.id_token_signing_alg_values_supported : ['RS256']
+      runtime.issuer = issuer
+      runtime.algorithms = supported.filter((a): a is string => typeof a === 'string' && ASYMMETRIC.test(a))
+      if (runtime.algorithms.length === 0) throw new MultiauthOptionError(`oauth2.providers.${p.name}: the provider signs id_tokens with no asymmetric algorithm we accept`)
+      runtime.jwks = createRemoteJWKSet(endpoint(metadata, 'jwks_uri', issuer), { timeoutDuration: httpTimeout })
+      runtime.userinfoEndpoint = optionalString(metadata.userinfo_endpoint)
+      auth = { authorizeHost: authorize.origin, authorizePath: authorize.pathname, tokenHost: token.origin, tokenPath: token.pathname }
+    }
+    await app.register(fastifyOauth2, {
+      name: decoration,
+      credentials: { client: { id: p.clientId, secret: p.clientSecret }, auth },
+      scope: p.scope,
+      callbackUri: `${origin}${prefix}/${p.name}/callback`,
+      // Always on, whatever the provider advertises (RFC 9700 §2.1.1).
+      pkce: 'S256',
+      hostPrefixedCookies: secureCookies,
+      cookie: { secure: secureCookies, path: '/', sameSite: 'lax', httpOnly: true }
+    })
+    return runtime
+  }
+
+  async function validateIdToken (runtime: ProviderRuntime, clientId: string, idToken: unknown, nonce: string): Promise<JWTPayload | string> {
+    if (typeof idToken !== 'string') return 'no id_token in the token response'
+    let payload: JWTPayload
+    try {
+      ({ payload } = await jwtVerify(idToken, runtime.jwks as ReturnType<typeof createRemoteJWKSet>, {
+        issuer: runtime.issuer as string,
+        audience: clientId,
+        algorithms: runtime.algorithms as string[],
+        requiredClaims: ['sub', 'exp', 'iat', 'nonce'],
+        clockTolerance: 30
+      }))
+    } catch (err) {
+      if (INVALID_TOKEN_ERRORS.some((E) => err instanceof E)) return `id_token invalid: ${(err as Error).message}`
+      throw new OAuth2ProviderError(`cannot validate the id_token: ${(err as Error).message}`, { cause: err })
+    }
+    if (payload.nonce !== nonce) return 'id_token nonce does not match the one this browser sent'
+    // OIDC Core §3.1.3.7: with several audiences, azp must be us.
+    if (Array.isArray(payload.aud) && payload.aud.length > 1 && payload.azp !== clientId) return 'id_token azp is not this client'
+    return payload
+  }
+
+  async function oidcProfile (runtime: ProviderRuntime, claims: JWTPayload, accessToken: string): Promise<Record<string, unknown>> {
+    if (claims.email !== undefined || runtime.userinfoEndpoint === undefined) return claims
+    // Some providers keep profile claims out of the id_token when an access token is issued.
+    const info = await getJson(runtime.userinfoEndpoint, httpTimeout, { authorization: `Bearer ${accessToken}` })
+    // OIDC Core §5.3.2: userinfo for another subject must not be used.
+    return info.sub === claims.sub ? { ...info, ...claims } : claims
+  }
+
+  async function githubProfile (accessToken: string): Promise<Record<string, unknown>> {
+    const headers = { authorization: `Bearer ${accessToken}`, 'x-github-api-version': '2022-11-28', 'user-agent': 'fastify-multiauth' }
+    const user = await getJson(`${GITHUB_API}/user`, httpTimeout, headers)
+    const response = await fetch(`${GITHUB_API}/user/emails`, { headers, signal: AbortSignal.timeout(httpTimeout) })
+    const emails: unknown = response.ok ? await response.json() : []
+    const primary = Array.isArray(emails) ? emails.find((e) => isPlainObject(e) && e.primary === true) : undefined
+    return primary === undefined ? user : { ...user, email: primary.email, email_verified: primary.verified === true }
+  }
+
+  async function setup (app: FastifyInstance): Promise<void> {
+    for (const p of resolved) {
+      const runtime = await registerProvider(app, p)
+      const startPath = `${prefix}/${p.name}`
+
+      app.get(startPath, async (request: FastifyRequest<{ Querystring: { next?: unknown } }>, reply: FastifyReply) => {
+        const next = request.query.next
+        let nextIndex = -1
+        if (next !== undefined) {
+          nextIndex = allowedRedirects.indexOf(next as string)
+          if (nextIndex === -1) throw new BadRequestError('next is not an allowed redirect')
+        }
+        const nonce = randomBytes(16).toString('base64url')
+        reply.setCookie(flowCookie, `${nonce}.${nextIndex}`, { ...flowCookieOptions, maxAge: 600 })
+        const uri = new URL(await runtime.oauth2().generateAuthorizationUri(request, reply))
+        if (runtime.kind === 'oidc') uri.searchParams.set('nonce', nonce)
+        return await reply.redirect(uri.href)
+      })
+
+      app.get(`${startPath}/callback`, async (request: FastifyRequest<{ Querystring: Record<string, unknown> }>, reply: FastifyReply) => {
+        const flow = request.cookies[flowCookie]
+        reply.clearCookie(flowCookie, flowCookieOptions)
+        if (typeof request.query.error === 'string') throw refused(request, p.name, `provider answered error=${request.query.error.slice(0, 64)}`)
+        if (typeof request.query.code !== 'string') throw refused(request, p.name, 'no code in the callback')
+        const dot = flow?.lastIndexOf('.') ?? -1
+        if (flow === undefined || dot < 1) throw refused(request, p.name, 'no login flow cookie: the login did not start in this browser')
+        const nonce = flow.slice(0, dot)
+        const nextPath = allowedRedirects[Number(flow.slice(dot + 1))] ?? redirect
+
+        let tokens: OAuth2Tokens
+        try {
+          // @fastify/oauth2 checks state against its cookie, sends the PKCE verifier, and clears both cookies.
+          tokens = (await runtime.oauth2().getAccessTokenFromAuthorizationCodeFlow(request, reply)).token as unknown as OAuth2Tokens
+        } catch (err) {
+          const status = (err as { output?: { statusCode?: number } }).output?.statusCode ?? 0
+          if ((err as Error).message === 'Invalid state') throw refused(request, p.name, 'state does not match this browser\'s login', err)
+          // The token endpoint refused the code (invalid_grant: replayed, expired, wrong verifier).
+          if (status >= 400 && status < 500) throw refused(request, p.name, 'token endpoint refused the code', (err as { data?: { payload?: unknown } }).data?.payload)
+          throw new OAuth2ProviderError(`token endpoint failed: ${(err as Error).message}`, { cause: err })
+        }
+        if (typeof tokens?.access_token !== 'string') throw new OAuth2ProviderError('token response without access_token')
+
+        let claims: Record<string, unknown>
+        if (runtime.kind === 'oidc') {
+          const idClaims = await validateIdToken(runtime, p.clientId, tokens.id_token, nonce)
+          if (typeof idClaims === 'string') throw refused(request, p.name, idClaims)
+          claims = await oidcProfile(runtime, idClaims, tokens.access_token)
+        } else {
+          claims = await githubProfile(tokens.access_token)
+        }
+        const id = runtime.kind === 'oidc' ? claims.sub : claims.id
+        if ((typeof id !== 'string' && typeof id !== 'number') || id === '') throw new OAuth2ProviderError('the provider identity has no subject')
+        const profile: OAuth2Profile = {
+          provider: p.name,
+          id: String(id),
+          email: optionalString(claims.email),
+          emailVerified: typeof claims.email_verified === 'boolean' ? claims.email_verified : undefined,
+          name: optionalString(claims.name) ?? optionalString(claims.login),
+          claims
+        }
+        const user = await onLogin(profile, tokens, request)
+        if (!user) throw refused(request, p.name, 'onLogin refused the identity')
+        await core.start(request, user, p.name)
+        return await reply.redirect(nextPath)
+      })
+    }
+  }
+
+  return oauth2SessionMethod(core, setup)
+}

@@ -1,0 +1,311 @@
+import { createHash } from 'node:crypto'
+import fastifyCookie from '@fastify/cookie'
+import fastifySession from '@fastify/session'
+import type { SessionStore } from '@fastify/session'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { MultiauthOptionError, NotConfiguredError } from '../errors.js'
+import type { MultiauthStore } from '../stores/types.js'
+import { AuthFailure } from '../types.js'
+import type { AuthMethod, AuthSuccess, MultiauthUser } from '../types.js'
+import { checkFunction, checkKeys, checkObject, checkPositiveInteger, checkString, isPlainObject } from '../validate.js'
+import type { MethodContext } from './context.js'
+
+type Falsy = null | undefined | false | 0 | ''
+type Awaitable<T> = T | Promise<T>
+
+export interface SessionCsrfOptions {
+  /** Other origins (`https://app.example.com`) whose pages may send unsafe requests with the session cookie. */
+  trustedOrigins?: string[]
+}
+
+export interface SessionOptions {
+  /** Looks the user up by the id stored at login, on every request. Falsy = the user is gone or disabled: the session ends. */
+  lookup: (userId: string, request: FastifyRequest) => Awaitable<MultiauthUser | Falsy>
+  /** The id `login()` stores for a user. Default: `String(user.id)`. */
+  userId?: (user: MultiauthUser) => string
+  /** Signs the session cookie: at least 32 characters; a list rotates (the first signs, all verify). Required unless you registered @fastify/session yourself. */
+  secret?: string | string[]
+  /** Cookie name. Default `__Host-sid` when `secure` is true (the prefix pins Secure, Path=/ and no Domain), `sid` otherwise. */
+  cookieName?: string
+  /** `Secure` cookie attribute. Default true; `false` only for local HTTP development; `'auto'` follows `request.protocol`. */
+  secure?: boolean | 'auto'
+  /** Cookie `Domain`. Default none (host-only), which is the safest. */
+  domain?: string
+  /** Idle timeout in ms: each authenticated response pushes the expiry forward (rolling). Default 2 hours. */
+  maxAge?: number
+  /** Absolute lifetime in ms since login, whatever the activity. Default 24 hours. */
+  absoluteTimeout?: number
+  /** A @fastify/session store. Default: an adapter over the plugin's `store` (MemoryStore, or RedisStore for several instances). */
+  store?: SessionStore
+  /** Cross-site request defence for unsafe methods (Origin / Sec-Fetch-Site). `false` turns it off (for example when you use @fastify/csrf-protection). */
+  csrf?: SessionCsrfOptions | false
+}
+
+/** What a session holds for a logged-in user: the id only, never the user object or provider tokens. */
+export interface SessionRecord {
+  /** user id */
+  u: string
+  /** login time, ms since the epoch (for the absolute timeout) */
+  t: number
+  /** OAuth provider that started the session, if any */
+  p?: string
+}
+
+declare module 'fastify' {
+  interface Session {
+    multiauth?: SessionRecord
+  }
+}
+
+const OPTION_KEYS = ['lookup', 'userId', 'secret', 'cookieName', 'secure', 'domain', 'maxAge', 'absoluteTimeout', 'store', 'csrf']
+/** Options that configure @fastify/session itself: they cannot apply when the application registered it. */
+const REGISTRATION_KEYS = ['secret', 'secure', 'domain', 'maxAge', 'store']
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
+const STORE_PREFIX = 'sess:'
+const HOUR = 3_600_000
+
+const EXPIRED = new AuthFailure('session past its absolute timeout')
+const USER_GONE = new AuthFailure('session user no longer exists or is disabled')
+const CROSS_SITE = new AuthFailure('unsafe cross-site request with the session cookie', 'Cross-site request refused')
+const NOT_OAUTH = new AuthFailure('session was not started by an OAuth2 login')
+
+/** The session machinery `login()`, `logout()` and the oauth2 method share, found through the app. */
+export interface SessionCore {
+  /** Regenerates the session id and stores the user's id (and the OAuth provider, if any). */
+  start (request: FastifyRequest, user: MultiauthUser, provider?: string): Promise<void>
+  end (request: FastifyRequest): Promise<void>
+  /** Reads the session record; `undefined` when the request has no logged-in session. */
+  extract (request: FastifyRequest): SessionRecord | undefined
+  verify (record: SessionRecord, request: FastifyRequest): Promise<AuthSuccess | AuthFailure>
+}
+
+const kCore = Symbol.for('fastify-multiauth.session')
+const kLoggedOut = Symbol('fastify-multiauth.loggedOut')
+
+function hashId (sessionId: string): string {
+  // Redis never holds a usable session id: reading the store does not let anyone log in.
+  return STORE_PREFIX + createHash('sha256').update(sessionId).digest('base64url')
+}
+
+/**
+ * @fastify/session's store interface over our `MultiauthStore`, so sessions share the
+ * Redis connection, key prefix and fail-closed 503 behaviour of everything else.
+ * The entry lives as long as the cookie (idle timeout); a rolling save renews both.
+ */
+export class SessionStoreAdapter implements SessionStore {
+  constructor (private readonly store: MultiauthStore, private readonly defaultTtlMs: number) {}
+
+  set (sessionId: string, session: any, callback: (err?: unknown) => void): void {
+    const expires = session.cookie?.expires
+    const ttl = expires instanceof Date ? expires.getTime() - Date.now() : this.defaultTtlMs
+    this.store.set(hashId(sessionId), JSON.stringify(session), Math.max(1, ttl)).then(() => callback(), callback)
+  }
+
+  get (sessionId: string, callback: (err: unknown, result?: any) => void): void {
+    this.store.get(hashId(sessionId)).then((raw) => {
+      if (raw === null) return callback(null, null)
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(raw)
+      } catch {
+        parsed = null // a corrupt entry is no session, not a crash
+      }
+      callback(null, isPlainObject(parsed) ? parsed : null)
+    }, callback)
+  }
+
+  destroy (sessionId: string, callback: (err?: unknown) => void): void {
+    this.store.delete(hashId(sessionId)).then(() => callback(), callback)
+  }
+}
+
+function checkTrustedOrigins (csrf: unknown): Set<string> | undefined {
+  if (csrf === false) return undefined
+  if (csrf === undefined) return new Set()
+  const options = checkObject(csrf, 'session.csrf')
+  checkKeys(options, ['trustedOrigins'], 'session.csrf')
+  const list = options.trustedOrigins ?? []
+  if (!Array.isArray(list)) throw new MultiauthOptionError('session.csrf.trustedOrigins must be an array of origins')
+  return new Set(list.map((origin: unknown) => {
+    let parsed: URL | undefined
+    try { parsed = new URL(String(origin)) } catch {}
+    if (typeof origin !== 'string' || parsed === undefined || parsed.origin !== origin) {
+      throw new MultiauthOptionError(`session.csrf.trustedOrigins: "${String(origin)}" is not an origin like https://app.example.com`)
+    }
+    return origin
+  }))
+}
+
+/**
+ * Whether an unsafe request carrying the session cookie comes from our own pages.
+ * Browsers send `Sec-Fetch-Site` (all current ones) and `Origin` on every POST, and a
+ * page cannot forge either; a request with neither is refused, because a session
+ * cookie comes from a browser (non-browser clients use Basic, tokens or API keys).
+ */
+function sameOriginRequest (request: FastifyRequest, trusted: ReadonlySet<string>): boolean {
+  const origin = request.headers.origin
+  const site = request.headers['sec-fetch-site']
+  if (site === 'same-origin' || site === 'none') return true
+  if (origin === undefined) return false
+  if (trusted.has(origin)) return true
+  // Sec-Fetch-Site says cross-site or same-site: only a trusted origin may pass.
+  if (site !== undefined) return false
+  return origin === `${request.protocol}://${request.host.toLowerCase()}`
+}
+
+/** Finds the session machinery, for `login()` / `logout()`; a 500 when the session method is not configured. */
+function coreOf (request: FastifyRequest): SessionCore {
+  const core = (request.server as unknown as Record<symbol, SessionCore | undefined>)[kCore]
+  if (core === undefined) throw new NotConfiguredError('session')
+  return core
+}
+
+/**
+ * Logs `user` in: regenerates the session id (no session fixation: an id set before
+ * login never authenticates), then stores only the user's id. Call it after you
+ * checked the credentials, e.g. in your login form's POST handler.
+ */
+export async function login (request: FastifyRequest, user: MultiauthUser): Promise<void> {
+  await coreOf(request).start(request, user)
+}
+
+/** Logs out: destroys the session server-side (every instance sharing the store) and clears the cookie. */
+export async function logout (request: FastifyRequest): Promise<void> {
+  await coreOf(request).end(request)
+}
+
+function defaultUserId (user: MultiauthUser): string {
+  const id = (user as { id?: unknown }).id
+  if (typeof id === 'string' && id.length > 0) return id
+  if (typeof id === 'number' || typeof id === 'bigint') return String(id)
+  throw new MultiauthOptionError('login(): the user has no string or number "id"; pass session.userId(user) to say which id to store')
+}
+
+export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMethod & { core: SessionCore } {
+  const options = checkObject(raw, 'session') as unknown as SessionOptions
+  checkKeys(options as unknown as Record<string, unknown>, OPTION_KEYS, 'session')
+  checkFunction(options.lookup, 'session.lookup')
+  checkFunction(options.userId, 'session.userId', false)
+  checkString(options.cookieName, 'session.cookieName', false)
+  checkString(options.domain, 'session.domain', false)
+  checkPositiveInteger(options.maxAge, 'session.maxAge')
+  checkPositiveInteger(options.absoluteTimeout, 'session.absoluteTimeout')
+  if (options.secure !== undefined && typeof options.secure !== 'boolean' && options.secure !== 'auto') {
+    throw new MultiauthOptionError('session.secure must be true, false or "auto"')
+  }
+  if (options.secret !== undefined) {
+    const secrets = Array.isArray(options.secret) ? options.secret : [options.secret]
+    if (secrets.length === 0 || !secrets.every((s) => typeof s === 'string' && s.length >= 32)) {
+      throw new MultiauthOptionError('session.secret must be a string of at least 32 characters, or a non-empty list of them')
+    }
+  }
+  if (options.store !== undefined) {
+    for (const name of ['get', 'set', 'destroy']) {
+      if (typeof (options.store as unknown as Record<string, unknown>)[name] !== 'function') {
+        throw new MultiauthOptionError(`session.store.${name} must be a function (a @fastify/session store)`)
+      }
+    }
+  }
+  const trustedOrigins = checkTrustedOrigins(options.csrf)
+  const { lookup } = options
+  const userIdOf = options.userId ?? defaultUserId
+  const secure = options.secure ?? true
+  const maxAge = options.maxAge ?? 2 * HOUR
+  const absoluteTimeout = options.absoluteTimeout ?? 24 * HOUR
+  // Filled in setup(): the cookie @fastify/session writes, so logout() can clear exactly it.
+  let cookieName = options.cookieName ?? (secure === true && options.domain === undefined ? '__Host-sid' : 'sid')
+  let clearOptions: { path: string, domain?: string, secure?: boolean, httpOnly: boolean, sameSite: 'lax' } = {
+    path: '/', domain: options.domain, secure: secure === true, httpOnly: true, sameSite: 'lax'
+  }
+
+  async function destroy (request: FastifyRequest): Promise<void> {
+    if (request.session === null || typeof request.session?.destroy !== 'function') return
+    await request.session.destroy()
+    ;(request as unknown as Record<symbol, boolean>)[kLoggedOut] = true
+  }
+
+  const core: SessionCore = {
+    async start (request, user, provider) {
+      if (typeof request.session?.regenerate !== 'function') throw new NotConfiguredError('session')
+      const record: SessionRecord = { u: userIdOf(user), t: Date.now() }
+      if (provider !== undefined) record.p = provider
+      // A new id, and the old one destroyed in the store: whatever id the browser had
+      // before (perhaps planted by an attacker) is worthless after login.
+      await request.session.regenerate()
+      request.session.set('multiauth', record)
+      request.user = user
+    },
+    end: destroy,
+    extract (request) {
+      const record = request.session?.get?.('multiauth')
+      return typeof record?.u === 'string' && typeof record.t === 'number' ? record : undefined
+    },
+    async verify (record, request) {
+      if (Date.now() - record.t > absoluteTimeout) {
+        await destroy(request)
+        return EXPIRED
+      }
+      if (trustedOrigins !== undefined && !SAFE_METHODS.has(request.method) && !sameOriginRequest(request, trustedOrigins)) {
+        return CROSS_SITE
+      }
+      const user = await lookup(record.u, request)
+      if (!user) {
+        await destroy(request)
+        return USER_GONE
+      }
+      return record.p === undefined
+        ? { user, method: 'session' }
+        : { user, method: 'oauth2', provider: record.p }
+    }
+  }
+
+  async function setup (app: FastifyInstance): Promise<void> {
+    if (app.hasPlugin('@fastify/session')) {
+      // The application owns the cookie settings; only our own options apply.
+      const conflicting = REGISTRATION_KEYS.filter((key) => (options as unknown as Record<string, unknown>)[key] !== undefined)
+      if (conflicting.length > 0) {
+        throw new MultiauthOptionError(`@fastify/session is already registered, so session.${conflicting.join(', session.')} cannot apply; configure them on your @fastify/session registration (and pass session.cookieName if it is not "sessionId")`)
+      }
+      cookieName = options.cookieName ?? 'sessionId'
+      clearOptions = { path: '/', httpOnly: true, sameSite: 'lax' }
+      app.log.debug('multiauth: using the application\'s @fastify/session registration')
+    } else {
+      if (options.secret === undefined) throw new MultiauthOptionError('session.secret is required (at least 32 characters) unless you register @fastify/session yourself')
+      if (!app.hasPlugin('@fastify/cookie')) await app.register(fastifyCookie)
+      await app.register(fastifySession, {
+        secret: options.secret,
+        cookieName,
+        // Anonymous visitors get no session and no store entry: only login() creates one.
+        saveUninitialized: false,
+        rolling: true,
+        store: options.store ?? new SessionStoreAdapter(ctx.store, maxAge),
+        cookie: { httpOnly: true, secure, sameSite: 'lax', path: '/', domain: options.domain, maxAge }
+      })
+    }
+    app.decorate(kCore as unknown as string, core)
+    // @fastify/session sends nothing once a session is destroyed; logout() must also clear the cookie.
+    app.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply) => {
+      if ((request as unknown as Record<symbol, boolean>)[kLoggedOut] === true) reply.clearCookie(cookieName, clearOptions)
+    })
+  }
+
+  return {
+    name: 'session',
+    core,
+    extract: core.extract,
+    verify: core.verify,
+    setup
+  }
+}
+
+/** The `oauth2` guard method: a session begun by an OAuth2 login, with the same checks as `session`. */
+export function oauth2SessionMethod (core: SessionCore, setup: AuthMethod['setup']): AuthMethod {
+  return {
+    name: 'oauth2',
+    extract: core.extract,
+    verify (record: SessionRecord, request) {
+      return record.p === undefined ? NOT_OAUTH : core.verify(record, request)
+    },
+    setup
+  }
+}

@@ -7,6 +7,9 @@ export type { AuthInfo, AuthMethod, AuthSuccess, GuardOptions, GuardSpec, Method
 export { AuthFailure } from './types.js'
 export type { BasicOptions, BasicUserRecord } from './methods/basic.js'
 export type { ApiKeyOptions } from './methods/api-key.js'
+export type {
+  AuthTokens, IssuedTokens, TokenClaims, TokenClaimsInput, TokenKey, TokenKeyMaterial, TokenOptions, TokenRoutesOptions
+} from './methods/token.js'
 export type { MultiauthStore } from './stores/types.js'
 export { MemoryStore } from './stores/memory.js'
 export { RedisStore } from './stores/redis.js'

@@ -7,6 +7,8 @@ import { createApiKeyMethod } from './methods/api-key.js'
 import type { ApiKeyOptions } from './methods/api-key.js'
 import { createBasicMethod } from './methods/basic.js'
 import type { BasicOptions } from './methods/basic.js'
+import { createTokenMethod } from './methods/token.js'
+import type { TokenOptions } from './methods/token.js'
 import type { MethodContext } from './methods/context.js'
 import { MemoryStore } from './stores/memory.js'
 import type { MultiauthStore } from './stores/types.js'
@@ -17,6 +19,7 @@ export interface MultiauthOptions {
   /** Realm in every challenge. Default `"api"`. */
   realm?: string
   basic?: BasicOptions
+  token?: TokenOptions
   apiKey?: ApiKeyOptions
   /** The user's roles, for guards with `roles` (Flask-HTTPAuth's `get_user_roles`). */
   roles?: RolesCallback
@@ -50,7 +53,7 @@ type MethodFactory = (options: unknown, ctx: MethodContext) => AuthMethod
 /** One entry per method; a method is enabled by giving its option key. */
 const FACTORIES: Record<MethodName, MethodFactory | undefined> = {
   basic: createBasicMethod,
-  token: undefined,
+  token: createTokenMethod,
   apiKey: createApiKeyMethod,
   session: undefined,
   oauth2: undefined
@@ -107,7 +110,8 @@ async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<
   for (const method of methods.values()) await method.setup?.(app)
 
   const guardContext = { methods, roles: options.roles, timeoutMs }
-  app.decorateRequest('user', null)
+  // Another plugin (the application's own @fastify/jwt, @fastify/passport) may own `request.user` already.
+  if (!app.hasRequestDecorator('user')) app.decorateRequest('user', null)
   app.decorateRequest('auth', null)
   app.decorate('authGuard', (spec: GuardSpec) => createGuard(guardContext, spec))
   for (const [name, decorator] of VERIFIERS) {

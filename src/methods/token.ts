@@ -1,5 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, randomBytes, randomUUID } from 'node:crypto'
-import type { KeyObject } from 'node:crypto'
+import { createHash, createPrivateKey, createPublicKey, KeyObject, randomBytes, randomUUID } from 'node:crypto'
 import fastifyJwt from '@fastify/jwt'
 import type { FastifyJWTOptions, JWT } from '@fastify/jwt'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -201,11 +200,16 @@ function algorithmFor (key: KeyObject, path: string): Algorithm {
 }
 
 function toKeyObject (material: unknown, kind: 'public' | 'private', path: string): KeyObject {
-  if (typeof material !== 'string' && !Buffer.isBuffer(material) && !(typeof material === 'object' && material !== null && 'asymmetricKeyType' in material)) {
+  if (material instanceof KeyObject) {
+    if (material.type === kind) return material
+    if (kind === 'public' && material.type === 'private') return createPublicKey(material)
+    throw new MultiauthOptionError(`${path} must be a ${kind} key, got a ${material.type} KeyObject`)
+  }
+  if (typeof material !== 'string' && !Buffer.isBuffer(material)) {
     throw new MultiauthOptionError(`${path} must be a PEM string, a Buffer or a KeyObject`)
   }
   try {
-    return kind === 'public' ? createPublicKey(material as KeyObject) : createPrivateKey(material as string)
+    return kind === 'public' ? createPublicKey(material) : createPrivateKey(material)
   } catch (err) {
     throw new MultiauthOptionError(`${path} is not a valid ${kind} key: ${(err as Error).message}`)
   }

@@ -112,6 +112,9 @@ t.test('logout with a refresh token revokes its family; unknown refresh tokens a
   t.equal((await refresh(app, rotated.refresh_token)).statusCode, 401)
   t.equal((await app.inject({ method: 'POST', url: '/tokens/revoke', payload: { refresh_token: 'unknown' } })).statusCode, 204, 'RFC 7009: unknown tokens are not an error')
   t.equal((await app.inject({ method: 'POST', url: '/tokens/revoke', payload: { all: true } })).statusCode, 401, 'log out everywhere needs an access token')
+  const bearerOnly = await app.inject({ method: 'POST', url: '/tokens/revoke', headers: bearer(pair.token) })
+  t.equal(bearerOnly.statusCode, 400, 'without revocation, revoking an access token alone is refused, not a silent 204')
+  t.match(bearerOnly.json().message, /token.revocation is off/)
 })
 
 t.test('POST /tokens: Basic → 200 { token, expiration } (configurable, default 900); Bearer → 401', async (t) => {

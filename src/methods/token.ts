@@ -677,6 +677,10 @@ function tokenRoutes (
         if (auth === null && (body.refresh_token === undefined || body.all === true)) {
           throw refuse(reply, challenge, MESSAGE_MISSING)
         }
+        if (!revocation && body.refresh_token === undefined && body.all !== true) {
+          // Without revocation an access token cannot be revoked; answering 204 would be a lie.
+          throw new BadRequestError('send refresh_token: access tokens cannot be revoked while token.revocation is off')
+        }
         if (auth !== null && auth.method === 'token') {
           if (revocation) await helpers.revoke(auth.claims)
           if (body.all === true) await helpers.revokeAll(auth.claims.sub as string)

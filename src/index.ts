@@ -10,6 +10,9 @@ export type { ApiKeyOptions } from './methods/api-key.js'
 export type { SessionOptions, SessionCsrfOptions, SessionRecord } from './methods/session.js'
 export { login, logout, SessionStoreAdapter } from './methods/session.js'
 export type { OAuth2Options, OAuth2ProviderOptions, OAuth2Profile, OAuth2Tokens } from './methods/oauth2.js'
+export type {
+  AuthTokens, IssuedTokens, TokenClaims, TokenClaimsInput, TokenKey, TokenKeyMaterial, TokenOptions, TokenRoutesOptions
+} from './methods/token.js'
 export type { MultiauthStore } from './stores/types.js'
 export { MemoryStore } from './stores/memory.js'
 export { RedisStore } from './stores/redis.js'

@@ -7,6 +7,8 @@ import { createApiKeyMethod } from './methods/api-key.js'
 import type { ApiKeyOptions } from './methods/api-key.js'
 import { createBasicMethod } from './methods/basic.js'
 import type { BasicOptions } from './methods/basic.js'
+import { createTokenMethod } from './methods/token.js'
+import type { TokenOptions } from './methods/token.js'
 import type { MethodContext } from './methods/context.js'
 import { createGuardLimits } from './rate-limit.js'
 import type { RateLimitOptions } from './rate-limit.js'
@@ -23,6 +25,7 @@ export interface MultiauthOptions {
   /** Realm in every challenge. Default `"api"`. */
   realm?: string
   basic?: BasicOptions
+  token?: TokenOptions
   apiKey?: ApiKeyOptions
   session?: SessionOptions
   /** OAuth2 / OpenID Connect login; needs `session`. */
@@ -61,7 +64,7 @@ type MethodFactory = (options: unknown, ctx: MethodContext) => AuthMethod
 /** One entry per method; a method is enabled by giving its option key. */
 const FACTORIES: Record<MethodName, MethodFactory | undefined> = {
   basic: createBasicMethod,
-  token: undefined,
+  token: createTokenMethod,
   apiKey: createApiKeyMethod,
   session: createSessionMethod,
   // After session: a provider login starts a session.
@@ -120,7 +123,8 @@ async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<
 
   const limits = options.rateLimit === undefined ? undefined : await createGuardLimits(app, options.rateLimit, ctx.store)
   const guardContext = { methods, roles: options.roles, timeoutMs, limits }
-  app.decorateRequest('user', null)
+  // Another plugin (the application's own @fastify/jwt, @fastify/passport) may own `request.user` already.
+  if (!app.hasRequestDecorator('user')) app.decorateRequest('user', null)
   app.decorateRequest('auth', null)
   app.decorate('authGuard', (spec: GuardSpec) => createGuard(guardContext, spec))
   for (const [name, decorator] of VERIFIERS) {

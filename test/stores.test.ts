@@ -15,6 +15,12 @@ function contract (t: Test, name: string, make: () => Promise<{ store: Multiauth
     await store.delete('a')
     t.equal(await store.get('a'), null)
   })
+  t.test(`${name}: getMany reads several keys in order`, async (t) => {
+    const { store } = await make()
+    await store.set('m1', 'a', 60_000)
+    await store.set('m3', 'c', 60_000)
+    t.same(await store.getMany?.(['m1', 'm2', 'm3']), ['a', null, 'c'])
+  })
   t.test(`${name}: setIfAbsent sets once`, async (t) => {
     const { store } = await make()
     t.equal(await store.setIfAbsent('once', 'x', 60_000), true)

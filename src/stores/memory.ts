@@ -52,6 +52,10 @@ export class MemoryStore implements MultiauthStore {
     return this.#live(key)?.value ?? null
   }
 
+  async getMany (keys: readonly string[]): Promise<Array<string | null>> {
+    return keys.map((key) => this.#live(key)?.value ?? null)
+  }
+
   async set (key: string, value: string, ttlMs: number): Promise<void> {
     this.#write(key, value, ttlMs)
   }

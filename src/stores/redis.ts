@@ -82,6 +82,10 @@ export class RedisStore implements MultiauthStore {
     return await bounded(this.#timeout, this.client.get(this.prefix + key))
   }
 
+  async getMany (keys: readonly string[]): Promise<Array<string | null>> {
+    return await this.#run(this.client.mget(keys.map((key) => this.prefix + key)))
+  }
+
   async set (key: string, value: string, ttlMs: number): Promise<void> {
     await bounded(this.#timeout, this.client.set(this.prefix + key, value, 'PX', ttl(ttlMs)))
   }

@@ -6,6 +6,11 @@
  */
 export interface MultiauthStore {
   get (key: string): Promise<string | null>
+  /**
+   * Reads several keys in one round trip (Redis MGET), in order. Optional: without it the
+   * plugin falls back to one `get` per key. Token revocation checks two keys per request.
+   */
+  getMany? (keys: readonly string[]): Promise<Array<string | null>>
   set (key: string, value: string, ttlMs: number): Promise<void>
   /** Sets only when the key does not exist; resolves `true` when this call set it. */
   setIfAbsent (key: string, value: string, ttlMs: number): Promise<boolean>

@@ -1,0 +1,78 @@
+// Bearer tokens with fastify-multiauth, porting the two seed articles:
+//   seed 1 (flask-jwt-extended): POST /login with JSON credentials → access token; GET /protected needs Bearer.
+//   seed 2 (Flask-HTTPAuth):     POST /api/v1/tokens/ with Basic → { token, expiration: 3600 }; a token
+//                                 cannot mint a token; Basic "<token>:" (empty password) is a token.
+// Run: npx tsx examples/tokens/server.ts   (PORT and JWT_SECRET are read from the environment)
+import { randomBytes } from 'node:crypto'
+import Fastify from 'fastify'
+import multiauth, { hashPassword, verifyPassword } from '../../src/index.js'
+
+interface User { id: string, email: string, passwordHash: string }
+
+// Your database. Passwords are stored as argon2id hashes, never in clear.
+const users = new Map<string, User>([
+  ['alice@example.com', { id: '1', email: 'alice@example.com', passwordHash: await hashPassword('wonderland') }]
+])
+const byId = (id: string): User | undefined => [...users.values()].find((u) => u.id === id)
+
+// A real deployment sets JWT_SECRET (at least 32 bytes) so tokens survive restarts and work on every instance.
+const secret = process.env.JWT_SECRET ?? randomBytes(32).toString('base64url')
+
+const app = Fastify({ logger: { level: 'warn' } })
+
+// Seed 2's consistent JSON errors: { error: 'unauthorized', message: 'Invalid credentials' }.
+app.setErrorHandler((err: { statusCode?: number, message: string }, _request, reply) => {
+  const status = err.statusCode ?? 500
+  const error = status === 401 ? 'unauthorized' : status === 403 ? 'forbidden' : status < 500 ? 'bad request' : 'internal error'
+  return reply.code(status).send({ error, message: status < 500 ? err.message : 'Internal server error' })
+})
+
+await app.register(multiauth, {
+  realm: 'example',
+  basic: {
+    // The plugin checks the argon2id hash (and equalises timing for unknown emails).
+    findUser: async (email) => {
+      const user = users.get(email)
+      return user === undefined ? null : { user, passwordHash: user.passwordHash }
+    },
+    allowToken: true
+  },
+  token: {
+    secret,
+    claims: (user) => ({ sub: (user as User).id }),
+    lookup: (claims) => byId(claims.sub) ?? null, // seed 2's verify_auth_token: a deleted user → 401
+    expiresIn: 3600, // seed 2's expiration
+    refresh: true,
+    revocation: true,
+    routes: { prefix: '/api/v1/tokens' }
+  }
+})
+
+// Seed 1: POST /login { username, password } → { access_token }
+app.post('/login', {
+  schema: {
+    body: {
+      type: 'object',
+      required: ['username', 'password'],
+      properties: { username: { type: 'string', maxLength: 256 }, password: { type: 'string', maxLength: 1024 } }
+    }
+  }
+}, async (request, reply) => {
+  const { username, password } = request.body as { username: string, password: string }
+  const user = users.get(username)
+  if (user === undefined || !(await verifyPassword(user.passwordHash, password))) {
+    return await reply.code(401).send({ error: 'unauthorized', message: 'Invalid credentials' })
+  }
+  const { token, refresh_token: refreshToken } = await app.authTokens.issue(user, request)
+  return { access_token: token, refresh_token: refreshToken }
+})
+
+// Seed 1: GET /protected with Authorization: Bearer <token>  (seed 2's Basic "<token>:" works too)
+app.get('/protected', { onRequest: app.authGuard(['token', 'basic']) }, async (request) => ({
+  logged_in_as: (request.user as User).email,
+  via: request.auth?.method
+}))
+
+const address = await app.listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' })
+console.log(`fastify-multiauth tokens example listening on ${address}`)
+console.log(`try: curl -s -u alice@example.com:wonderland -X POST ${address}/api/v1/tokens/`)

@@ -1,0 +1,53 @@
+import t from 'tap'
+import { RedisStore } from '../src/index.js'
+import { redisSkipReason, startRedis } from './helpers/redis.js'
+import { bearer, login, tokenApp } from './helpers/tokens.js'
+
+const skip = redisSkipReason()
+
+t.test('two app instances sharing a real redis-server', { skip }, async (t) => {
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
+  const instance = async () => {
+    const store = new RedisStore({ connection: redis.url })
+    const app = await tokenApp({ revocation: true, refresh: true, routes: true }, { store })
+    t.teardown(async () => { await app.close(); await store.close() })
+    await app.ready()
+    return app
+  }
+  const a = await instance()
+  const b = await instance()
+
+  t.test('logout on A revokes the token on B', async (t) => {
+    const { token } = await login(a)
+    t.equal((await b.inject({ url: '/me', headers: bearer(token) })).statusCode, 200, 'B accepts the token before logout')
+    t.equal((await a.inject({ method: 'POST', url: '/tokens/revoke', headers: bearer(token) })).statusCode, 204)
+    const res = await b.inject({ url: '/me', headers: bearer(token) })
+    t.equal(res.statusCode, 401, 'B refuses it after logout on A')
+    t.match(String(res.headers['www-authenticate']), /error="invalid_token"/)
+  })
+
+  t.test('refresh reuse detected across instances', async (t) => {
+    const first = await login(a)
+    const rotated = await b.inject({ method: 'POST', url: '/tokens/refresh', payload: { refresh_token: first.refresh_token } })
+    t.equal(rotated.statusCode, 200, 'B rotates a refresh token A issued')
+    const replay = await a.inject({ method: 'POST', url: '/tokens/refresh', payload: { refresh_token: first.refresh_token } })
+    t.equal(replay.statusCode, 401, 'A sees the reuse')
+    t.equal((await b.inject({ method: 'POST', url: '/tokens/refresh', payload: { refresh_token: rotated.json().refresh_token } })).statusCode, 401, 'the family is revoked for B too')
+  })
+
+  t.test('Redis down: verification fails closed with 503, and recovers', async (t) => {
+    const { token } = await login(a)
+    await redis.stop()
+    const down = await b.inject({ url: '/me', headers: bearer(token) })
+    t.equal(down.statusCode, 503)
+    await redis.restart()
+    // ioredis reconnects on its own; bounded wait for it.
+    let status = 0
+    for (let i = 0; i < 50 && status !== 200; i++) {
+      status = (await b.inject({ url: '/me', headers: bearer(token) })).statusCode
+      if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    t.equal(status, 200, 'service resumes without a restart (revocations were in the stopped, non-persistent Redis)')
+  })
+})

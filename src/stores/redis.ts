@@ -83,7 +83,7 @@ export class RedisStore implements MultiauthStore {
   }
 
   async getMany (keys: readonly string[]): Promise<Array<string | null>> {
-    return await this.#run(this.client.mget(keys.map((key) => this.prefix + key)))
+    return await bounded(this.#timeout, this.client.mget(keys.map((key) => this.prefix + key)))
   }
 
   async set (key: string, value: string, ttlMs: number): Promise<void> {

@@ -118,12 +118,19 @@ function isOwnError (err: unknown): boolean {
 }
 
 /**
- * Any error that is not ours becomes a generic 500 with the original as `cause`:
+ * Any other error becomes a generic 500 (or the 5xx it carries) with the original as `cause`:
  * Fastify's default error handler sends `err.message`, which may hold a connection
  * string or a query.
  */
 function callbackError (err: unknown): unknown {
-  return isOwnError(err) ? err : new CallbackError({ cause: err })
+  if (isOwnError(err)) return err
+  const status = (err as { statusCode?: unknown } | null)?.statusCode
+  // A 4xx the application threw on purpose (e.g. 403 "Unconfirmed account") is its answer.
+  if (typeof status === 'number' && status >= 400 && status < 500) return err
+  const wrapped = new CallbackError({ cause: err })
+  // A 5xx it chose (503 "database unavailable") keeps its status, with our generic message.
+  if (typeof status === 'number' && status > 500 && status < 600) (wrapped as { statusCode: number }).statusCode = status
+  return wrapped
 }
 
 /**

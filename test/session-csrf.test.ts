@@ -122,3 +122,21 @@ t.test('CORS with credentials: @fastify/cors preflight passes; the trusted front
   const other = await server.inject({ method: 'POST', url: '/data', headers: { cookie, origin: 'https://other.example', 'sec-fetch-site': 'cross-site' } })
   t.equal(other.statusCode, 403)
 })
+
+t.test('issue 6 acceptance: the same cross-site POST with a bearer token is allowed', async (t) => {
+  const server = Fastify()
+  await server.register(multiauth, {
+    session: { secret: SESSION_SECRET, secure: false, lookup },
+    token: { secret: 'a-jwt-secret-of-at-least-32-bytes!!', lookup: (claims) => lookup(claims.sub) }
+  })
+  server.post('/login', async (request) => { await login(request, alice); return 'ok' })
+  server.post('/data', { onRequest: server.authGuard(['session', 'token']) }, async (request) => ({ via: request.auth?.method }))
+  await server.ready()
+  const cookie = await loggedIn(server as never)
+  const headers = { cookie, origin: 'https://evil.example' }
+  t.equal((await server.inject({ method: 'POST', url: '/data', headers })).statusCode, 403, 'cookie alone, foreign Origin → 403')
+  const { token } = await server.authTokens.issue(alice)
+  const bearer = await server.inject({ method: 'POST', url: '/data', headers: { ...headers, authorization: `Bearer ${token}` } })
+  t.equal(bearer.statusCode, 200)
+  t.same(bearer.json(), { via: 'token' })
+})

@@ -10,7 +10,8 @@ import { isPlainObject } from './validate.js'
 // so the document is completed in two steps, none of them at request time:
 //  1. at `onReady`, every route guarded by `authGuard` or a `verify*` decorator (route hooks,
 //     and hooks the route inherits from `addHook` in its plugin) gets its requirements in
-//     an extension key of its schema, which @fastify/swagger copies to the operation;
+//     an extension key of its schema, which @fastify/swagger copies to the operation (a
+//     route's own `schema.security` moves there too, and wins);
 //  2. `app.swagger()` is wrapped: it adds our `components.securitySchemes` and turns the
 //     extension key into the operation's `security`, once per generated document.
 
@@ -181,12 +182,13 @@ export function setupOpenApi (app: FastifyInstance, methods: ReadonlyMap<MethodN
     }
     const hooksOf = hookListOf(app)
     for (const { instance, route } of pending) {
-      // A route that states its own `security` keeps it.
-      if (isPlainObject(route.schema) && route.schema.security !== undefined) continue
-      const requirements = routeRequirements(route, hooksOf(instance), schemeNames)
+      const { security: own, ...schema } = (isPlainObject(route.schema) ? route.schema : {}) as Record<string, unknown>
+      // A route that states its own `security` keeps it; it travels the same way, because
+      // @fastify/swagger would throw on names of ours that its components do not hold yet.
+      const requirements = own ?? routeRequirements(route, hooksOf(instance), schemeNames)
       if (requirements === undefined) continue
       // A copy: one schema object may be shared by several routes with different guards.
-      route.schema = { ...route.schema, [SECURITY_EXTENSION]: requirements } as RouteOptions['schema']
+      route.schema = { ...schema, [SECURITY_EXTENSION]: requirements } as RouteOptions['schema']
     }
     ;(app as unknown as { swagger: SwaggerFunction }).swagger = wrapSwagger(swagger, schemes)
   })

@@ -67,6 +67,8 @@ async function build (openapi: string | undefined, options: MultiauthOptions = a
   app.get('/decorator', { onRequest: app.verifySession }, ok)
   app.get('/stacked', { onRequest: app.authGuard(['basic', 'token']), preHandler: app.authGuard(['apiKey']) }, ok)
   app.get('/own', { onRequest: app.authGuard(['basic']), schema: { security: [{ partner: [] }] } }, ok)
+  // Naming one of our schemes, which the application's swagger options do not hold.
+  app.get('/own-ours', { onRequest: app.authGuard(['basic', 'token']), schema: { security: [{ basic: [] }] } }, ok)
   // Seed 2's blueprint: one guard for a whole prefix, added with addHook in an encapsulated plugin.
   await app.register(async (api) => {
     api.addHook('onRequest', api.authGuard(['basic', 'token']))
@@ -118,6 +120,7 @@ t.test('OpenAPI 3.0: schemes and requirements per route', async (t) => {
   t.same(operation(doc, '/stacked').security, [{ basic: [], apiKey: [] }, { basic: [], apiKeyQuery: [] }, { token: [], apiKey: [] }, { token: [], apiKeyQuery: [] }],
     'two guards on one route: both must pass')
   t.same(operation(doc, '/own').security, [{ partner: [] }], 'a route\'s own security is kept')
+  t.same(operation(doc, '/own-ours').security, [{ basic: [] }], '... also when it names one of the plugin\'s schemes')
   t.same(operation(doc, '/api/v1/users').security, [{ basic: [] }, { token: [] }], 'a guard added with addHook covers the plugin\'s routes')
   t.same(operation(doc, '/api/v1/nested').security, [{ basic: [] }, { token: [] }], '... and its child plugins\' routes')
   t.same(operation(doc, '/tokens/', 'post').security, [{ basic: [] }, { session: [] }], 'the token route: password-based methods only')

@@ -3,6 +3,7 @@ import {
   BadRequestError, CallbackError, CallbackTimeoutError, ForbiddenError, MESSAGE_FORBIDDEN, MESSAGE_INVALID,
   MESSAGE_MISSING, MultiauthOptionError, UnauthorizedError
 } from './errors.js'
+import { describeGuard } from './openapi.js'
 import { AuthFailure, isThenable } from './types.js'
 import type { AuthInfo, AuthMethod, AuthSuccess, GuardSpec, MethodName, MultiauthUser, UserRoles } from './types.js'
 import { isPlainObject } from './validate.js'
@@ -317,12 +318,14 @@ export function createGuard (ctx: GuardContext, spec: GuardSpec): onRequestAsync
 
   const run = guard.all ? guardAll : guardAny
   const { limits } = ctx
+  // For the OpenAPI document (src/openapi.ts): read at startup, never per request.
+  const description = { methods, all: guard.all, scopes: guard.scopes ?? NO_STRINGS, optional: guard.optional }
   // Without rate limits the hook is the guard itself: one async frame per request.
-  if (limits === undefined) return run
-  return async function limitedGuard (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  if (limits === undefined) return describeGuard(run, description)
+  return describeGuard(async function limitedGuard (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (isPreflight(request)) return
     await limits.guard(run, request, reply)
-  }
+  }, description)
 }
 
 /** A CORS preflight carries no credentials by design (Fetch standard); let @fastify/cors answer it. */

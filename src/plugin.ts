@@ -10,6 +10,7 @@ import type { BasicOptions } from './methods/basic.js'
 import { createTokenMethod } from './methods/token.js'
 import type { TokenOptions } from './methods/token.js'
 import type { MethodContext } from './methods/context.js'
+import { setupOpenApi } from './openapi.js'
 import { createGuardLimits } from './rate-limit.js'
 import type { RateLimitOptions } from './rate-limit.js'
 import { createOAuth2Method } from './methods/oauth2.js'
@@ -119,17 +120,21 @@ async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<
     if (factory === undefined) throw new MultiauthOptionError(`the "${name}" method is not available in this version`)
     methods.set(name, factory(methodOptions, ctx))
   }
-  for (const method of methods.values()) await method.setup?.(app)
-
   const limits = options.rateLimit === undefined ? undefined : await createGuardLimits(app, options.rateLimit, ctx.store)
   const guardContext = { methods, roles: options.roles, timeoutMs, limits }
-  // Another plugin (the application's own @fastify/jwt, @fastify/passport) may own `request.user` already.
-  if (!app.hasRequestDecorator('user')) app.decorateRequest('user', null)
-  app.decorateRequest('auth', null)
+  // Before any setup: a method's own routes (POST /tokens) use authGuard, and they may load
+  // as soon as another setup awaits a registration.
   app.decorate('authGuard', (spec: GuardSpec) => createGuard(guardContext, spec))
   for (const [name, decorator] of VERIFIERS) {
     app.decorate(decorator, methods.has(name) ? createGuard(guardContext, [name]) : notConfigured(name))
   }
+  // Security requirements and schemes in @fastify/swagger's document, when the application has it.
+  setupOpenApi(app, methods)
+  for (const method of methods.values()) await method.setup?.(app)
+
+  // Another plugin (the application's own @fastify/jwt, @fastify/passport) may own `request.user` already.
+  if (!app.hasRequestDecorator('user')) app.decorateRequest('user', null)
+  app.decorateRequest('auth', null)
 }
 
 export const fastifyMultiauth = fp(multiauth, {

@@ -75,6 +75,17 @@ export function isThenable<T> (value: T | PromiseLike<T>): value is PromiseLike<
   return typeof (value as { then?: unknown } | null | undefined)?.then === 'function'
 }
 
+/** An OpenAPI 3 Security Scheme Object: how a method describes itself in the application's document. */
+export type OpenApiSecurityScheme =
+  | { type: 'http', scheme: 'basic' | 'bearer', bearerFormat?: string, description?: string }
+  | { type: 'apiKey', in: 'header' | 'query' | 'cookie', name: string, description?: string }
+  | { type: 'openIdConnect', openIdConnectUrl: string, description?: string }
+  | {
+    type: 'oauth2'
+    flows: { authorizationCode: { authorizationUrl: string, tokenUrl: string, scopes: Record<string, string> } }
+    description?: string
+  }
+
 /**
  * One authentication method, as the guard sees it. Each file under `src/methods/`
  * builds one of these from its options at registration time.
@@ -96,4 +107,9 @@ export interface AuthMethod {
   verify (credentials: any, request: FastifyRequest, reply: FastifyReply): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure>
   /** Registration-time work: registering @fastify/jwt, routes, hooks. Runs once. */
   setup? (app: FastifyInstance): Promise<void> | void
+  /**
+   * The OpenAPI security schemes of this method, by scheme name; several entries are
+   * alternatives (an API key in the header or in the query). Read once, after `setup`.
+   */
+  securitySchemes? (): Readonly<Record<string, OpenApiSecurityScheme>>
 }

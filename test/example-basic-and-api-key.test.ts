@@ -1,9 +1,10 @@
 import t from 'tap'
-import { startExample } from './helpers/example.js'
+import { startExample } from './helpers/example-process.js'
 
 t.test('examples/basic-and-api-key over real HTTP (the README\'s first command)', async (t) => {
-  const { match } = await startExample(t, 'basic-and-api-key', /try: curl -s -H 'X-API-Key: (\S+)' (http:\/\/127\.0\.0\.1:\d+)\/either\n/)
-  const [, key, base] = match as unknown as [string, string, string]
+  const { curl, base } = await startExample(t, 'basic-and-api-key')
+  t.match(curl, /^curl -s -H 'X-API-Key: \S+' http:\/\/127\.0\.0\.1:\d+\/either$/, 'prints a ready curl line')
+  const key = (/X-API-Key: (\S+)'/.exec(curl) as RegExpExecArray)[1] as string
   const basic = (u: string, p: string): string => 'Basic ' + Buffer.from(`${u}:${p}`).toString('base64')
   const get = async (path: string, headers: Record<string, string> = {}) => {
     const res = await fetch(base + path, { headers })

@@ -46,5 +46,6 @@ app.get('/admin', { onRequest: app.authGuard({ methods: ['basic', 'apiKey'], rol
 const address = await app.listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' })
 console.log(`fastify-multiauth example listening on ${address}`)
 console.log(`api key for susan (shown once): ${issued.key}`)
-console.log(`try: curl -s -u john:hello ${address}/either`)
-console.log(`try: curl -s -H 'X-API-Key: ${issued.key}' ${address}/either`)
+console.log('try (the API key is susan\'s, the password john\'s):')
+console.log(`curl -s -H 'X-API-Key: ${issued.key}' ${address}/either`)
+console.log(`curl -s -u john:hello ${address}/either`)

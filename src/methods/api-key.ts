@@ -181,6 +181,10 @@ export function createApiKeyMethod (raw: unknown, ctx: MethodContext): AuthMetho
     challenge: `ApiKey realm="${ctx.realm}", header="${headerLabel}"`,
     extract,
     verify: check,
+    securitySchemes: () => ({
+      apiKey: { type: 'apiKey', in: 'header', name: headerLabel },
+      ...(queryName === undefined ? {} : { apiKeyQuery: { type: 'apiKey', in: 'query', name: queryName } as const })
+    }),
     setup (app) {
       if (queryName === undefined) return
       // Keep the key out of access logs: every route registered after the plugin logs

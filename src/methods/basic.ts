@@ -162,6 +162,11 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
         throw new MultiauthOptionError('basic.allowToken needs the token option to be configured')
       }
       if (findUser !== undefined) dummyHash = await hashPassword('fastify-multiauth timing equaliser')
-    }
+    },
+    securitySchemes: () => ({
+      basic: allowToken
+        ? { type: 'http', scheme: 'basic', description: 'HTTP Basic; an access token as the user name with an empty password also works' }
+        : { type: 'http', scheme: 'basic' }
+    })
   }
 }

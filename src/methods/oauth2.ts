@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose'
 import type { JWTPayload } from 'jose'
 import { BadRequestError, MESSAGE_INVALID, MultiauthOptionError, OAuth2ProviderError, UnauthorizedError } from '../errors.js'
-import type { AuthMethod, MultiauthUser } from '../types.js'
+import type { AuthMethod, MultiauthUser, OpenApiSecurityScheme } from '../types.js'
 import { checkFunction, checkKeys, checkObject, checkPositiveInteger, checkString, isPlainObject } from '../validate.js'
 import type { MethodContext } from './context.js'
 import { oauth2SessionMethod } from './session.js'
@@ -335,5 +335,25 @@ export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMetho
     }
   }
 
-  return oauth2SessionMethod(core, setup)
+  /** One scheme per provider, saying where its login starts (the API then reads the session cookie). */
+  function securitySchemes (): Record<string, OpenApiSecurityScheme> {
+    return Object.fromEntries(resolved.map((p): [string, OpenApiSecurityScheme] => {
+      const description = `Sign in with GET ${prefix}/${p.name}; requests are then authenticated by the session cookie`
+      return [`oauth2_${p.name}`, p.kind === 'oidc'
+        ? { type: 'openIdConnect', openIdConnectUrl: `${(p.issuer as string).replace(/\/$/, '')}/.well-known/openid-configuration`, description }
+        : {
+            type: 'oauth2',
+            description,
+            flows: {
+              authorizationCode: {
+                authorizationUrl: `${GITHUB_AUTH.authorizeHost}${GITHUB_AUTH.authorizePath}`,
+                tokenUrl: `${GITHUB_AUTH.tokenHost}${GITHUB_AUTH.tokenPath}`,
+                scopes: Object.fromEntries(p.scope.map((s) => [s, s]))
+              }
+            }
+          }]
+    }))
+  }
+
+  return oauth2SessionMethod(core, setup, securitySchemes)
 }

@@ -294,14 +294,17 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
     core,
     extract: core.extract,
     verify: core.verify,
-    setup
+    setup,
+    // After setup: the cookie name is final only then (the application's own @fastify/session).
+    securitySchemes: () => ({ session: { type: 'apiKey', in: 'cookie', name: cookieName } })
   }
 }
 
 /** The `oauth2` guard method: a session begun by an OAuth2 login, with the same checks as `session`. */
-export function oauth2SessionMethod (core: SessionCore, setup: AuthMethod['setup']): AuthMethod {
+export function oauth2SessionMethod (core: SessionCore, setup: AuthMethod['setup'], securitySchemes?: AuthMethod['securitySchemes']): AuthMethod {
   return {
     name: 'oauth2',
+    securitySchemes,
     extract: core.extract,
     verify (record: SessionRecord, request) {
       return record.p === undefined ? NOT_OAUTH : core.verify(record, request)

@@ -344,7 +344,8 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
   const refreshTtl = typeof options.refresh === 'object' ? (options.refresh.expiresIn ?? DEFAULT_REFRESH_TTL) : DEFAULT_REFRESH_TTL
   const toleranceMs = (options.clockTolerance ?? DEFAULT_CLOCK_TOLERANCE) * 1000
   const maxLength = options.maxLength ?? DEFAULT_MAX_CREDENTIAL_LENGTH
-  const routes = prepareRoutes(options.routes, ctx, signingKey.canSign)
+  // Validated at registration; the login methods are resolved in setup, once every method exists.
+  prepareRoutes(options.routes, undefined, signingKey.canSign)
   const store: MultiauthStore = ctx.store
   const readMany = store.getMany !== undefined
     ? async (k: readonly string[]) => await (store.getMany as NonNullable<MultiauthStore['getMany']>)(k)
@@ -537,6 +538,7 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
       }
     })
     app.decorate('authTokens', helpers)
+    const routes = prepareRoutes(options.routes, ctx, signingKey.canSign)
     if (routes !== undefined) app.register(tokenRoutes(ctx, helpers, routes, challenge, invalidChallenge, refreshOn, revocation), { prefix: routes.prefix })
   }
 
@@ -557,7 +559,8 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
       return token
     },
     verify: verify as AuthMethod['verify'],
-    setup
+    setup,
+    securitySchemes: () => ({ token: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } })
   }
 }
 
@@ -565,7 +568,8 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
 
 interface PreparedRoutes { prefix: string, methods: MethodName[] }
 
-function prepareRoutes (raw: unknown, ctx: MethodContext, canSign: boolean): PreparedRoutes | undefined {
+/** Without `ctx`: checks the options only (the factory runs before later methods such as `session` exist). */
+function prepareRoutes (raw: unknown, ctx: MethodContext | undefined, canSign: boolean): PreparedRoutes | undefined {
   if (raw === undefined || raw === false) return undefined
   const options = raw === true ? {} : checkObject(raw, 'token.routes') as TokenRoutesOptions
   checkKeys(options as Record<string, unknown>, ['prefix', 'methods'], 'token.routes')
@@ -574,15 +578,16 @@ function prepareRoutes (raw: unknown, ctx: MethodContext, canSign: boolean): Pre
   if (!prefix.startsWith('/')) throw new MultiauthOptionError('token.routes.prefix must start with "/"')
   if (!canSign) throw new MultiauthOptionError('token.routes need a signing key: the first of token.keys has no secret or privateKey')
   let methods: MethodName[]
+  const configured = (m: MethodName): boolean => ctx === undefined || ctx.methods.has(m)
   if (options.methods === undefined) {
-    methods = (['basic', 'session'] as const).filter((m) => ctx.methods.has(m))
+    methods = (['basic', 'session'] as const).filter(configured)
     if (methods.length === 0) throw new MultiauthOptionError('token.routes need a password-based method to log in with: configure basic (or session)')
   } else {
     if (!Array.isArray(options.methods) || options.methods.length === 0) throw new MultiauthOptionError('token.routes.methods must be a non-empty array')
     methods = options.methods.map((m: unknown) => {
       // A token must never mint a token (seed 2), and an API key is not a login.
       if (m !== 'basic' && m !== 'session') throw new MultiauthOptionError(`token.routes.methods: "${String(m)}" cannot obtain tokens (allowed: basic, session)`)
-      if (!ctx.methods.has(m)) throw new MultiauthOptionError(`token.routes.methods: "${m}" is not configured`)
+      if (!configured(m)) throw new MultiauthOptionError(`token.routes.methods: "${m}" is not configured`)
       return m
     })
   }

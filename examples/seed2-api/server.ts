@@ -1,0 +1,151 @@
+// Seed 2's whole API ("Flask User Authentication for APIs") with fastify-multiauth:
+//   - users with email + argon2id password hash in a SQLite file, created and seeded on first start;
+//   - verify_password(email_or_token, password): Basic with an email and password, or a token as
+//     the user name with an empty password (basic.allowToken);
+//   - POST /api/v1/tokens/ → { token, expiration: 3600 }; a token cannot mint a token;
+//   - the `api` blueprint: ONE onRequest guard for every route under /api/v1 (before_request +
+//     login_required), and a preHandler that refuses unconfirmed accounts with 403;
+//   - error_handler: JSON { error: 'unauthorized', message: 'Invalid credentials' };
+//   - the OpenAPI document of it all at GET /openapi.json (@fastify/swagger).
+//
+// Run: npx tsx examples/seed2-api/server.ts
+// Environment: PORT (default 3000), DB_FILE (default seed2.sqlite beside this file), JWT_SECRET
+// (at least 32 bytes; without it tokens are signed with a random key and die with the process).
+import { randomBytes } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import Fastify from 'fastify'
+import type { FastifyError, FastifyInstance } from 'fastify'
+import swagger from '@fastify/swagger'
+import multiauth, { hashPassword, verifyPassword } from '../../src/index.js'
+import { openUsers } from './db.js'
+import type { User } from './db.js'
+
+const dbFile = process.env.DB_FILE ?? fileURLToPath(new URL('./seed2.sqlite', import.meta.url))
+const { users, created } = await openUsers(dbFile)
+const secret = process.env.JWT_SECRET || randomBytes(32).toString('base64url')
+const TOKEN_LIFETIME = 3600
+const REALM = 'seed2'
+
+const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'warn' } })
+
+// Before the routes: @fastify/swagger collects them as they are declared.
+await app.register(swagger, {
+  openapi: {
+    info: { title: 'Seed 2 API', version: '1.0.0', description: 'Flask-HTTPAuth\'s API lesson, on Fastify' }
+  }
+})
+
+// Checked against for unknown emails: an unknown email costs the same argon2 run as a wrong password.
+const timingHash = await hashPassword('timing equaliser')
+
+await app.register(multiauth, {
+  realm: REALM,
+  basic: {
+    // Seed 2's verify_password: the email's user when the password matches, nothing otherwise.
+    verify: async (email, password) => {
+      const found = users.byEmail(email)
+      const matches = await verifyPassword(found?.passwordHash ?? timingHash, password)
+      return found !== undefined && matches ? found.user : null
+    },
+    // "if password == '': g.current_user = User.verify_auth_token(email_or_token)"
+    allowToken: true
+  },
+  token: {
+    secret,
+    expiresIn: TOKEN_LIFETIME,
+    claims: (user) => ({ sub: String((user as User).id) }),
+    // Seed 2's verify_auth_token: the token's user, or nothing when it was deleted meanwhile.
+    lookup: (claims) => users.byId(Number(claims.sub)) ?? null
+  }
+})
+
+// Seed 2's error_handler: one JSON shape for every error. 401s keep the WWW-Authenticate
+// challenge the plugin set on the reply.
+app.setErrorHandler((err: FastifyError, request, reply) => {
+  const status = err.statusCode ?? 500
+  if (status >= 500) request.log.error({ err }, 'request failed')
+  if (status === 401) return reply.code(401).send({ error: 'unauthorized', message: 'Invalid credentials' })
+  if (status === 403) return reply.code(403).send({ error: 'forbidden', message: err.message })
+  if (status < 500) return reply.code(status).send({ error: 'bad request', message: err.message })
+  return reply.code(status).send({ error: 'internal error', message: 'Internal server error' })
+})
+
+const forbidden = (message: string): Error => Object.assign(new Error(message), { statusCode: 403 })
+const invalidCredentials = (): Error => Object.assign(new Error('Invalid credentials'), { statusCode: 401 })
+
+const userSchema = {
+  type: 'object',
+  required: ['id', 'email', 'confirmed'],
+  properties: { id: { type: 'integer' }, email: { type: 'string' }, confirmed: { type: 'boolean' } }
+} as const
+const errorSchema = {
+  type: 'object',
+  required: ['error', 'message'],
+  properties: { error: { type: 'string' }, message: { type: 'string' } }
+} as const
+
+/** The `api` blueprint: everything under /api/v1. */
+async function api (v1: FastifyInstance): Promise<void> {
+  // @api.before_request + @auth.login_required: ONE guard for every route of this plugin.
+  // Email + password, a token as the Basic user name, or (beyond the seed) Authorization: Bearer.
+  v1.addHook('onRequest', v1.authGuard(['basic', 'token']))
+  // ... and the seed's confirmed-account check, once the user is known.
+  v1.addHook('preHandler', async (request) => {
+    if (!(request.user as User).confirmed) throw forbidden('Unconfirmed account')
+  })
+
+  v1.post('/tokens/', {
+    schema: {
+      summary: 'Get a token (seed 2: get_token)',
+      // Stated here because the guard admits tokens, and this route then refuses them.
+      security: [{ basic: [] }],
+      response: {
+        200: {
+          type: 'object',
+          required: ['token', 'expiration'],
+          properties: { token: { type: 'string' }, expiration: { type: 'integer', description: 'seconds' } }
+        },
+        401: errorSchema,
+        403: errorSchema
+      }
+    }
+  }, async (request, reply) => {
+    // "if g.current_user.is_anonymous or g.token_used": a token cannot mint a token.
+    if (request.auth?.method !== 'basic') {
+      reply.header('www-authenticate', `Basic realm="${REALM}", charset="UTF-8"`)
+      throw invalidCredentials()
+    }
+    const { token, expiration } = await v1.authTokens.issue(request.user as User, request)
+    return { token, expiration }
+  })
+
+  v1.get('/users/me', {
+    schema: { summary: 'The authenticated user', response: { 200: userSchema, 401: errorSchema, 403: errorSchema } }
+  }, async (request) => request.user as User)
+
+  v1.get<{ Params: { id: number } }>('/users/:id', {
+    schema: {
+      summary: 'A user by id',
+      params: { type: 'object', required: ['id'], properties: { id: { type: 'integer', minimum: 1 } } },
+      response: { 200: userSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema }
+    }
+  }, async (request, reply) => {
+    const user = users.byId(request.params.id)
+    if (user === undefined) return await reply.code(404).send({ error: 'not found', message: 'No such user' })
+    return user
+  })
+}
+await app.register(api, { prefix: '/api/v1' })
+
+// The OpenAPI document, with the security schemes and per-route requirements the plugin added.
+app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+
+app.addHook('onClose', async () => { users.close() })
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => { app.close().then(() => process.exit(0), () => process.exit(1)) })
+}
+
+const address = await app.listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' })
+console.log(`${created ? 'created and seeded' : 'using'} ${dbFile} (alice@example.com / wonderland, confirmed; bob@example.com / builder, unconfirmed)`)
+console.log(`seed 2 API on ${address}; OpenAPI document at ${address}/openapi.json. Try:`)
+console.log(`curl -s -u alice@example.com:wonderland -X POST ${address}/api/v1/tokens/`)

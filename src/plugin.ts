@@ -119,9 +119,10 @@ async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<
     if (factory === undefined) throw new MultiauthOptionError(`the "${name}" method is not available in this version`)
     methods.set(name, factory(methodOptions, ctx))
   }
-  for (const method of methods.values()) await method.setup?.(app)
-
+  // Limits first: createGuardLimits awaits registrations, which would load plugins a method's
+  // setup queued (the token routes) before `authGuard` exists, or with guards that skip the limits.
   const limits = options.rateLimit === undefined ? undefined : await createGuardLimits(app, options.rateLimit, ctx.store)
+  for (const method of methods.values()) await method.setup?.(app)
   const guardContext = { methods, roles: options.roles, timeoutMs, limits }
   // Another plugin (the application's own @fastify/jwt, @fastify/passport) may own `request.user` already.
   if (!app.hasRequestDecorator('user')) app.decorateRequest('user', null)

@@ -70,3 +70,21 @@ t.test('[RFC 9110 §10.2.3, RFC 6585 §4] Retry-After is honoured exactly (fake 
   mock.timers.tick(1)
   t.equal((await app.inject(attempt('alice', 'right', '192.0.2.3'))).statusCode, 200, 'user: at Retry-After → admitted')
 })
+
+t.test('[ASVS 4.0.3 V2.2.1] POST /tokens (a Basic login that mints tokens) is under the same failure budget; token routes and rateLimit register together', async (t) => {
+  let checks = 0
+  const app = await buildApp({
+    basic: { verify: async (u, p) => { checks++; return p === 'right' ? { id: u } : null } },
+    token: { secret: 'brute-force-secret-of-32-bytes-or-more', routes: true, lookup: (claims) => ({ id: claims.sub }) },
+    rateLimit: { failuresPerUser: { max: 3, timeWindow: 60_000 }, failuresPerIp: false }
+  })
+  await app.ready()
+  t.teardown(() => app.close())
+  const mint = (password: string) => app.inject({ method: 'POST', url: '/tokens', headers: { authorization: basicHeader('alice', password) } })
+  t.equal((await mint('right')).statusCode, 200, 'control: a correct login gets a token')
+  const guesses = await Promise.all(Array.from({ length: 20 }, async (_, i) => (await mint(`guess${i}`)).statusCode))
+  t.equal(guesses.filter((s) => s === 401).length, 3)
+  t.equal(guesses.filter((s) => s === 429).length, 17)
+  t.equal(checks, 4, 'one correct login and 3 guesses were checked')
+  t.equal((await mint('right')).statusCode, 429, 'the username is locked on the token route too')
+})

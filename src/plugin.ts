@@ -119,18 +119,19 @@ async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<
     if (factory === undefined) throw new MultiauthOptionError(`the "${name}" method is not available in this version`)
     methods.set(name, factory(methodOptions, ctx))
   }
-  // Limits first: createGuardLimits awaits registrations, which would load plugins a method's
-  // setup queued (the token routes) before `authGuard` exists, or with guards that skip the limits.
+  // Guards exist before any method's setup: a setup that awaits a registration (session)
+  // loads what an earlier setup queued (the token routes), and those routes call authGuard.
+  // The limits come first for the same reason: every guard must be built with them.
   const limits = options.rateLimit === undefined ? undefined : await createGuardLimits(app, options.rateLimit, ctx.store)
-  for (const method of methods.values()) await method.setup?.(app)
   const guardContext = { methods, roles: options.roles, timeoutMs, limits }
-  // Another plugin (the application's own @fastify/jwt, @fastify/passport) may own `request.user` already.
-  if (!app.hasRequestDecorator('user')) app.decorateRequest('user', null)
-  app.decorateRequest('auth', null)
   app.decorate('authGuard', (spec: GuardSpec) => createGuard(guardContext, spec))
   for (const [name, decorator] of VERIFIERS) {
     app.decorate(decorator, methods.has(name) ? createGuard(guardContext, [name]) : notConfigured(name))
   }
+  for (const method of methods.values()) await method.setup?.(app)
+  // Another plugin (the application's own @fastify/jwt, @fastify/passport) may own `request.user` already.
+  if (!app.hasRequestDecorator('user')) app.decorateRequest('user', null)
+  app.decorateRequest('auth', null)
 }
 
 export const fastifyMultiauth = fp(multiauth, {

@@ -88,3 +88,17 @@ t.test('[ASVS 4.0.3 V2.2.1] POST /tokens (a Basic login that mints tokens) is un
   t.equal(checks, 4, 'one correct login and 3 guesses were checked')
   t.equal((await mint('right')).statusCode, 429, 'the username is locked on the token route too')
 })
+
+t.test('[design] token routes register with session and rateLimit together (setup order), and the token route is guarded with the limits', async (t) => {
+  const app = await buildApp({
+    basic: { verify: async (u, p) => p === 'right' ? { id: u } : null },
+    token: { secret: 'brute-force-secret-of-32-bytes-or-more', routes: true, lookup: (claims) => ({ id: claims.sub }) },
+    session: { secret: 'a-session-secret-of-at-least-32-characters', secure: false, lookup: (id) => ({ id }) },
+    rateLimit: { failuresPerUser: { max: 1, timeWindow: 60_000 }, failuresPerIp: false }
+  })
+  await app.ready()
+  t.teardown(() => app.close())
+  const mint = (password: string) => app.inject({ method: 'POST', url: '/tokens', headers: { authorization: basicHeader('bob', password) } })
+  t.equal((await mint('wrong')).statusCode, 401)
+  t.equal((await mint('right')).statusCode, 429)
+})

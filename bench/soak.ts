@@ -187,7 +187,11 @@ async function refreshCredentials (app: FastifyInstance): Promise<void> {
   tokens.revoked = revoked
 }
 
+/** HTTP requests sent, flows counted per request (a scenario run of a flow is several). */
+let httpRequests = 0
+
 async function request (agent: http.Agent, port: number, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number, setCookie: string[], body: string }> {
+  httpRequests++
   return await new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, path, method, headers, agent, timeout: 10_000 }, (res) => {
       let text = ''
@@ -277,8 +281,9 @@ async function main (): Promise<void> {
   console.table(samples.map((s) => ({ 't (s)': s.at.toFixed(0), 'RSS (MB)': s.rssMb.toFixed(1), 'store keys': s.keys, requests: s.requests })))
   const figures = {
     seconds: Number(elapsed.toFixed(1)),
-    requests: total,
-    requestsPerSecond: Math.round(total / elapsed),
+    scenarioRuns: total,
+    httpRequests,
+    httpRequestsPerSecond: Math.round(httpRequests / elapsed),
     unexpectedStatuses: unexpected,
     transportErrors: errors,
     rssMb: { early: Number(rssEarly.toFixed(1)), late: Number(rssLate.toFixed(1)), flat: rssFlat },

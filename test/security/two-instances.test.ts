@@ -7,7 +7,6 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
-import { Agent, fetch as undiciFetch } from 'undici'
 import multiauth, { generateApiKey, login, logout, RedisStore } from '../../src/index.js'
 import type { ApiKeyRecord } from '../../src/index.js'
 import { basicHeader } from '../helpers/app.js'
@@ -52,10 +51,8 @@ t.test('[design: stores, ASVS 4.0.3 V3.3.1, V2.2.1] two instances on one redis-s
   }
   const a = await instance()
   const b = await instance()
-  const dispatcher = new Agent({ connections: CONCURRENCY })
-  t.teardown(() => dispatcher.close())
   const http = async (url: string, init: { method?: string, headers?: Record<string, string>, body?: string } = {}): Promise<{ status: number, cookie: string | undefined }> => {
-    const res = await undiciFetch(url, { ...init, dispatcher, redirect: 'manual' })
+    const res = await fetch(url, { ...init, redirect: 'manual' })
     await res.arrayBuffer()
     const setCookie = res.headers.getSetCookie().find((c) => c.startsWith('sid='))
     return { status: res.status, cookie: setCookie?.split(';')[0] }
@@ -79,7 +76,7 @@ t.test('[design: stores, ASVS 4.0.3 V3.3.1, V2.2.1] two instances on one redis-s
     const cookies = await pool(ids.map((id) => async () => (await http(`${a.base}/login`, { method: 'POST', headers: json, body: JSON.stringify({ id }) })).cookie as string))
     t.equal(new Set(cookies).size, ids.length, 'one distinct session per login')
     const onB = await pool(cookies.map((cookie) => async () => {
-      const res = await undiciFetch(`${b.base}/sess`, { headers: { cookie }, dispatcher })
+      const res = await fetch(`${b.base}/sess`, { headers: { cookie } })
       return { status: res.status, user: res.status === 200 ? (await res.json() as { id: string }).id : (await res.arrayBuffer(), undefined) }
     }))
     t.same(onB.map((r) => r.status), ids.map(() => 200), 'all 200 on B')

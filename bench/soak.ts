@@ -5,12 +5,14 @@
 //   SOAK_SECONDS=60 npx tsx bench/soak.ts      (default 600 s; CI uses 60)
 //   SOAK_CONNECTIONS=8                         (concurrent keep-alive clients, default 8)
 //
-// To add a method's traffic (token, session, API-key records), configure it in
-// `buildSoakApp` and append entries to SCENARIOS: { name, path, headers, expect }.
+// Two apps on one store: the first has Basic and the simple API-key `verify`; the second
+// (`app: 'methods'`) has JWT tokens (revocation, token routes), cookie sessions, API-key
+// records (`lookup`) and per-credential rate limits. Scenarios with a `flow` run several
+// requests (login → use → logout) and report the first unexpected status.
 import http from 'node:http'
 import type { FastifyInstance } from 'fastify'
-import { constantTimeEqual, MemoryStore, RedisStore } from '../src/index.js'
-import type { MultiauthStore } from '../src/index.js'
+import { constantTimeEqual, generateApiKey, login, logout, MemoryStore, RedisStore } from '../src/index.js'
+import type { ApiKeyRecord, MultiauthStore } from '../src/index.js'
 import { basicHeader, buildApp } from '../test/helpers/app.js'
 import { redisAvailable, startRedis } from '../test/helpers/redis.js'
 
@@ -21,12 +23,37 @@ const USAGE_TTL_MS = 2000 // per-key usage and failure counters: they must expir
 
 interface Scenario {
   name: string
-  method?: 'GET' | 'OPTIONS'
+  /** Which app: the Basic/simple-key one (default) or the one with tokens, sessions and key records. */
+  app?: 'methods'
+  method?: 'GET' | 'OPTIONS' | 'POST'
   path: string
-  /** A function when each request needs fresh credentials (tokens, session cookies). */
+  /** A function when each request needs fresh credentials. */
   headers: Record<string, string> | (() => Record<string, string>)
   expect: number
+  /** Several requests in a row; resolves `expect` when every step answered as it should, else the first wrong status. */
+  flow?: (request: Requester) => Promise<number>
 }
+
+type Requester = (method: string, path: string, headers?: Record<string, string>, body?: string) => Promise<{ status: number, setCookie: string[], body: string }>
+
+// Short lifetimes, so that what the traffic creates (sessions, denylist entries, counters)
+// expires during the run: the store's key count must then stay flat.
+const TOKEN_TTL_S = 3
+const SESSION_IDLE_MS = 3000
+const SECRET = 'soak-token-secret-of-at-least-32-bytes!'
+const SESSION_SECRET = 'soak-session-secret-of-at-least-32-characters'
+const RECORD = generateApiKey({ prefix: 'ak', environment: 'live' })
+const RECORD_REVOKED = generateApiKey({ prefix: 'ak', environment: 'live' })
+const RECORD_UNKNOWN = generateApiKey({ prefix: 'ak', environment: 'live' })
+const RECORD_TYPO = RECORD.key.slice(0, 12) + (RECORD.key[12] === 'a' ? 'b' : 'a') + RECORD.key.slice(13)
+const RECORDS = new Map<string, ApiKeyRecord<{ id: string }>>([
+  [RECORD.id, { user: { id: 'svc' }, hash: RECORD.hash, scopes: ['orders:read'] }],
+  [RECORD_REVOKED.id, { user: { id: 'old' }, hash: RECORD_REVOKED.hash, revoked: true }]
+])
+const tokens = { valid: '', revoked: '', expired: '' }
+const sessions = { valid: '', destroyed: '' }
+const json = { 'content-type': 'application/json' }
+const cookieOf = (setCookie: string[]): string => (setCookie.find((c) => c.startsWith('sid=')) ?? '').split(';')[0] as string
 
 const KEY = 'soak-key-valid-000001'
 const SCENARIOS: Scenario[] = [
@@ -43,7 +70,64 @@ const SCENARIOS: Scenario[] = [
   { name: 'any-of: wrong basic + valid key', path: '/any', headers: { authorization: basicHeader('alice', 'nope'), 'x-api-key': KEY }, expect: 200 },
   { name: 'no credentials', path: '/any', headers: {}, expect: 401 },
   { name: 'CORS preflight', method: 'OPTIONS', path: '/any', headers: { origin: 'http://127.0.0.1', 'access-control-request-method': 'GET' }, expect: 204 },
-  { name: 'OPTIONS without preflight', method: 'OPTIONS', path: '/any', headers: {}, expect: 401 }
+  { name: 'OPTIONS without preflight', method: 'OPTIONS', path: '/any', headers: {}, expect: 401 },
+  { name: 'token valid', app: 'methods', path: '/tok', headers: () => ({ authorization: `Bearer ${tokens.valid}` }), expect: 200 },
+  { name: 'token revoked', app: 'methods', path: '/tok', headers: () => ({ authorization: `Bearer ${tokens.revoked}` }), expect: 401 },
+  { name: 'token expired', app: 'methods', path: '/tok', headers: () => ({ authorization: `Bearer ${tokens.expired}` }), expect: 401 },
+  { name: 'token tampered', app: 'methods', path: '/tok', headers: () => ({ authorization: `Bearer ${tokens.valid.slice(0, -3)}AAA` }), expect: 401 },
+  { name: 'token malformed header', app: 'methods', path: '/tok', headers: { authorization: 'Bearer' }, expect: 400 },
+  {
+    name: 'token flow: issue, use, revoke, refused',
+    app: 'methods',
+    path: '',
+    headers: {},
+    expect: 200,
+    flow: async (request) => {
+      const issued = await request('POST', '/tokens', { authorization: basicHeader('alice', 'pa:ss') })
+      if (issued.status !== 200) return issued.status
+      const auth = { authorization: `Bearer ${(JSON.parse(issued.body) as { token: string }).token}` }
+      const steps: Array<[string, string, number]> = [['GET', '/tok', 200], ['POST', '/tokens/revoke', 204], ['GET', '/tok', 401]]
+      for (const [method, path, expected] of steps) {
+        const { status } = await request(method, path, auth)
+        if (status !== expected) return status
+      }
+      return 200
+    }
+  },
+  { name: 'session valid', app: 'methods', path: '/sess', headers: () => ({ cookie: sessions.valid }), expect: 200 },
+  { name: 'session destroyed', app: 'methods', path: '/sess', headers: () => ({ cookie: sessions.destroyed }), expect: 401 },
+  { name: 'session forged', app: 'methods', path: '/sess', headers: { cookie: 'sid=forged.c2lnbmF0dXJl' }, expect: 401 },
+  {
+    name: 'session flow: login, use, logout, refused',
+    app: 'methods',
+    path: '',
+    headers: {},
+    expect: 200,
+    flow: async (request) => {
+      const started = await request('POST', '/login', json, '{"id":"alice"}')
+      if (started.status !== 200) return started.status
+      const cookie = { cookie: cookieOf(started.setCookie) }
+      const steps: Array<[string, string, number]> = [['GET', '/sess', 200], ['POST', '/logout', 200], ['GET', '/sess', 401]]
+      for (const [method, path, expected] of steps) {
+        const { status } = await request(method, path, cookie)
+        if (status !== expected) return status
+      }
+      return 200
+    }
+  },
+  {
+    name: 'session abandoned (expires by idle TTL)',
+    app: 'methods',
+    path: '',
+    headers: {},
+    expect: 200,
+    flow: async (request) => (await request('POST', '/login', json, '{"id":"alice"}')).status
+  },
+  { name: 'key record valid', app: 'methods', path: '/key', headers: { 'x-api-key': RECORD.key }, expect: 200 },
+  { name: 'key record revoked', app: 'methods', path: '/key', headers: { 'x-api-key': RECORD_REVOKED.key }, expect: 401 },
+  { name: 'key record unknown (valid checksum)', app: 'methods', path: '/key', headers: { 'x-api-key': RECORD_UNKNOWN.key }, expect: 401 },
+  { name: 'key record typo (bad checksum)', app: 'methods', path: '/key', headers: { 'x-api-key': RECORD_TYPO }, expect: 401 },
+  { name: 'key record fresh random (valid checksum)', app: 'methods', path: '/key', headers: () => ({ 'x-api-key': generateApiKey({ prefix: 'ak', environment: 'live' }).key }), expect: 401 }
 ]
 
 async function buildSoakApp (store: MultiauthStore): Promise<FastifyInstance> {
@@ -74,17 +158,58 @@ async function buildSoakApp (store: MultiauthStore): Promise<FastifyInstance> {
   return app
 }
 
-async function send (agent: http.Agent, port: number, scenario: Scenario): Promise<number> {
-  const headers = typeof scenario.headers === 'function' ? scenario.headers() : scenario.headers
+/** The app with tokens, sessions, API-key records and rate limits (counters with a short window). */
+async function buildMethodsApp (store: MultiauthStore): Promise<FastifyInstance> {
+  const users = new Map([['alice', { id: 'alice' }]])
+  const app = await buildApp({
+    store,
+    basic: { verify: async (u, p) => constantTimeEqual(`${u}:${p}`, 'alice:pa:ss') ? { id: u } : null },
+    token: { secret: SECRET, expiresIn: TOKEN_TTL_S, clockTolerance: 0, revocation: true, routes: { methods: ['basic'] }, lookup: (claims) => users.get(claims.sub) ?? null },
+    session: { secret: SESSION_SECRET, secure: false, maxAge: SESSION_IDLE_MS, lookup: (id) => users.get(id) ?? null },
+    apiKey: { lookup: (id) => RECORDS.get(id) ?? null, environment: 'live' },
+    // All soak traffic comes from 127.0.0.1: the failure budgets would (rightly) stop it.
+    rateLimit: { max: 1_000_000, timeWindow: USAGE_TTL_MS, failuresPerIp: false, failuresPerUser: false }
+  })
+  app.post<{ Body: { id: string } }>('/login', async (request) => { await login(request, users.get(request.body.id) as { id: string }); return 'ok' })
+  app.post('/logout', async (request) => { await logout(request); return 'ok' })
+  app.get('/tok', { onRequest: app.authGuard(['token']) }, async () => 'ok')
+  app.get('/sess', { onRequest: app.authGuard(['session']) }, async () => 'ok')
+  app.get('/key', { onRequest: app.authGuard({ methods: ['apiKey'], scopes: ['orders:read'] }) }, async () => 'ok')
+  await app.ready()
+  return app
+}
+
+/** Long-lived credentials the single-request scenarios use, refreshed before they expire. */
+async function refreshCredentials (app: FastifyInstance): Promise<void> {
+  tokens.valid = (await app.authTokens.issue({ id: 'alice' })).token
+  const revoked = (await app.authTokens.issue({ id: 'alice' })).token
+  await app.authTokens.revoke(JSON.parse(Buffer.from(revoked.split('.')[1] as string, 'base64url').toString()))
+  tokens.revoked = revoked
+}
+
+/** HTTP requests sent, flows counted per request (a scenario run of a flow is several). */
+let httpRequests = 0
+
+async function request (agent: http.Agent, port: number, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number, setCookie: string[], body: string }> {
+  httpRequests++
   return await new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: scenario.path, method: scenario.method ?? 'GET', headers, agent, timeout: 10_000 }, (res) => {
-      res.resume()
-      res.on('end', () => resolve(res.statusCode ?? 0))
+    const req = http.request({ host: '127.0.0.1', port, path, method, headers, agent, timeout: 10_000 }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => { text += chunk })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, setCookie: res.headers['set-cookie'] ?? [], body: text }))
     })
     req.on('timeout', () => req.destroy(new Error('request timed out')))
     req.on('error', reject)
-    req.end()
+    req.end(body)
   })
+}
+
+async function send (agent: http.Agent, ports: { basic: number, methods: number }, scenario: Scenario): Promise<number> {
+  const port = scenario.app === 'methods' ? ports.methods : ports.basic
+  if (scenario.flow !== undefined) return await scenario.flow(async (m, p, h, b) => await request(agent, port, m, p, h, b))
+  const headers = typeof scenario.headers === 'function' ? scenario.headers() : scenario.headers
+  return (await request(agent, port, scenario.method ?? 'GET', scenario.path, headers)).status
 }
 
 async function main (): Promise<void> {
@@ -93,7 +218,20 @@ async function main (): Promise<void> {
   const keyCount = async (): Promise<number> => store instanceof RedisStore ? await store.client.dbsize() : store.size
   const app = await buildSoakApp(store)
   await app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (app.server.address() as { port: number }).port
+  const methodsApp = await buildMethodsApp(store)
+  await methodsApp.listen({ port: 0, host: '127.0.0.1' })
+  const ports = { basic: (app.server.address() as { port: number }).port, methods: (methodsApp.server.address() as { port: number }).port }
+  // An expired token (issued, then outlived), a destroyed session, and tokens refreshed every second.
+  await refreshCredentials(methodsApp)
+  tokens.expired = tokens.valid
+  const sessionAgent = new http.Agent({ keepAlive: false })
+  const loginFor = async (): Promise<string> => cookieOf((await request(sessionAgent, ports.methods, 'POST', '/login', json, '{"id":"alice"}')).setCookie)
+  sessions.destroyed = await loginFor()
+  await request(sessionAgent, ports.methods, 'POST', '/logout', { cookie: sessions.destroyed })
+  await new Promise((resolve) => setTimeout(resolve, TOKEN_TTL_S * 1000 + 1100))
+  await refreshCredentials(methodsApp)
+  sessions.valid = await loginFor() // kept alive by the traffic (rolling idle timeout)
+  const refresher = setInterval(() => { void refreshCredentials(methodsApp) }, 1000)
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS })
 
   const counts = new Map<string, Record<number, number>>(SCENARIOS.map((s) => [s.name, {}]))
@@ -108,7 +246,7 @@ async function main (): Promise<void> {
     for (let i = offset; Date.now() < deadline; i++) {
       const scenario = SCENARIOS[i % SCENARIOS.length] as Scenario
       try {
-        const status = await send(agent, port, scenario)
+        const status = await send(agent, ports, scenario)
         const c = counts.get(scenario.name) as Record<number, number>
         c[status] = (c[status] ?? 0) + 1
         if (status !== scenario.expect) unexpected++
@@ -123,6 +261,7 @@ async function main (): Promise<void> {
   }, (SECONDS * 1000) / SAMPLES)
   await Promise.all(Array.from({ length: CONNECTIONS }, async (_, i) => { await worker(i * 3) }))
   clearInterval(sampler)
+  clearInterval(refresher)
   const elapsed = (Date.now() - start) / 1000
 
   // Flat: the last third of the samples may not exceed the first third (after the first, warm-up sample) by more than the slack.
@@ -142,8 +281,9 @@ async function main (): Promise<void> {
   console.table(samples.map((s) => ({ 't (s)': s.at.toFixed(0), 'RSS (MB)': s.rssMb.toFixed(1), 'store keys': s.keys, requests: s.requests })))
   const figures = {
     seconds: Number(elapsed.toFixed(1)),
-    requests: total,
-    requestsPerSecond: Math.round(total / elapsed),
+    scenarioRuns: total,
+    httpRequests,
+    httpRequestsPerSecond: Math.round(httpRequests / elapsed),
     unexpectedStatuses: unexpected,
     transportErrors: errors,
     rssMb: { early: Number(rssEarly.toFixed(1)), late: Number(rssLate.toFixed(1)), flat: rssFlat },
@@ -152,7 +292,9 @@ async function main (): Promise<void> {
   console.log('SOAK ' + JSON.stringify(figures))
 
   agent.destroy()
+  sessionAgent.destroy()
   await app.close()
+  await methodsApp.close()
   if (store instanceof RedisStore) await store.close()
   await redis?.stop()
   const pass = unexpected === 0 && errors === 0 && rssFlat && keysFlat && total > 0

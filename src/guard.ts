@@ -34,6 +34,8 @@ export interface GuardLimits {
   beforeVerify (method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply): Promise<void>
   /** After that method refused them. */
   refused (method: AuthMethod, credentials: unknown, request: FastifyRequest): Promise<void>
+  /** After every verification that `beforeVerify` let through, whatever its outcome (after `refused`). */
+  settled (request: FastifyRequest): void
   /** After authentication, before roles and scopes: the keyed budget (key id, else user id). */
   admitted (success: AuthSuccess, request: FastifyRequest, reply: FastifyReply): Promise<void>
 }
@@ -158,9 +160,13 @@ function runVerify (ctx: GuardContext, method: AuthMethod, credentials: unknown,
 /** The same, inside the failure budgets (per username) when rate limits are on. */
 async function verifyLimited (ctx: GuardContext, limits: GuardLimits, method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply): Promise<AuthSuccess | AuthFailure> {
   await limits.beforeVerify(method, credentials, request, reply)
-  const outcome = await verifyOnce(ctx, method, credentials, request, reply)
-  if (outcome instanceof AuthFailure) await limits.refused(method, credentials, request)
-  return outcome
+  try {
+    const outcome = await verifyOnce(ctx, method, credentials, request, reply)
+    if (outcome instanceof AuthFailure) await limits.refused(method, credentials, request)
+    return outcome
+  } finally {
+    limits.settled(request)
+  }
 }
 
 function verifyOnce (ctx: GuardContext, method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {

@@ -120,10 +120,11 @@ async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<
     if (factory === undefined) throw new MultiauthOptionError(`the "${name}" method is not available in this version`)
     methods.set(name, factory(methodOptions, ctx))
   }
+  // Guards exist before any method's setup: a setup that awaits a registration (session)
+  // loads what an earlier setup queued (the token routes), and those routes call authGuard.
+  // The limits come first for the same reason: every guard must be built with them.
   const limits = options.rateLimit === undefined ? undefined : await createGuardLimits(app, options.rateLimit, ctx.store)
   const guardContext = { methods, roles: options.roles, timeoutMs, limits }
-  // Before any setup: a method's own routes (POST /tokens) use authGuard, and they may load
-  // as soon as another setup awaits a registration.
   app.decorate('authGuard', (spec: GuardSpec) => createGuard(guardContext, spec))
   for (const [name, decorator] of VERIFIERS) {
     app.decorate(decorator, methods.has(name) ? createGuard(guardContext, [name]) : notConfigured(name))

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import fastifyRateLimit from '@fastify/rate-limit'
+import fastifyRateLimit, { normalizeIP } from '@fastify/rate-limit'
 import type { RateLimitPluginOptions } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { MultiauthOptionError, TooManyRequestsError } from './errors.js'
@@ -49,10 +49,55 @@ const LOCAL_CACHE = 50_000
 const kSubject = Symbol('multiauth.rateLimit.subject')
 const kBudget = Symbol('multiauth.rateLimit.budget')
 const kCounted = Symbol('multiauth.rateLimit.counted')
+const kAttempt = Symbol('multiauth.rateLimit.attempt')
 interface LimitedRequest extends FastifyRequest {
   [kSubject]: string | null
   [kBudget]: AuthSuccess['rateLimit'] | null
   [kCounted]: boolean
+  /** The per-username counter this request's Basic attempt holds a slot of, until it settles. */
+  [kAttempt]: string | null
+}
+
+/** Rounds an attempt may wait for a slot before it is refused (each round waits for another attempt to finish). */
+const MAX_WAIT_ROUNDS = 50
+
+/**
+ * Failed-attempt budgets are checked with a peek (a success must not spend them) and
+ * counted after the refusal, so a peek cannot see attempts still being verified: without
+ * this, N concurrent guesses would all pass a budget of M < N. An attempt starts only while
+ * (attempts in flight) < (budget remaining); the others wait for one to finish and look
+ * again, so guesses are bounded exactly per process and concurrent honest requests are
+ * delayed, not refused. Across instances each may overshoot by its own attempts in flight.
+ */
+class Attempts {
+  private readonly inFlight = new Map<string, { count: number, waiters: Array<() => void> }>()
+
+  /** Resolves the counter's state; when `remaining > 0` the caller holds a slot and must call `end(key)`. */
+  async begin (key: string, peek: () => Promise<LimitResult>): Promise<LimitResult> {
+    for (let round = 0; ; round++) {
+      const state = await peek()
+      let entry = this.inFlight.get(key)
+      if (state.remaining === 0) return state
+      if (entry === undefined || entry.count < state.remaining) {
+        if (entry === undefined) this.inFlight.set(key, entry = { count: 0, waiters: [] })
+        entry.count++
+        return state
+      }
+      if (round === MAX_WAIT_ROUNDS) return { ...state, remaining: 0 }
+      await new Promise<void>((resolve) => { (entry as { waiters: Array<() => void> }).waiters.push(resolve) })
+    }
+  }
+
+  end (key: string): void {
+    const entry = this.inFlight.get(key)
+    if (entry === undefined) return
+    entry.count--
+    const waiters = entry.waiters
+    if (entry.count <= 0 && waiters.length === 0) this.inFlight.delete(key)
+    else entry.waiters = []
+    // Everyone waiting looks at the counter again; those that still do not fit wait for the next end.
+    for (const wake of waiters) wake()
+  }
 }
 
 function checkBudget (value: unknown, path: string, fallback: Budget): Budget {
@@ -132,10 +177,15 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, sto
   app.decorateRequest(kBudget, null)
   app.decorateRequest(kCounted, false)
 
+  app.decorateRequest(kAttempt, null)
+  const ipAttempts = new Attempts()
+  const userAttempts = new Attempts()
+
   return {
     async guard (run: GuardRun, request: FastifyRequest, reply: FastifyReply): Promise<void> {
       if (ipLimiter === undefined) return await run(request, reply)
-      const state = await call(ipLimiter, request, PEEK)
+      const ip = normalizeIP(request.ip)
+      const state = await ipAttempts.begin(ip, async () => await call(ipLimiter, request, PEEK))
       if (state.remaining === 0) {
         request.log.info({ reason: 'too many failed attempts from this IP' }, 'multiauth: rate limited')
         throw tooMany(reply, state)
@@ -146,6 +196,8 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, sto
         const status = (err as { statusCode?: number }).statusCode
         if (status === 401 || status === 400) await call(ipLimiter, request)
         throw err
+      } finally {
+        ipAttempts.end(ip)
       }
     },
 
@@ -153,17 +205,26 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, sto
       if (userLimiter === undefined || method.name !== 'basic') return
       // The username is hashed: counters must not put user names (or tokens, with allowToken) in Redis.
       const username = (credentials as { username: string }).username
-      ;(request as LimitedRequest)[kSubject] = createHash('sha256').update(username).digest('base64url').slice(0, 22)
-      const state = await call(userLimiter, request, PEEK)
+      const subject = createHash('sha256').update(username).digest('base64url').slice(0, 22)
+      ;(request as LimitedRequest)[kSubject] = subject
+      const state = await userAttempts.begin(subject, async () => await call(userLimiter, request, PEEK))
       if (state.remaining === 0) {
         request.log.info({ reason: 'too many failed attempts for this username' }, 'multiauth: rate limited')
         throw tooMany(reply, state)
       }
+      ;(request as LimitedRequest)[kAttempt] = subject
     },
 
     async refused (method: AuthMethod, _credentials: unknown, request: FastifyRequest): Promise<void> {
       // kSubject still holds the hashed username set by beforeVerify.
       if (userLimiter !== undefined && method.name === 'basic') await call(userLimiter, request)
+    },
+
+    settled (request: FastifyRequest): void {
+      const limited = request as LimitedRequest
+      if (limited[kAttempt] === null) return
+      userAttempts.end(limited[kAttempt])
+      limited[kAttempt] = null
     },
 
     async admitted (success: AuthSuccess, request: FastifyRequest, reply: FastifyReply): Promise<void> {

@@ -75,6 +75,8 @@ interface ProviderRuntime {
   jwks?: ReturnType<typeof createRemoteJWKSet>
   algorithms?: string[]
   userinfoEndpoint?: string
+  /** The provider announces RFC 9207: its authorization responses carry `iss`, which must then be present and be its issuer. */
+  issInResponse?: boolean
 }
 
 const OPTION_KEYS = ['providers', 'baseUrl', 'prefix', 'onLogin', 'redirect', 'allowedRedirects', 'httpTimeout']
@@ -214,6 +216,7 @@ export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMetho
       if (runtime.algorithms.length === 0) throw new MultiauthOptionError(`oauth2.providers.${p.name}: the provider signs id_tokens with no asymmetric algorithm we accept`)
       runtime.jwks = createRemoteJWKSet(endpoint(metadata, 'jwks_uri', issuer), { timeoutDuration: httpTimeout })
       runtime.userinfoEndpoint = optionalString(metadata.userinfo_endpoint)
+      runtime.issInResponse = metadata.authorization_response_iss_parameter_supported === true
       auth = { authorizeHost: authorize.origin, authorizePath: authorize.pathname, tokenHost: token.origin, tokenPath: token.pathname }
     }
     await app.register(fastifyOauth2, {
@@ -280,7 +283,8 @@ export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMetho
           if (nextIndex === -1) throw new BadRequestError('next is not an allowed redirect')
         }
         const nonce = randomBytes(16).toString('base64url')
-        reply.setCookie(flowCookie, `${nonce}.${nextIndex}`, { ...flowCookieOptions, maxAge: 600 })
+        // The provider is bound to the flow: a response arriving at another provider's callback is a mix-up (RFC 9700 §4.4).
+        reply.setCookie(flowCookie, `${p.name}.${nonce}.${nextIndex}`, { ...flowCookieOptions, maxAge: 600 })
         const uri = new URL(await runtime.oauth2().generateAuthorizationUri(request, reply))
         if (runtime.kind === 'oidc') uri.searchParams.set('nonce', nonce)
         return await reply.redirect(uri.href)
@@ -293,7 +297,13 @@ export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMetho
         if (typeof request.query.code !== 'string') throw refused(request, p.name, 'no code in the callback')
         const dot = flow?.lastIndexOf('.') ?? -1
         if (flow === undefined || dot < 1) throw refused(request, p.name, 'no login flow cookie: the login did not start in this browser')
-        const nonce = flow.slice(0, dot)
+        // Checked before the code goes anywhere: a code meant for another provider must never reach this one's token endpoint.
+        if (!flow.startsWith(`${p.name}.`)) throw refused(request, p.name, 'the login started with another provider (mix-up)')
+        const iss = request.query.iss
+        if (runtime.kind === 'oidc' && (iss !== undefined || runtime.issInResponse === true) && iss !== runtime.issuer) {
+          throw refused(request, p.name, 'authorization response iss is not this provider (RFC 9207)')
+        }
+        const nonce = flow.slice(p.name.length + 1, dot)
         const nextPath = allowedRedirects[Number(flow.slice(dot + 1))] ?? redirect
 
         let tokens: OAuth2Tokens

@@ -17,6 +17,8 @@ export interface TestProvider {
   clientSecret: string
   /** Errors the token endpoint answered (e.g. `invalid_grant` for a replayed code), newest last. */
   grantErrors: string[]
+  /** Requests the token endpoint received (each code exchange attempt). */
+  tokenRequests: () => number
   /** While true, jwks_uri publishes another key under the same `kid`: id_tokens no longer verify against it. */
   serveForeignJwks: (on: boolean) => void
   close: () => Promise<void>
@@ -60,6 +62,7 @@ export async function startOidcProvider (options: TestProviderOptions): Promise<
   const foreign = await signingKey(kid)
   let foreignJwks = false
   const grantErrors: string[] = []
+  let tokenRequests = 0
 
   const provider = new Provider(issuer, {
     clients: [{
@@ -96,6 +99,7 @@ export async function startOidcProvider (options: TestProviderOptions): Promise<
   provider.on('grant.error', (_ctx, err) => { grantErrors.push((err as { error?: string }).error ?? err.message) })
   // Serve the foreign public key at jwks_uri when asked; the provider still signs with the real one.
   provider.use(async (ctx, next) => {
+    if (ctx.path === '/token') tokenRequests++
     if (foreignJwks && ctx.path === '/jwks') {
       ctx.type = 'application/jwk-set+json'
       ctx.body = { keys: [foreign.publicJwk] }
@@ -142,6 +146,7 @@ export async function startOidcProvider (options: TestProviderOptions): Promise<
     clientId,
     clientSecret,
     grantErrors,
+    tokenRequests: () => tokenRequests,
     serveForeignJwks: (on) => { foreignJwks = on },
     close: async () => {
       server.closeAllConnections()

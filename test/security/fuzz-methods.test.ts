@@ -1,0 +1,229 @@
+// Property-based fuzzing (fast-check) of the parsers the token, API-key-record and session
+// methods added: the API-key format parser and checksum, bearer-token extraction and
+// verification, and what we do ourselves with session cookies and session records
+// (cookie parsing and signatures belong to @fastify/cookie and @fastify/session; the record
+// shape check and the store adapter's JSON are ours). Never a crash, a hang or a pass for
+// anything but the valid credential. FUZZ_RUNS (default 10,000) runs per property.
+import t from 'tap'
+import fc from 'fast-check'
+import { createHash } from 'node:crypto'
+import type { FastifyRequest } from 'fastify'
+import { BadRequestError, generateApiKey, MemoryStore, parseApiKey } from '../../src/index.js'
+import { API_KEY_MAX_LENGTH } from '../../src/api-keys.js'
+import type { ApiKeyRecord } from '../../src/index.js'
+import { createTokenMethod } from '../../src/methods/token.js'
+import { buildApp } from '../helpers/app.js'
+import { FUZZ_RUNS } from '../helpers/security.js'
+import { bearer, claimsFor, handMadeJwt, SECRET, tokenApp } from '../helpers/tokens.js'
+import { cookieFrom, sessionApp } from '../helpers/session-app.js'
+
+const SLOW_MS = 2000
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
+
+/** Replace, insert or delete a few characters of `s`. */
+const near = (s: string, alphabet?: string): fc.Arbitrary<string> => fc.tuple(
+  fc.nat({ max: s.length }),
+  alphabet === undefined ? fc.string({ unit: 'binary', maxLength: 3 }) : fc.string({ unit: fc.constantFrom(...alphabet), maxLength: 3 }),
+  fc.nat({ max: 3 })
+).map(([at, insert, cut]) => s.slice(0, at) + insert + s.slice(at + cut))
+
+function timed<T> (fn: () => T, stats: { slowest: number }): T {
+  const start = performance.now()
+  try { return fn() } finally { stats.slowest = Math.max(stats.slowest, performance.now() - start) }
+}
+
+t.test(`[design: API-key format] parseApiKey: ${FUZZ_RUNS} arbitrary and near-miss keys → undefined, or the exact parts of a well-formed key`, async (t) => {
+  const keys = Array.from({ length: 5 }, (_, i) => generateApiKey({ prefix: ['ak', 'acme', 'x1'][i % 3] as string, environment: ['live', 'test'][i % 2] as string }).key)
+  const validSet = new Set(keys)
+  const stats = { slowest: 0 }
+  let parsed = 0
+  let nearMissesAccepted = 0
+  const input = fc.oneof(
+    fc.string({ unit: 'binary', maxLength: 90 }),
+    fc.constantFrom(...keys),
+    fc.constantFrom(...keys).chain((k) => near(k, BASE62 + '_')),
+    fc.constantFrom(...keys).chain((k) => near(k)),
+    fc.tuple(fc.stringMatching(/^[a-z][a-z0-9]{0,16}$/), fc.stringMatching(/^[a-z][a-z0-9]{0,16}$/), fc.string({ unit: fc.constantFrom(...BASE62), minLength: 30, maxLength: 34 }))
+      .map(([p, e, tail]) => `${p}_${e}_${tail}`),
+    fc.string({ unit: fc.constantFrom('_', 'a', 'Z', '0', '\u0000', 'é', '\uD800'), maxLength: API_KEY_MAX_LENGTH + 3 })
+  )
+  fc.assert(fc.property(input, (key) => {
+    const r = timed(() => parseApiKey(key), stats)
+    if (r === undefined) return true
+    parsed++
+    if (!validSet.has(key)) nearMissesAccepted++
+    // A result is only ever the exact split of <prefix>_<env>_<32 base62>.
+    const m = /^([a-z][a-z0-9]{0,15})_([a-z][a-z0-9]{0,15})_([0-9A-Za-z]{32})$/.exec(key)
+    return m !== null && r.prefix === m[1] && r.environment === m[2]
+  }), { numRuns: FUZZ_RUNS })
+  // CRC32 catches every 1-3 character change of a key; random 32-char tails pass once in 62^6/2^32... never here.
+  t.equal(nearMissesAccepted, 0, 'no mutated or made-up key passed the checksum')
+  t.ok(parsed > FUZZ_RUNS / 20, `valid keys were generated and accepted too (${parsed})`)
+  t.ok(stats.slowest < SLOW_MS, `slowest call ${stats.slowest.toFixed(2)} ms`)
+  t.equal(parseApiKey(undefined as never), undefined)
+  t.equal(parseApiKey({ length: 3 } as never), undefined)
+})
+
+t.test(`[design: API-key records] ${FUZZ_RUNS} arbitrary X-API-Key values through inject with apiKey.lookup: 200 only for the issued key, lookup only for checksum-valid keys`, async (t) => {
+  const issued = generateApiKey({ prefix: 'ak', environment: 'live' })
+  const revoked = generateApiKey({ prefix: 'ak', environment: 'live' })
+  const records = new Map<string, ApiKeyRecord<{ id: string }>>([
+    [issued.id, { user: { id: 'svc' }, hash: issued.hash }],
+    [revoked.id, { user: { id: 'old' }, hash: revoked.hash, revoked: true }]
+  ])
+  let lookups = 0
+  let lookupsForBadChecksum = 0
+  const app = await buildApp({ apiKey: { lookup: async (id) => { lookups++; return records.get(id) ?? null } } })
+  app.get('/r', { onRequest: app.authGuard(['apiKey']) }, async () => 'ok')
+  await app.ready()
+  t.teardown(() => app.close())
+  const value = fc.oneof(
+    fc.constant(issued.key), fc.constant(revoked.key), near(issued.key, BASE62 + '_'), near(issued.key),
+    fc.string({ unit: 'binary', maxLength: 60 }), fc.constant(generateApiKey({ prefix: 'ak', environment: 'live' }).key)
+  )
+  const statuses: Record<number, number> = {}
+  await fc.assert(fc.asyncProperty(value, async (key) => {
+    const before = lookups
+    let res
+    try {
+      res = await app.inject({ url: '/r', headers: { 'x-api-key': key } })
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ERR_INVALID_CHAR') return true // refused by light-my-request, not by us
+      throw err
+    }
+    statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1
+    if (lookups > before && parseApiKey(key) === undefined) lookupsForBadChecksum++
+    if (key === issued.key) return res.statusCode === 200
+    return res.statusCode === 401 || res.statusCode === 400
+  }), { numRuns: FUZZ_RUNS })
+  t.comment(`statuses ${JSON.stringify(statuses)}, lookups ${lookups}`)
+  t.equal(lookupsForBadChecksum, 0, 'the database is never asked about a key whose checksum fails')
+  t.ok((statuses[200] ?? 0) > 0 && (statuses[401] ?? 0) > 0, 'both outcomes exercised')
+})
+
+t.test(`[RFC 6750 §2.1, RFC 7235 §2.1] bearer extraction: ${FUZZ_RUNS} arbitrary Authorization headers and queries → the exact token, undefined, or BadRequestError`, async (t) => {
+  const method = createTokenMethod({ secret: SECRET, lookup: () => null, maxLength: 100 }, { realm: 'api', store: new MemoryStore(), methods: new Map() })
+  const stats = { slowest: 0 }
+  const header = fc.option(fc.oneof(
+    fc.string({ unit: 'binary', maxLength: 120 }),
+    fc.tuple(fc.constantFrom('Bearer', 'bearer', 'BEARER', 'Bearer:', 'Bear', 'Bearerx', 'Basic', 'DPoP', ''), fc.constantFrom(' ', '  ', '\t', '', ' \t'), fc.string({ maxLength: 110 }))
+      .map(([s, sep, tok]) => s + sep + tok)
+  ), { nil: undefined })
+  const query = fc.option(fc.dictionary(fc.constantFrom('access_token', 'token', 'a'), fc.oneof(fc.string({ maxLength: 5 }), fc.array(fc.string({ maxLength: 3 }), { maxLength: 2 }))), { nil: undefined })
+  fc.assert(fc.property(header, fc.boolean(), query, (value, repeated, q) => {
+    const raw = value === undefined ? [] : (repeated ? ['Authorization', value, 'authorization', value] : ['Authorization', value])
+    const request = { headers: value === undefined ? {} : { authorization: value }, query: q, raw: { rawHeaders: raw } } as unknown as FastifyRequest
+    let r: unknown
+    try {
+      r = timed(() => method.extract(request), stats)
+    } catch (err) {
+      if (!(err instanceof BadRequestError)) throw err
+      r = 'REJECTED'
+    }
+    const ours = value !== undefined && value.length > 6 && value.slice(0, 7).toLowerCase() === 'bearer '
+    const token = ours ? value.slice(7).trim() : undefined
+    if (r === 'REJECTED') {
+      return (ours && (repeated || value.length > 100 || token === '')) || value?.toLowerCase() === 'bearer' || (!ours && q?.access_token !== undefined)
+    }
+    if (r === undefined) return !ours && q?.access_token === undefined
+    return ours && !repeated && value.length <= 100 && r === token && token !== ''
+  }), { numRuns: FUZZ_RUNS })
+  t.ok(stats.slowest < SLOW_MS, `slowest call ${stats.slowest.toFixed(2)} ms`)
+})
+
+t.test(`[RFC 7519, RFC 8725] ${FUZZ_RUNS} arbitrary and mutated bearer tokens through inject: 200 only for tokens carrying the valid token's exact bytes`, async (t) => {
+  const app = await tokenApp({ revocation: true })
+  await app.ready()
+  t.teardown(() => app.close())
+  const valid = (await app.authTokens.issue({ id: 'ann' })).token
+  const [h, p, s] = valid.split('.') as [string, string, string]
+  const bytes = (seg: string): string => Buffer.from(seg, 'base64url').toString('hex')
+  const sameBytes = (token: string): boolean => {
+    const parts = token.split('.')
+    // base64url decoders ignore trailing bits: a token differing only there carries the same bytes (same signature).
+    return parts.length === 3 && parts.every((x) => /^[A-Za-z0-9_-]*$/.test(x)) &&
+      bytes(parts[0] as string) === bytes(h) && bytes(parts[1] as string) === bytes(p) && bytes(parts[2] as string) === bytes(s)
+  }
+  const good = claimsFor('ann', { scope: 'write' })
+  const genuinelyValid = new Set<string>()
+  const token = fc.oneof(
+    fc.constant(valid), near(valid, 'AZaz09-_.='), near(valid),
+    fc.string({ unit: 'binary', maxLength: 100 }),
+    fc.tuple(fc.constantFrom(h, 'eyJhbGciOiJub25lIn0', ''), fc.constantFrom(p, ''), fc.constantFrom(s, '', 'x')).map((x) => x.join('.')),
+    fc.record({ alg: fc.constantFrom('HS256', 'none', 'RS256', 'HS512', 'hs256', ''), typ: fc.constantFrom('at+jwt', 'JWT', undefined), kid: fc.option(fc.string({ maxLength: 5 }), { nil: undefined }) })
+      .chain((header) => {
+        const signed = handMadeJwt(header, good, SECRET)
+        // Signed with our key, HS256, typed as an access token, unexpired: genuinely valid, whatever the kid (one key: kid is not consulted).
+        if (header.alg === 'HS256' && header.typ === 'at+jwt') genuinelyValid.add(signed)
+        return fc.constantFrom(signed, handMadeJwt(header, good), handMadeJwt(header, { ...good, exp: 1 }, SECRET))
+      })
+  )
+  const statuses: Record<number, number> = {}
+  await fc.assert(fc.asyncProperty(token, async (tok) => {
+    let res
+    try {
+      res = await app.inject({ url: '/me', headers: bearer(tok) })
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ERR_INVALID_CHAR') return true
+      throw err
+    }
+    statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1
+    const trimmed = tok.trim()
+    if (sameBytes(trimmed) || genuinelyValid.has(trimmed)) return res.statusCode === 200
+    return res.statusCode === 401 || res.statusCode === 400
+  }), { numRuns: FUZZ_RUNS })
+  t.comment(`statuses ${JSON.stringify(statuses)}`)
+  t.ok((statuses[200] ?? 0) > 0 && (statuses[401] ?? 0) > 0 && (statuses[400] ?? 0) > 0, 'all outcomes exercised')
+})
+
+t.test(`[ASVS 4.0.3 V3] ${FUZZ_RUNS} arbitrary Cookie headers and stored session records: 200 only for the real session of a known user, never 500`, async (t) => {
+  const store = new MemoryStore()
+  const users = new Map([['u1', { id: 'u1', name: 'Alice' }]])
+  const app = await sessionApp(users, { plugin: { store } })
+  t.teardown(() => app.close())
+  const cookie = cookieFrom(await app.inject({ method: 'POST', url: '/login', payload: { id: 'u1' } }), 'sid') as string
+  // The store key is ours (SessionStoreAdapter): "sess:" + SHA-256 of the unsigned session id.
+  const signed = decodeURIComponent(cookie.slice(4))
+  const skey = 'sess:' + createHash('sha256').update(signed.slice(0, signed.lastIndexOf('.'))).digest('base64url')
+  const original = await store.get(skey)
+  t.ok(original !== null, 'the session record is in the store')
+  const value = cookie.slice(4)
+
+  // What a hostile or corrupt store entry could hold, under the real session id.
+  const record = fc.oneof(
+    fc.constant(original as string),
+    fc.string({ maxLength: 40 }),
+    fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
+    fc.record({
+      u: fc.oneof(fc.constant('u1'), fc.constant('u2'), fc.constant(''), fc.integer(), fc.constant(null), fc.constant('__proto__')),
+      t: fc.oneof(fc.constant(Date.now()), fc.constant(0), fc.constant(-1), fc.string({ maxLength: 3 }), fc.constant(null), fc.double())
+    }, { requiredKeys: [] }).map((m) => JSON.stringify({ cookie: { originalMaxAge: 7_200_000, expires: new Date(Date.now() + 7_200_000), httpOnly: true, path: '/' }, multiauth: m }))
+  )
+  const cookieHeader = fc.oneof(
+    fc.constant(cookie), near(value, 'A.%-_').map((v) => `sid=${v}`), near(cookie),
+    fc.string({ unit: 'binary', maxLength: 80 }),
+    fc.tuple(fc.constantFrom('sid', 'sid ', 'SID', '__Host-sid', ''), fc.string({ maxLength: 50 })).map(([n, v]) => `${n}=${v}`),
+    fc.array(fc.constantFrom(cookie, 'sid=x', 'a=b', ';', 'sid=', '=='), { maxLength: 4 }).map((xs) => xs.join('; '))
+  )
+  const statuses: Record<number, number> = {}
+  await fc.assert(fc.asyncProperty(cookieHeader, record, async (c, stored) => {
+    await store.set(skey, stored, 60_000)
+    let res
+    try {
+      res = await app.inject({ url: '/me', headers: { cookie: c } })
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ERR_INVALID_CHAR') return true
+      throw err
+    }
+    statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1
+    let parsed: { multiauth?: { u?: unknown, t?: unknown } } | undefined
+    try { parsed = JSON.parse(stored) } catch {}
+    const m = parsed?.multiauth
+    const firstSid = /(?:^|;\s*)sid=([^;]*)/.exec(c)?.[1]?.trim()
+    const recordOk = typeof m?.u === 'string' && users.has(m.u) && typeof m.t === 'number' && Date.now() - m.t <= 24 * 3_600_000
+    if (firstSid === value && recordOk) return res.statusCode === 200
+    return res.statusCode === 401
+  }), { numRuns: FUZZ_RUNS })
+  t.comment(`statuses ${JSON.stringify(statuses)}`)
+  t.ok((statuses[200] ?? 0) > 0 && (statuses[401] ?? 0) > 0, 'both outcomes exercised')
+})

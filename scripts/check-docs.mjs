@@ -92,6 +92,7 @@ if (problems.length === 0) rmSync(out, { recursive: true, force: true })
 console.log(`docs: ${blocks.length} TypeScript blocks checked in ${programs.length} programs, ${skipped} marked nocheck, ${files.length} files`)
 if (problems.length > 0) {
   console.error(problems.join('\n'))
-  console.error(`docs: ${problems.length} problem(s); the generated files are in .docs-check/`)
+  const count = problems.filter((p) => !p.startsWith(' ')).length
+  console.error(`docs: ${count} problem(s); the generated files are in .docs-check/`)
   process.exit(1)
 }

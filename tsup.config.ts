@@ -9,5 +9,10 @@ export default defineConfig({
   target: 'node20',
   // Runtime dependencies stay external; users install them with the package.
   splitting: false,
-  shims: false
+  shims: false,
+  // CommonJS: `require('fastify-multiauth')` is the plugin itself, as with Fastify's own
+  // plugins, and still carries `.default`, `.fastifyMultiauth` and every named export.
+  footer: ({ format }) => format === 'cjs'
+    ? { js: 'module.exports = Object.assign(module.exports.default, module.exports);' }
+    : {}
 })

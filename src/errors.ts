@@ -1,4 +1,6 @@
-import createError from '@fastify/error'
+// The named import (not the default) keeps the built CommonJS declarations (index.d.cts) able to
+// name the error constructor types; a default import of an `export =` module loses its namespace there.
+import { createError } from '@fastify/error'
 
 /**
  * Every error the plugin produces at request time is one of these. They are plain

@@ -3,7 +3,7 @@ import { fastifyMultiauth } from './plugin.js'
 export default fastifyMultiauth
 export { fastifyMultiauth }
 export type { MultiauthOptions, MultiauthVerifier } from './plugin.js'
-export type { AuthInfo, AuthMethod, AuthSuccess, GuardOptions, GuardSpec, MethodName, MultiauthUser, OpenApiSecurityScheme, RoleRequirement, UserRoles } from './types.js'
+export type { AuthInfo, AuthMethod, AuthSuccess, Awaitable, Falsy, GuardOptions, GuardSpec, MethodName, MultiauthUser, OpenApiSecurityScheme, RoleRequirement, UserRoles } from './types.js'
 export { AuthFailure } from './types.js'
 export type { BasicOptions, BasicUserRecord } from './methods/basic.js'
 export type { ApiKeyOptions } from './methods/api-key.js'
@@ -26,6 +26,7 @@ export {
 export { clearVerifiedCredentials } from './credential-cache.js'
 export type { VerifiedCredentialCacheOptions } from './credential-cache.js'
 export type { RateLimitOptions, FailureBudget } from './rate-limit.js'
+export type { RolesCallback } from './guard.js'
 export {
   generateApiKey, rotateApiKey, parseApiKey, isApiKey, apiKeyId, hashApiKey, describeApiKey, apiKeyMatches
 } from './api-keys.js'

@@ -10,6 +10,11 @@ export type MethodName = 'basic' | 'token' | 'apiKey' | 'session' | 'oauth2'
 // eslint-disable-next-line @typescript-eslint/no-empty-interface
 export interface MultiauthUser {}
 
+/** What a lookup callback returns to refuse: any falsy value. */
+export type Falsy = null | undefined | false | 0 | ''
+/** A callback may answer synchronously, with a promise, or with any thenable (a query builder). */
+export type Awaitable<T> = T | PromiseLike<T>
+
 interface AuthInfoBase {
   user: MultiauthUser
   /** Roles from the `roles` option; `[]` when it is not configured. */

@@ -4,12 +4,10 @@ import type { ApiKeyRecord } from '../api-keys.js'
 import { BadRequestError, MultiauthOptionError } from '../errors.js'
 import { assertSingleHeader, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../headers.js'
 import { AuthFailure, isThenable } from '../types.js'
-import type { AuthMethod, AuthSuccess, MultiauthUser } from '../types.js'
+import type { AuthMethod, AuthSuccess, Awaitable, Falsy, MultiauthUser } from '../types.js'
 import { checkFunction, checkKeys, checkObject, checkPositiveInteger, checkQuotable, checkString } from '../validate.js'
 import type { MethodContext } from './context.js'
 
-type Falsy = null | undefined | false | 0 | ''
-type Awaitable<T> = T | Promise<T>
 
 export interface ApiKeyOptions {
   /** Full control: return the user (or client) the key belongs to, anything falsy otherwise. */

@@ -5,12 +5,10 @@ import { BadRequestError, MultiauthOptionError } from '../errors.js'
 import { authorizationParam, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../headers.js'
 import { hashPassword, needsRehash, verifyPassword } from '../password.js'
 import { AuthFailure, isThenable } from '../types.js'
-import type { AuthMethod, AuthSuccess, MultiauthUser } from '../types.js'
+import type { AuthMethod, AuthSuccess, Awaitable, Falsy, MultiauthUser } from '../types.js'
 import { checkBoolean, checkFunction, checkKeys, checkObject, checkPositiveInteger } from '../validate.js'
 import type { MethodContext } from './context.js'
 
-type Falsy = null | undefined | false | 0 | ''
-type Awaitable<T> = T | Promise<T>
 
 export interface BasicUserRecord {
   user: MultiauthUser

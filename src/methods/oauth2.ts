@@ -5,14 +5,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose'
 import type { JWTPayload } from 'jose'
 import { BadRequestError, MESSAGE_INVALID, MultiauthOptionError, OAuth2ProviderError, UnauthorizedError } from '../errors.js'
-import type { AuthMethod, MultiauthUser, OpenApiSecurityScheme } from '../types.js'
+import type { AuthMethod, Awaitable, Falsy, MultiauthUser, OpenApiSecurityScheme } from '../types.js'
 import { checkFunction, checkKeys, checkObject, checkPositiveInteger, checkString, isPlainObject } from '../validate.js'
 import type { MethodContext } from './context.js'
 import { oauth2SessionMethod } from './session.js'
 import type { SessionCore } from './session.js'
 
-type Falsy = null | undefined | false | 0 | ''
-type Awaitable<T> = T | Promise<T>
 
 export interface OAuth2ProviderOptions {
   /** `'google'`, `'github'` or `'oidc'` (any OpenID Connect provider, by `issuer`). Default `'oidc'`. */

@@ -6,12 +6,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { MultiauthOptionError, NotConfiguredError } from '../errors.js'
 import type { MultiauthStore } from '../stores/types.js'
 import { AuthFailure } from '../types.js'
-import type { AuthMethod, AuthSuccess, MultiauthUser } from '../types.js'
+import type { AuthMethod, AuthSuccess, Awaitable, Falsy, MultiauthUser } from '../types.js'
 import { checkFunction, checkKeys, checkObject, checkPositiveInteger, checkString, isPlainObject } from '../validate.js'
 import type { MethodContext } from './context.js'
 
-type Falsy = null | undefined | false | 0 | ''
-type Awaitable<T> = T | Promise<T>
 
 export interface SessionCsrfOptions {
   /** Other origins (`https://app.example.com`) whose pages may send unsafe requests with the session cookie. */

@@ -6,14 +6,12 @@ import { BadRequestError, MESSAGE_INVALID, MESSAGE_MISSING, MultiauthOptionError
 import { authorizationParam, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../headers.js'
 import type { MultiauthStore } from '../stores/types.js'
 import { AuthFailure } from '../types.js'
-import type { AuthMethod, AuthSuccess, MethodName, MultiauthUser } from '../types.js'
+import type { AuthMethod, AuthSuccess, Awaitable, Falsy, MethodName, MultiauthUser } from '../types.js'
 import {
   checkBoolean, checkFunction, checkKeys, checkObject, checkPositiveInteger, checkQuotable, checkString, isPlainObject
 } from '../validate.js'
 import type { MethodContext } from './context.js'
 
-type Falsy = null | undefined | false | 0 | ''
-type Awaitable<T> = T | Promise<T>
 
 // @fastify/jwt types `request.user` as its own payload type; ours is the application's user.
 // Pointing its `FastifyJWT.user` at the same type lets both declarations of

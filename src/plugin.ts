@@ -1,8 +1,8 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { MultiauthOptionError, NotConfiguredError } from './errors.js'
-import { createGuard } from './guard.js'
-import type { RolesCallback } from './guard.js'
+import { createGuard, createVerifier } from './guard.js'
+import type { MultiauthGuardHook, RolesCallback } from './guard.js'
 import { createApiKeyMethod } from './methods/api-key.js'
 import type { ApiKeyOptions } from './methods/api-key.js'
 import { createBasicMethod } from './methods/basic.js'
@@ -49,8 +49,11 @@ declare module 'fastify' {
     verifyApiKey: MultiauthVerifier
     verifySession: MultiauthVerifier
     verifyOAuth2: MultiauthVerifier
-    /** Builds an `onRequest` hook; throws at once if the spec names a method that is not configured. */
-    authGuard: (spec: GuardSpec) => onRequestAsyncHookHandler
+    /**
+     * Builds an `onRequest` hook (callback style: it completes synchronously when every step
+     * answered synchronously); throws at once if the spec names a method that is not configured.
+     */
+    authGuard: (spec: GuardSpec) => MultiauthGuardHook
   }
   interface FastifyRequest {
     /** What the successful method's callback returned; `null` until then. */
@@ -128,7 +131,7 @@ async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<
   app.decorateRequest('auth', null)
   app.decorate('authGuard', (spec: GuardSpec) => createGuard(guardContext, spec))
   for (const [name, decorator] of VERIFIERS) {
-    app.decorate(decorator, methods.has(name) ? createGuard(guardContext, [name]) : notConfigured(name))
+    app.decorate(decorator, methods.has(name) ? createVerifier(guardContext, name) : notConfigured(name))
   }
 }
 

@@ -34,18 +34,15 @@ export const VARIANTS = [
   { name: 'ours-basic-argon2', file: 'ours-basic-argon2.mjs', label: 'ours: Basic, findUser + argon2id, no cache' },
   { name: 'ours-basic-argon2-cache', file: 'ours-basic-argon2.mjs', args: ['--cache'], label: 'ours: Basic, findUser + argon2id + cache', target: 0.85 },
   { name: 'ours-api-key', file: 'ours-api-key.mjs', label: 'ours: API key, hashed lookup', peers: ['peer-bearer-auth', 'peer-passport'], target: 0.90 },
-  { name: 'ours-any', file: 'ours-any.mjs', label: 'ours: any-of guard (basic, apiKey), last matches', peers: ['peer-auth'] },
-  // TODO(lead, after merging the token branch): bench/servers/ours-jwt-hs256.mjs — token: { secret }, authGuard(['token']).
-  { name: 'ours-jwt-hs256', file: 'ours-jwt-hs256.mjs', label: 'ours: JWT HS256', peers: ['peer-jwt'], target: 0.90, todo: true },
-  // TODO(lead, after merging the token branch): bench/servers/ours-jwt-eddsa.mjs — Ed25519 key pair.
-  { name: 'ours-jwt-eddsa', file: 'ours-jwt-eddsa.mjs', label: 'ours: JWT EdDSA', todo: true },
-  // TODO(lead, after merging the session branch): bench/servers/ours-session-memory.mjs — session, memory store.
-  { name: 'ours-session-memory', file: 'ours-session-memory.mjs', label: 'ours: session, memory store', peers: ['peer-session'], todo: true },
-  // TODO(lead, after merging the session branch): bench/servers/ours-session-redis.mjs — RedisStore on process.env.BENCH_REDIS_URL.
-  { name: 'ours-session-redis', file: 'ours-session-redis.mjs', label: 'ours: session, Redis store', needs: 'redis', todo: true },
-  // TODO(lead, after merging the token branch): ours-any with three methods ['basic', 'token', 'apiKey'].
+  { name: 'ours-any', file: 'ours-any.mjs', label: 'ours: any-of guard (basic, token, apiKey), last matches', peers: ['peer-auth'] },
+  { name: 'ours-jwt-hs256', file: 'ours-jwt-hs256.mjs', label: 'ours: JWT HS256 (token option)', peers: ['peer-jwt'], target: 0.90 },
+  { name: 'ours-jwt-eddsa', file: 'ours-jwt-eddsa.mjs', label: 'ours: JWT EdDSA (token option)', peers: ['peer-jwt-eddsa'] },
+  { name: 'ours-session-memory', file: 'ours-session-memory.mjs', label: 'ours: session, memory store', peers: ['peer-session'] },
+  // No peer: @fastify/session has no Redis store of its own (connect-redis would be a third package).
+  { name: 'ours-session-redis', file: 'ours-session-redis.mjs', label: 'ours: session, Redis store', needs: 'redis' },
   { name: 'peer-basic-auth', file: 'peer-basic-auth.mjs', label: 'peer: @fastify/basic-auth', peer: true },
-  { name: 'peer-jwt', file: 'peer-jwt.mjs', label: 'peer: @fastify/jwt, jwtVerify in onRequest', peer: true },
+  { name: 'peer-jwt', file: 'peer-jwt.mjs', label: 'peer: @fastify/jwt HS256, jwtVerify in onRequest', peer: true },
+  { name: 'peer-jwt-eddsa', file: 'peer-jwt-eddsa.mjs', label: 'peer: @fastify/jwt EdDSA, jwtVerify in onRequest', peer: true },
   { name: 'peer-bearer-auth', file: 'peer-bearer-auth.mjs', label: 'peer: @fastify/bearer-auth', peer: true },
   { name: 'peer-auth', file: 'peer-auth.mjs', label: 'peer: @fastify/auth (basic-auth or bearer-auth), last matches', peer: true },
   { name: 'peer-passport', file: 'peer-passport.mjs', label: 'peer: @fastify/passport + passport-http-bearer (needs @fastify/session)', peer: true },

@@ -1,4 +1,5 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { sha256, sha256Text } from './hash.js'
 
 /**
  * API-key format, in the style of GitHub tokens:
@@ -130,12 +131,12 @@ function randomBase62 (length: number): string {
 
 /** SHA-256 of the key, hex: what you store. */
 export function hashApiKey (key: string): string {
-  return createHash('sha256').update(key).digest('hex')
+  return sha256Text(key, 'hex')
 }
 
 /** The record's lookup id for a key: non-secret, stable, 24 base16 characters (96 bits). */
 export function apiKeyId (key: string): string {
-  return createHash('sha256').update(ID_DOMAIN).update(key).digest('hex').slice(0, 24)
+  return sha256Text(ID_DOMAIN + key, 'hex').slice(0, 24)
 }
 
 /**
@@ -250,6 +251,5 @@ export function rotateApiKey (old: RotationSource, options: RotateApiKeyOptions)
 /** Constant-time check of a key against a stored hex SHA-256. A malformed stored hash throws (bad data is a server error). */
 export function apiKeyMatches (key: string, storedHash: string): boolean {
   if (typeof storedHash !== 'string' || !HASH.test(storedHash)) throw new TypeError('stored API key hash must be 64 lower-case hex digits (SHA-256)')
-  const actual = createHash('sha256').update(key).digest()
-  return timingSafeEqual(actual, Buffer.from(storedHash, 'hex'))
+  return timingSafeEqual(sha256(key), Buffer.from(storedHash, 'hex'))
 }

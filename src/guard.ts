@@ -1,9 +1,10 @@
-import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import {
   BadRequestError, CallbackError, CallbackTimeoutError, ForbiddenError, MESSAGE_FORBIDDEN, MESSAGE_INVALID,
   MESSAGE_MISSING, MultiauthOptionError, UnauthorizedError
 } from './errors.js'
 import { describeGuard } from './openapi.js'
+import type { GuardDescription } from './openapi.js'
 import { AuthFailure, isThenable } from './types.js'
 import type { AuthInfo, AuthMethod, AuthSuccess, GuardSpec, MethodName, MultiauthUser, UserRoles } from './types.js'
 import { isPlainObject } from './validate.js'
@@ -20,7 +21,12 @@ export interface GuardContext {
   limits?: GuardLimits
 }
 
-export type GuardRun = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+/**
+ * A guard's check: `undefined` when it finished synchronously (admitted), a promise when some
+ * step answered asynchronously; a synchronous refusal is thrown. `createGuard` and
+ * `createVerifier` turn it into the two public shapes.
+ */
+export type GuardRun = (request: FastifyRequest, reply: FastifyReply) => Promise<void> | undefined
 
 /**
  * Where rate limiting meets authentication. Each hook may throw a 429; the order is the
@@ -257,80 +263,162 @@ function enforce (guard: CompiledGuard, method: AuthMethod, success: AuthSuccess
   return undefined
 }
 
-/** Builds the `onRequest` hook for one guard spec. All checking of the spec happens here, once. */
-export function createGuard (ctx: GuardContext, spec: GuardSpec): onRequestAsyncHookHandler {
+/** What an any-of guard remembers about refused credentials; only made once one is refused. */
+interface Refusals {
+  badRequest?: Error
+  refused?: Set<AuthMethod>
+  forbidden?: AuthFailure
+}
+
+/** Compiles one guard spec into its check. All checking of the spec happens here, once. */
+function compileCheck (ctx: GuardContext, spec: GuardSpec): { check: GuardRun, description: GuardDescription } {
   const guard = compile(ctx, spec)
   const { methods } = guard
 
-  async function guardAll (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    if (isPreflight(request)) return
-    let first: AuthSuccess | undefined
-    for (const method of methods) {
-      const credentials = method.extract(request)
-      if (credentials === undefined) throw unauthorized(reply, guard, undefined)
-      let outcome = runVerify(ctx, method, credentials, request, reply)
-      if (isThenable(outcome)) outcome = await outcome
-      if (outcome instanceof AuthFailure) {
-        refuse(request, method, outcome)
-        if (outcome.forbidden !== undefined) throw new ForbiddenError(outcome.forbidden)
-        throw unauthorized(reply, guard, new Set([method]))
-      }
-      if (first === undefined) first = outcome
-      else if (!sameUser(first.user, outcome.user)) {
-        refuse(request, method, new AuthFailure('methods identified different users'))
-        throw unauthorized(reply, guard, new Set([method]))
-      }
+  /** mode 'all': a failure ends the request; a success must name the same user as the first one. */
+  function allAccept (method: AuthMethod, outcome: AuthSuccess | AuthFailure, first: AuthSuccess | undefined, request: FastifyRequest, reply: FastifyReply): AuthSuccess {
+    if (outcome instanceof AuthFailure) {
+      refuse(request, method, outcome)
+      if (outcome.forbidden !== undefined) throw new ForbiddenError(outcome.forbidden)
+      throw unauthorized(reply, guard, new Set([method]))
     }
-    const admitted = admit(ctx, guard, methods[0] as AuthMethod, first as AuthSuccess, request, reply)
-    if (admitted !== undefined) await admitted
+    if (first === undefined) return outcome
+    if (!sameUser(first.user, outcome.user)) {
+      refuse(request, method, new AuthFailure('methods identified different users'))
+      throw unauthorized(reply, guard, new Set([method]))
+    }
+    return first
   }
 
-  async function guardAny (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    if (isPreflight(request)) return
-    let presented = false
-    let badRequest: Error | undefined
-    let refused: Set<AuthMethod> | undefined
-    let forbidden: AuthFailure | undefined
-    for (const method of methods) {
+  /** Runs methods[start..] synchronously until one answers with a promise, then resumes after it. */
+  function allFrom (start: number, first: AuthSuccess | undefined, request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
+    for (let i = start; i < methods.length; i++) {
+      const method = methods[i] as AuthMethod
+      const credentials = method.extract(request)
+      if (credentials === undefined) throw unauthorized(reply, guard, undefined)
+      const outcome = runVerify(ctx, method, credentials, request, reply)
+      if (isThenable(outcome)) {
+        const before = first
+        return outcome.then((value) => allFrom(i + 1, allAccept(method, value, before, request, reply), request, reply))
+      }
+      first = allAccept(method, outcome, first, request, reply)
+    }
+    return admit(ctx, guard, methods[0] as AuthMethod, first as AuthSuccess, request, reply)
+  }
+
+  function checkAll (request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
+    if (isPreflight(request)) return undefined
+    return allFrom(0, undefined, request, reply)
+  }
+
+  function anyRefused (refusals: Refusals | undefined, method: AuthMethod, failure: AuthFailure, request: FastifyRequest): Refusals {
+    refuse(request, method, failure)
+    const state = refusals ?? {}
+    if (failure.forbidden !== undefined) state.forbidden ??= failure
+    else (state.refused ??= new Set()).add(method)
+    return state
+  }
+
+  /**
+   * mode 'any': tries methods[start..] in order; the first success is admitted. Stays
+   * synchronous until a method answers with a promise, then resumes after it.
+   * `refusals` is undefined as long as no credentials were presented (the fast path allocates nothing).
+   */
+  function anyFrom (start: number, refusals: Refusals | undefined, request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
+    for (let i = start; i < methods.length; i++) {
+      const method = methods[i] as AuthMethod
       let credentials: unknown
       try {
         credentials = method.extract(request)
       } catch (err) {
         if (!(err instanceof BadRequestError)) throw err
         // Keep going: another method may still admit the request (any-of).
-        presented = true
-        badRequest ??= err
+        refusals ??= {}
+        refusals.badRequest ??= err
         continue
       }
       if (credentials === undefined) continue
-      presented = true
-      let outcome = runVerify(ctx, method, credentials, request, reply)
-      if (isThenable(outcome)) outcome = await outcome
-      if (outcome instanceof AuthFailure) {
-        refuse(request, method, outcome)
-        if (outcome.forbidden !== undefined) forbidden ??= outcome
-        else (refused ??= new Set()).add(method)
-        continue
+      const outcome = runVerify(ctx, method, credentials, request, reply)
+      if (isThenable(outcome)) {
+        const before = refusals
+        return outcome.then((value) => value instanceof AuthFailure
+          ? anyFrom(i + 1, anyRefused(before, method, value, request), request, reply)
+          : admit(ctx, guard, method, value, request, reply))
       }
-      const admitted = admit(ctx, guard, method, outcome, request, reply)
-      if (admitted !== undefined) await admitted
-      return
+      if (!(outcome instanceof AuthFailure)) return admit(ctx, guard, method, outcome, request, reply)
+      refusals = anyRefused(refusals, method, outcome, request)
     }
-    if (!presented && guard.optional) return
-    if (forbidden !== undefined) throw new ForbiddenError(forbidden.forbidden)
-    if (badRequest !== undefined) throw badRequest
-    throw unauthorized(reply, guard, refused)
+    // Every presented credential was refused, or none was presented.
+    if (refusals === undefined) {
+      if (guard.optional) return undefined
+      throw unauthorized(reply, guard, undefined)
+    }
+    if (refusals.forbidden !== undefined) throw new ForbiddenError(refusals.forbidden.forbidden)
+    if (refusals.badRequest !== undefined) throw refusals.badRequest
+    throw unauthorized(reply, guard, refusals.refused)
   }
 
-  const run = guard.all ? guardAll : guardAny
+  function checkAny (request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
+    if (isPreflight(request)) return undefined
+    return anyFrom(0, undefined, request, reply)
+  }
+
+  const check = guard.all ? checkAll : checkAny
   const { limits } = ctx
   // For the OpenAPI document (src/openapi.ts): read at startup, never per request.
   const description = { methods, all: guard.all, scopes: guard.scopes ?? NO_STRINGS, optional: guard.optional }
-  // Without rate limits the hook is the guard itself: one async frame per request.
-  if (limits === undefined) return describeGuard(run, description)
-  return describeGuard(async function limitedGuard (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    if (isPreflight(request)) return
-    await limits.guard(run, request, reply)
+  if (limits === undefined) return { check, description }
+  // Rate limits count in a store: always asynchronous.
+  return {
+    check: function limitedCheck (request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
+      if (isPreflight(request)) return undefined
+      return limits.guard(check, request, reply)
+    },
+    description
+  }
+}
+
+/**
+ * `authGuard(spec)`: an `onRequest` hook in Fastify's callback style, so a guard whose steps
+ * all answered synchronously calls `done()` at once: no promise for Fastify to resolve, no
+ * extra tick. Otherwise it calls `done` when the promise settles. Called without `done`
+ * (by hand, `await guard(request, reply)`), it returns a promise like an async hook.
+ */
+export interface MultiauthGuardHook {
+  (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void
+  (request: FastifyRequest, reply: FastifyReply): Promise<void>
+}
+
+const RESOLVED: Promise<void> = Promise.resolve()
+
+export function createGuard (ctx: GuardContext, spec: GuardSpec): MultiauthGuardHook {
+  const { check, description } = compileCheck(ctx, spec)
+  function multiauthGuard (request: FastifyRequest, reply: FastifyReply, done?: HookHandlerDoneFunction): Promise<void> | undefined {
+    let pending: Promise<void> | undefined
+    try {
+      pending = check(request, reply)
+    } catch (err) {
+      if (done === undefined) return Promise.reject(err)
+      done(err as Error)
+      return undefined
+    }
+    if (done === undefined) return pending ?? RESOLVED
+    if (pending === undefined) done()
+    else pending.then(() => { done() }, done)
+    return undefined
+  }
+  return describeGuard(multiauthGuard, description) as MultiauthGuardHook
+}
+
+/**
+ * `verifyBasic` & co.: the same check for one method, always as a promise
+ * (`(request, reply) => Promise<void>`, what @fastify/auth expects).
+ */
+export function createVerifier (ctx: GuardContext, name: MethodName): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+  const { check, description } = compileCheck(ctx, [name])
+  return describeGuard(async function multiauthVerify (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const pending = check(request, reply)
+    if (pending !== undefined) await pending
   }, description)
 }
 

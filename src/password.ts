@@ -1,5 +1,6 @@
 import argon2 from 'argon2'
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { timingSafeEqual } from 'node:crypto'
+import { sha256 } from './hash.js'
 
 /**
  * argon2id parameters: OWASP Password Storage Cheat Sheet's first recommended set
@@ -37,7 +38,5 @@ export function needsRehash (hash: string): boolean {
  * nor the content of `expected` leaks through timing.
  */
 export function constantTimeEqual (actual: string, expected: string): boolean {
-  const a = createHash('sha256').update(actual).digest()
-  const b = createHash('sha256').update(expected).digest()
-  return timingSafeEqual(a, b)
+  return timingSafeEqual(sha256(actual), sha256(expected))
 }

@@ -1,8 +1,8 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { MultiauthOptionError, NotConfiguredError } from './errors.js'
-import { createGuard } from './guard.js'
-import type { RolesCallback } from './guard.js'
+import { createGuard, createVerifier } from './guard.js'
+import type { MultiauthGuardHook, RolesCallback } from './guard.js'
 import { createApiKeyMethod } from './methods/api-key.js'
 import type { ApiKeyOptions } from './methods/api-key.js'
 import { createBasicMethod } from './methods/basic.js'
@@ -50,8 +50,11 @@ declare module 'fastify' {
     verifyApiKey: MultiauthVerifier
     verifySession: MultiauthVerifier
     verifyOAuth2: MultiauthVerifier
-    /** Builds an `onRequest` hook; throws at once if the spec names a method that is not configured. */
-    authGuard: (spec: GuardSpec) => onRequestAsyncHookHandler
+    /**
+     * Builds an `onRequest` hook (callback style: it completes synchronously when every step
+     * answered synchronously); throws at once if the spec names a method that is not configured.
+     */
+    authGuard: (spec: GuardSpec) => MultiauthGuardHook
   }
   interface FastifyRequest {
     /** What the successful method's callback returned; `null` until then. */
@@ -127,7 +130,7 @@ async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<
   const guardContext = { methods, roles: options.roles, timeoutMs, limits }
   app.decorate('authGuard', (spec: GuardSpec) => createGuard(guardContext, spec))
   for (const [name, decorator] of VERIFIERS) {
-    app.decorate(decorator, methods.has(name) ? createGuard(guardContext, [name]) : notConfigured(name))
+    app.decorate(decorator, methods.has(name) ? createVerifier(guardContext, name) : notConfigured(name))
   }
   // Security requirements and schemes in @fastify/swagger's document, when the application has it.
   setupOpenApi(app, methods)

@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto'
 import fastifyRateLimit, { normalizeIP } from '@fastify/rate-limit'
 import type { RateLimitPluginOptions } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { MultiauthOptionError, TooManyRequestsError } from './errors.js'
 import type { GuardLimits, GuardRun } from './guard.js'
+import { sha256Text } from './hash.js'
 import { bounded, RedisStore } from './stores/redis.js'
 import type { MultiauthStore } from './stores/types.js'
 import type { AuthMethod, AuthSuccess } from './types.js'
@@ -205,14 +205,14 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, sto
       if (userLimiter === undefined || method.name !== 'basic') return
       // The username is hashed: counters must not put user names (or tokens, with allowToken) in Redis.
       const username = (credentials as { username: string }).username
-      const subject = createHash('sha256').update(username).digest('base64url').slice(0, 22)
-      ;(request as LimitedRequest)[kSubject] = subject
-      const state = await userAttempts.begin(subject, async () => await call(userLimiter, request, PEEK))
+      const hashed = sha256Text(username, 'base64url').slice(0, 22)
+      ;(request as LimitedRequest)[kSubject] = hashed
+      const state = await userAttempts.begin(hashed, async () => await call(userLimiter, request, PEEK))
       if (state.remaining === 0) {
         request.log.info({ reason: 'too many failed attempts for this username' }, 'multiauth: rate limited')
         throw tooMany(reply, state)
       }
-      ;(request as LimitedRequest)[kAttempt] = subject
+      ;(request as LimitedRequest)[kAttempt] = hashed
     },
 
     async refused (method: AuthMethod, _credentials: unknown, request: FastifyRequest): Promise<void> {

@@ -1,11 +1,11 @@
-import { createHash } from 'node:crypto'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import type { SessionStore } from '@fastify/session'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { MultiauthOptionError, NotConfiguredError } from '../errors.js'
+import { sha256Text } from '../hash.js'
 import type { MultiauthStore } from '../stores/types.js'
-import { AuthFailure } from '../types.js'
+import { AuthFailure, isThenable } from '../types.js'
 import type { AuthMethod, AuthSuccess, Awaitable, Falsy, MultiauthUser } from '../types.js'
 import { checkFunction, checkKeys, checkObject, checkPositiveInteger, checkString, isPlainObject } from '../validate.js'
 import type { MethodContext } from './context.js'
@@ -74,7 +74,7 @@ export interface SessionCore {
   end (request: FastifyRequest): Promise<void>
   /** Reads the session record; `undefined` when the request has no logged-in session. */
   extract (request: FastifyRequest): SessionRecord | undefined
-  verify (record: SessionRecord, request: FastifyRequest): Promise<AuthSuccess | AuthFailure>
+  verify (record: SessionRecord, request: FastifyRequest): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure>
 }
 
 const kCore = Symbol.for('fastify-multiauth.session')
@@ -82,7 +82,7 @@ const kLoggedOut = Symbol('fastify-multiauth.loggedOut')
 
 function hashId (sessionId: string): string {
   // Redis never holds a usable session id: reading the store does not let anyone log in.
-  return STORE_PREFIX + createHash('sha256').update(sessionId).digest('base64url')
+  return STORE_PREFIX + sha256Text(sessionId, 'base64url')
 }
 
 /**
@@ -238,23 +238,22 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
       const record = request.session?.get?.('multiauth')
       return typeof record?.u === 'string' && typeof record.t === 'number' ? record : undefined
     },
-    async verify (record, request) {
-      if (Date.now() - record.t > absoluteTimeout) {
-        await destroy(request)
-        return EXPIRED
-      }
+    verify (record, request) {
+      if (Date.now() - record.t > absoluteTimeout) return destroy(request).then(() => EXPIRED)
       if (trustedOrigins !== undefined && !SAFE_METHODS.has(request.method) && !sameOriginRequest(request, trustedOrigins)) {
         return CROSS_SITE
       }
-      const user = await lookup(record.u, request)
-      if (!user) {
-        await destroy(request)
-        return USER_GONE
-      }
-      return record.p === undefined
-        ? { user, method: 'session' }
-        : { user, method: 'oauth2', provider: record.p }
+      // No promise when `lookup` answers synchronously: the guard then needs none either.
+      const user = lookup(record.u, request)
+      return isThenable(user) ? Promise.resolve(user).then((value) => found(value, record, request)) : found(user, record, request)
     }
+  }
+
+  function found (user: MultiauthUser | Falsy, record: SessionRecord, request: FastifyRequest): AuthSuccess | AuthFailure | Promise<AuthFailure> {
+    if (!user) return destroy(request).then(() => USER_GONE)
+    return record.p === undefined
+      ? { user, method: 'session' }
+      : { user, method: 'oauth2', provider: record.p }
   }
 
   async function setup (app: FastifyInstance): Promise<void> {

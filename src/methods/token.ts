@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { BadRequestError, MESSAGE_INVALID, MESSAGE_MISSING, MultiauthOptionError, UnauthorizedError } from '../errors.js'
 import { authorizationParam, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../headers.js'
 import type { MultiauthStore } from '../stores/types.js'
-import { AuthFailure } from '../types.js'
+import { AuthFailure, isThenable } from '../types.js'
 import type { AuthMethod, AuthSuccess, Awaitable, Falsy, MethodName, MultiauthUser } from '../types.js'
 import {
   checkBoolean, checkFunction, checkKeys, checkObject, checkPositiveInteger, checkQuotable, checkString, isPlainObject
@@ -378,20 +378,30 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
     }
   }
 
-  async function verify (token: string, request: FastifyRequest): Promise<AuthSuccess | AuthFailure> {
+  function found (user: MultiauthUser | Falsy, claims: Record<string, unknown>): AuthSuccess | AuthFailure {
+    return user ? { user, method: 'token', scopes: scopesOf(claims), claims } : NO_USER
+  }
+
+  /** `lookup`, without a promise when it answers synchronously (then the guard needs none either). */
+  function lookupUser (claims: Record<string, unknown>, request: FastifyRequest): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
+    const user = lookup(claims as TokenClaims, request)
+    return isThenable(user) ? Promise.resolve(user).then((value) => found(value, claims)) : found(user, claims)
+  }
+
+  async function checkRevoked (claims: Record<string, unknown>, request: FastifyRequest): Promise<AuthSuccess | AuthFailure> {
+    const { sub, jti, iat } = claims
+    // One round trip: this token's jti, and the user's "log out everywhere" time.
+    const [revoked, notBefore] = await readMany([REVOKED + (jti as string), NOT_BEFORE + (sub as string)])
+    if (revoked !== null && revoked !== undefined) return REVOKED_TOKEN
+    if (notBefore !== null && notBefore !== undefined && (iat as number) < Number(notBefore)) return LOGGED_OUT
+    return await lookupUser(claims, request)
+  }
+
+  function verify (token: string, request: FastifyRequest): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
     const claims = checkSignature(token)
     if (claims instanceof AuthFailure) return claims
-    const { sub, jti, iat } = claims
-    if (typeof sub !== 'string' || typeof jti !== 'string') return BAD_CLAIMS
-    if (revocation) {
-      // One round trip: this token's jti, and the user's "log out everywhere" time.
-      const [revoked, notBefore] = await readMany([REVOKED + jti, NOT_BEFORE + sub])
-      if (revoked !== null && revoked !== undefined) return REVOKED_TOKEN
-      if (notBefore !== null && notBefore !== undefined && (iat as number) < Number(notBefore)) return LOGGED_OUT
-    }
-    const user = await lookup(claims as TokenClaims, request)
-    if (!user) return NO_USER
-    return { user, method: 'token', scopes: scopesOf(claims), claims }
+    if (typeof claims.sub !== 'string' || typeof claims.jti !== 'string') return BAD_CLAIMS
+    return revocation ? checkRevoked(claims, request) : lookupUser(claims, request)
   }
 
   // ---- issuing, refreshing, revoking --------------------------------------------------

@@ -1,0 +1,12 @@
+import multiauth from '../.build/index.js'
+import { ED25519, USER, USERS_BY_ID } from './fixtures.mjs'
+import { serve } from './common.mjs'
+
+// The token option with an Ed25519 key pair: the algorithm (EdDSA) follows the key type.
+await serve(async (app) => {
+  await app.register(multiauth, {
+    token: { publicKey: ED25519.publicKey, privateKey: ED25519.privateKey, lookup: (claims) => USERS_BY_ID.get(claims.sub) }
+  })
+  const { token } = await app.authTokens.issue(USER)
+  return { onRequest: app.authGuard(['token']), headers: { authorization: `Bearer ${token}` } }
+})

@@ -140,9 +140,12 @@ t.test(`[RFC 7519, RFC 8725] ${FUZZ_RUNS} arbitrary and mutated bearer tokens th
   const bytes = (seg: string): string => Buffer.from(seg, 'base64url').toString('hex')
   const sameBytes = (token: string): boolean => {
     const parts = token.split('.')
-    // base64url decoders ignore trailing bits: a token differing only there carries the same bytes (same signature).
+    // The signature is computed over the header and payload *text* (RFC 7515 §5.2), so those must be exact;
+    // the signature itself is compared as decoded bytes, and base64url decoders ignore trailing bits, so a
+    // signature segment differing only there is the same signature. (Revocation is keyed on jti, not on the
+    // token's text, so this malleability cannot dodge a revocation.)
     return parts.length === 3 && parts.every((x) => /^[A-Za-z0-9_-]*$/.test(x)) &&
-      bytes(parts[0] as string) === bytes(h) && bytes(parts[1] as string) === bytes(p) && bytes(parts[2] as string) === bytes(s)
+      parts[0] === h && parts[1] === p && bytes(parts[2] as string) === bytes(s)
   }
   const good = claimsFor('ann', { scope: 'write' })
   const genuinelyValid = new Set<string>()

@@ -65,8 +65,27 @@ export function settingsFromEnv () {
     connections: Math.floor(numberFromEnv('BENCH_CONNECTIONS', 10, 1)),
     pipelining: Math.floor(numberFromEnv('BENCH_PIPELINING', 1, 1)),
     only: (process.env.BENCH_VARIANTS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
-    outDir: process.env.BENCH_OUT_DIR === undefined ? join(root, 'docs') : resolve(process.env.BENCH_OUT_DIR)
+    outDir: process.env.BENCH_OUT_DIR === undefined ? join(root, 'docs') : resolve(process.env.BENCH_OUT_DIR),
+    pin: process.env.BENCH_PIN !== '0' && canPin()
   }
+}
+
+/**
+ * On a small machine autocannon and the server fight for the same cores, and the scheduler's
+ * choices show up as noise. With taskset (util-linux) and ≥ 2 cores, each server runs alone on
+ * the last core and this process (autocannon) on the others. BENCH_PIN=0 turns it off.
+ */
+function canPin () {
+  return os.platform() === 'linux' && os.cpus().length >= 2 &&
+    spawnSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' }).status === 0
+}
+
+const lastCore = () => os.cpus().length - 1
+
+/** `-a`: every thread of the process (libuv's pool and V8's helpers too), and those it makes later. */
+function pin (pid, cores) {
+  const result = spawnSync('taskset', ['-a', '-pc', cores, String(pid)], { encoding: 'utf8' })
+  if (result.status !== 0) throw new Error(`taskset -a -pc ${cores} ${pid} failed: ${result.stderr}`)
 }
 
 export function selectVariants (only) {
@@ -115,12 +134,13 @@ async function startRedis () {
 }
 
 /** Starts one variant's server and waits for its port and credentials. */
-export async function startServer (variant, { env = {}, execArgv = [] } = {}) {
+export async function startServer (variant, { env = {}, execArgv = [], pinned = false } = {}) {
   const child = fork(join(here, 'servers', variant.file), variant.args ?? [], {
     execArgv,
     env: { ...process.env, NODE_ENV: 'production', ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   })
+  if (pinned) pin(child.pid, String(lastCore()))
   const timer = setTimeout(() => child.kill(), 30_000)
   try {
     const [message] = await Promise.race([
@@ -156,6 +176,20 @@ async function checkServer (variant, server) {
   }
 }
 
+/** CPU time (µs, user + system) the server process has used so far. */
+export async function serverCpu (server) {
+  const reply = new Promise((resolve) => {
+    const onMessage = (message) => {
+      if (typeof message?.cpu !== 'number') return
+      server.child.off('message', onMessage)
+      resolve(message.cpu)
+    }
+    server.child.on('message', onMessage)
+  })
+  server.child.send('cpu')
+  return reply
+}
+
 export async function load (server, { duration, connections, pipelining, amount }) {
   const result = await autocannon({
     url: server.url,
@@ -180,6 +214,8 @@ export function summarise (chosen, rounds) {
   const rows = chosen.map((variant) => {
     const runs = rounds.map((round) => round.get(variant.name))
     const ratios = rounds.map((round) => round.get(variant.name).rps / round.get('bare').rps)
+    // The same comparison by the server's own CPU time per request: bare's cost / this one's.
+    const cpuRatios = rounds.map((round) => round.get('bare').cpuPerRequest / round.get(variant.name).cpuPerRequest)
     const peers = (variant.peers ?? []).filter((p) => rounds[0].has(p)).map((peer) => ({
       peer,
       ratio: median(rounds.map((round) => round.get(variant.name).rps / round.get(peer).rps))
@@ -191,6 +227,8 @@ export function summarise (chosen, rounds) {
       ratio: median(ratios),
       ratioMin: Math.min(...ratios),
       ratioMax: Math.max(...ratios),
+      cpu: median(runs.map((r) => r.cpuPerRequest)),
+      cpuRatio: median(cpuRatios),
       failures: runs.reduce((n, r) => n + r.failures, 0),
       peers
     }
@@ -210,12 +248,12 @@ function verdict (row) {
 
 export function markdownTable (rows) {
   const lines = [
-    '| variant | req/s (median) | p99 ms (median) | × bare, same round (median; min–max) | target / vs peer |',
-    '|---|---:|---:|---:|---|'
+    '| variant | req/s (median) | p99 ms (median) | × bare, same round (median; min–max) | server CPU µs/req (median) | × bare by CPU | target / vs peer |',
+    '|---|---:|---:|---:|---:|---:|---|'
   ]
   for (const row of rows) {
     const failures = row.failures > 0 ? ` ⚠ ${row.failures} non-2xx/errors` : ''
-    lines.push(`| \`${row.variant.name}\` — ${row.variant.label}${failures} | ${int(row.rps)} | ${row.p99} | ${fmt(row.ratio)} (${fmt(row.ratioMin)}–${fmt(row.ratioMax)}) | ${verdict(row)} |`)
+    lines.push(`| \`${row.variant.name}\` — ${row.variant.label}${failures} | ${int(row.rps)} | ${row.p99} | ${fmt(row.ratio)} (${fmt(row.ratioMin)}–${fmt(row.ratioMax)}) | ${fmt(row.cpu, 1)} | ${fmt(row.cpuRatio)} | ${verdict(row)} |`)
   }
   return lines.join('\n')
 }
@@ -231,7 +269,8 @@ function environment (settings, started) {
     `- Date: ${started.date.toISOString()} (start of the run)`,
     `- Machine: ${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}; load average (1 / 5 / 15 min) at start ${loadAverage(started.load)}, at the end ${loadAverage(os.loadavg())}`,
     `- Node ${process.version}; autocannon ${JSON.parse(readFileSync(join(root, 'node_modules/autocannon/package.json'), 'utf8')).version}, ${settings.connections} connections, pipelining ${settings.pipelining}`,
-    `- ${settings.rounds} rounds; per variant and round: ${settings.warmup} s warm-up, then ${settings.duration} s measured`
+    `- ${settings.rounds} rounds; per variant and round: ${settings.warmup} s warm-up, then ${settings.duration} s measured`,
+    `- ${settings.pin ? `Each server pinned to core ${lastCore()}, autocannon to the others (taskset)` : 'Not pinned to cores'}; server CPU per request from \`process.cpuUsage()\` in the server, before and after each measured run`
   ].join('\n')
 }
 
@@ -263,6 +302,12 @@ Each server is a separate Node process on 127.0.0.1 with one \`GET /\` route ans
 logger off. Before measuring, the harness checks that valid credentials get 200 and that a
 request without them is refused, so every variant really runs its check.
 
+Two ratios: **× bare, same round** is requests/s over bare's requests/s, what a client sees
+(the issue's targets are judged on it). **× bare by CPU** is bare's server CPU time per
+request over the variant's: the cost of the check itself, independent of how fast
+autocannon, sharing the machine, can send. Where the two differ, the server was not the
+bottleneck of that run.
+
 Run it yourself: \`npm run bench\`. Environment variables: \`BENCH_DURATION\` (s, default 10),
 \`BENCH_WARMUP\` (s, default 3), \`BENCH_ROUNDS\` (default 3), \`BENCH_CONNECTIONS\` (default 10),
 \`BENCH_PIPELINING\` (default 1), \`BENCH_VARIANTS\` (comma list; \`bare\` is always included),
@@ -285,9 +330,10 @@ export async function main (settings = settingsFromEnv()) {
   process.once('SIGINT', () => { stopAll().finally(() => process.exit(130)) })
   try {
     buildPackage()
+    if (settings.pin) pin(process.pid, `0-${lastCore() - 1}`)
     if (chosen.some((v) => v.needs === 'redis')) redis = await startRedis()
     for (const variant of chosen) {
-      const server = await startServer(variant, { env: redis === undefined ? {} : { BENCH_REDIS_URL: redis.url } })
+      const server = await startServer(variant, { env: redis === undefined ? {} : { BENCH_REDIS_URL: redis.url }, pinned: settings.pin })
       servers.set(variant.name, server)
       await checkServer(variant, server)
     }
@@ -299,9 +345,11 @@ export async function main (settings = settingsFromEnv()) {
       for (const variant of order) {
         const server = servers.get(variant.name)
         if (settings.warmup > 0) await load(server, { ...settings, duration: settings.warmup })
+        const cpuBefore = await serverCpu(server)
         const result = await load(server, settings)
+        result.cpuPerRequest = (await serverCpu(server) - cpuBefore) / Math.max(1, result.total)
         round.set(variant.name, result)
-        console.error(`round ${r + 1}/${settings.rounds} ${variant.name.padEnd(24)} ${int(result.rps).padStart(8)} req/s  p99 ${result.p99} ms${result.failures > 0 ? `  ${result.failures} failures` : ''}`)
+        console.error(`round ${r + 1}/${settings.rounds} ${variant.name.padEnd(24)} ${int(result.rps).padStart(8)} req/s  p99 ${result.p99} ms  ${result.cpuPerRequest.toFixed(1)} µs CPU/req${result.failures > 0 ? `  ${result.failures} failures` : ''}`)
       }
       rounds.push(round)
     }

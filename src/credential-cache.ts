@@ -1,5 +1,18 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
+import { ExpiringLru } from './expiring-lru.js'
+
+export type { VerifiedCredentialCacheOptions } from './expiring-lru.js'
+
+interface Entry {
+  username: string
+  /** The stored hash the password was verified against; a hit requires the same hash. */
+  passwordHash: string
+}
+
+// One key per process: entries cannot be computed or replayed from outside it.
+const PROCESS_KEY = randomBytes(32)
+const LENGTH = Buffer.alloc(4)
 
 /**
  * A bounded, short-lived memory of Basic logins that argon2 already accepted, so a client
@@ -9,33 +22,17 @@ import type { FastifyInstance } from 'fastify'
  * Keys are HMAC-SHA256 under a random key made once per process, so the map never holds
  * a password or an unsalted, offline-guessable digest of one.
  */
-export interface VerifiedCredentialCacheOptions {
-  /** Most entries kept; the least recently used one is dropped beyond it. */
-  max: number
-  /** Milliseconds an entry stays valid after the argon2 check that made it. */
-  ttl: number
-}
-
-interface Entry {
-  username: string
-  /** The stored hash the password was verified against; a hit requires the same hash. */
-  passwordHash: string
-  expires: number
-}
-
-// One key per process: entries cannot be computed or replayed from outside it.
-const PROCESS_KEY = randomBytes(32)
-const LENGTH = Buffer.alloc(4)
-
 export class VerifiedCredentialCache {
-  private readonly entries = new Map<string, Entry>()
+  private readonly entries: ExpiringLru<Entry>
 
   constructor (
     readonly max: number,
     readonly ttl: number,
     /** Milliseconds clock; injectable so tests can move time. */
     private readonly now: () => number = Date.now
-  ) {}
+  ) {
+    this.entries = new ExpiringLru(max, now)
+  }
 
   get size (): number {
     return this.entries.size
@@ -55,35 +52,19 @@ export class VerifiedCredentialCache {
   has (key: string, passwordHash: string): boolean {
     const entry = this.entries.get(key)
     if (entry === undefined) return false
-    if (this.now() >= entry.expires || entry.passwordHash !== passwordHash) {
-      this.entries.delete(key)
-      return false
-    }
-    // Map keeps insertion order: re-inserting makes this the most recently used entry.
+    if (entry.passwordHash === passwordHash) return true
     this.entries.delete(key)
-    this.entries.set(key, entry)
-    return true
+    return false
   }
 
   /** Remembers a successful argon2 verification. Call it only after one. */
   add (key: string, username: string, passwordHash: string): void {
-    this.entries.delete(key)
-    this.entries.set(key, { username, passwordHash, expires: this.now() + this.ttl })
-    if (this.entries.size > this.max) {
-      this.entries.delete(this.entries.keys().next().value as string)
-    }
+    this.entries.set(key, { username, passwordHash }, this.now() + this.ttl)
   }
 
   /** Drops every entry of `username`; returns how many there were. */
   clearUser (username: string): number {
-    let dropped = 0
-    for (const [key, entry] of this.entries) {
-      if (entry.username === username) {
-        this.entries.delete(key)
-        dropped++
-      }
-    }
-    return dropped
+    return this.entries.deleteWhere((entry) => entry.username === username)
   }
 
   clear (): void {

@@ -1,7 +1,7 @@
 import t from 'tap'
-import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import type { MultiauthGuardHook, MultiauthUser } from '../src/index.js'
-import { basicHeader, buildApp } from './helpers/app.js'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { MultiauthUser } from '../src/index.js'
+import { basicHeader, buildApp, traced } from './helpers/app.js'
 import { sessionApp, cookieFrom } from './helpers/session-app.js'
 
 // authGuard returns a callback-style onRequest hook that calls done() synchronously when every
@@ -37,18 +37,6 @@ function failure (kind: Kind, err: Error): any {
   if (kind === 'sync') throw err
   if (kind === 'async') return Promise.reject(err)
   return thenable(undefined, err)
-}
-
-/** Wraps a guard so the response says whether it called done() before returning. */
-function traced (guard: MultiauthGuardHook) {
-  return function tracedGuard (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
-    let returned = false
-    guard(request, reply, (err?: Error) => {
-      reply.header('x-guard-sync', returned ? 'no' : 'yes')
-      done(err as Error)
-    })
-    returned = true
-  }
 }
 
 async function appFor (kind: Kind): Promise<FastifyInstance> {

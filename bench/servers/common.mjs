@@ -21,7 +21,12 @@ export async function serve (setup) {
   await app.listen({ host: '127.0.0.1', port: 0 })
   // Bounded: the harness asks for memory figures and stops us; a lost parent ends us too.
   process.on('message', (message) => {
-    if (message === 'memory') {
+    if (message === 'cpu') {
+      // CPU time this process has used (µs, user + system): the harness reads it before and
+      // after a measured run, so it gets the server's own cost per request.
+      const { user, system } = process.cpuUsage()
+      process.send({ cpu: user + system })
+    } else if (message === 'memory') {
       globalThis.gc?.()
       const { rss, heapUsed } = process.memoryUsage()
       process.send({ memory: { rss, heapUsed } })

@@ -3,11 +3,17 @@ import session from '@fastify/session'
 import { JWT_SECRET, USER } from './fixtures.mjs'
 import { serve } from './common.mjs'
 
-// @fastify/session alone (memory store): a session is opened once, then every request
-// loads it and checks it holds a user.
+// @fastify/session alone (its own memory store): a session is opened once, then every
+// request loads it and checks it holds a user.
 await serve(async (app) => {
   await app.register(cookie)
-  await app.register(session, { secret: JWT_SECRET, cookie: { secure: false }, saveUninitialized: false })
+  // The same cookie as ours: a 2-hour idle timeout renewed on every response (rolling, the
+  // default), so both write Expires and save the session each time.
+  await app.register(session, {
+    secret: JWT_SECRET,
+    cookie: { secure: false, httpOnly: true, sameSite: 'lax', path: '/', maxAge: 2 * 60 * 60 * 1000 },
+    saveUninitialized: false
+  })
   app.post('/login', async (request) => { request.session.set('user', USER); return { ok: true } })
   return {
     onRequest: async (request, reply) => {

@@ -74,18 +74,13 @@ function checkRecordRateLimit (value: unknown): void {
 }
 
 /** The `lookup` flow: everything that can be checked without the database runs first. */
-function lookupVerifier (options: ApiKeyOptions): (key: string, request: FastifyRequest) => Promise<AuthSuccess | AuthFailure> {
+function lookupVerifier (options: ApiKeyOptions): (key: string, request: FastifyRequest) => AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
   const lookup = options.lookup as NonNullable<ApiKeyOptions['lookup']>
   const prefixes = toList(options.prefix, 'apiKey.prefix')
   const environments = toList(options.environment, 'apiKey.environment')
   const now = options.now ?? Date.now
-  return async function verifyByLookup (key, request) {
-    const parsed = parseApiKey(key)
-    if (parsed === undefined) return MALFORMED
-    if (prefixes !== undefined && !prefixes.has(parsed.prefix)) return WRONG_PREFIX
-    if (environments !== undefined && !environments.has(parsed.environment)) return WRONG_ENVIRONMENT
-    const id = apiKeyId(key)
-    const record = await lookup(id, request)
+
+  function checkRecord (key: string, id: string, environment: string, record: ApiKeyRecord<MultiauthUser> | Falsy): AuthSuccess | AuthFailure {
     if (!record) return UNKNOWN_KEY
     if (typeof record !== 'object' || record.user === undefined || record.user === null) {
       throw new TypeError('apiKey.lookup must return { user, hash, ... } or a falsy value')
@@ -95,9 +90,22 @@ function lookupVerifier (options: ApiKeyOptions): (key: string, request: Fastify
     const t = now()
     if (record.expiresAt !== undefined && t >= timestamp(record.expiresAt, 'expiresAt')) return EXPIRED
     if (record.graceEndsAt !== undefined && t >= timestamp(record.graceEndsAt, 'graceEndsAt')) return GRACE_OVER
-    if (record.environment !== undefined && record.environment !== parsed.environment) return WRONG_ENVIRONMENT
+    if (record.environment !== undefined && record.environment !== environment) return WRONG_ENVIRONMENT
     if (record.rateLimit !== undefined) checkRecordRateLimit(record.rateLimit)
     return { user: record.user, method: 'apiKey', keyId: id, scopes: record.scopes, rateLimit: record.rateLimit }
+  }
+
+  return function verifyByLookup (key, request) {
+    const parsed = parseApiKey(key)
+    if (parsed === undefined) return MALFORMED
+    if (prefixes !== undefined && !prefixes.has(parsed.prefix)) return WRONG_PREFIX
+    if (environments !== undefined && !environments.has(parsed.environment)) return WRONG_ENVIRONMENT
+    const id = apiKeyId(key)
+    const record = lookup(id, request)
+    // No promise when the lookup answers synchronously (an in-memory table or cache): the guard then needs none either.
+    return isThenable(record)
+      ? Promise.resolve(record).then((value) => checkRecord(key, id, parsed.environment, value))
+      : checkRecord(key, id, parsed.environment, record)
   }
 }
 

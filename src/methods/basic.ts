@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { attachCredentialCache, VerifiedCredentialCache } from '../credential-cache.js'
-import type { VerifiedCredentialCacheOptions } from '../credential-cache.js'
+import { cacheOptions } from '../expiring-lru.js'
+import type { VerifiedCredentialCacheOptions } from '../expiring-lru.js'
 import { BadRequestError, MultiauthOptionError } from '../errors.js'
 import { authorizationParam, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../headers.js'
 import { hashPassword, needsRehash, verifyPassword } from '../password.js'
@@ -38,9 +39,6 @@ export interface BasicOptions {
 export interface BasicCredentials { username: string, password: string }
 
 const OPTION_KEYS = ['verify', 'findUser', 'onRehash', 'allowToken', 'maxLength', 'cache']
-const CACHE_KEYS = ['max', 'ttl']
-const DEFAULT_CACHE_MAX = 10_000
-const DEFAULT_CACHE_TTL = 60_000
 // RFC 7617 §2: user-id and password MUST NOT contain control characters (Unicode Cc: C0, DEL, C1).
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
@@ -89,33 +87,40 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
   }
   let cache: VerifiedCredentialCache | undefined
   if (options.cache !== undefined) {
-    const cacheOptions = checkObject(options.cache, 'basic.cache')
-    checkKeys(cacheOptions, CACHE_KEYS, 'basic.cache')
-    checkPositiveInteger(cacheOptions.max, 'basic.cache.max')
-    checkPositiveInteger(cacheOptions.ttl, 'basic.cache.ttl')
+    const { max, ttl } = cacheOptions(options.cache, 'basic.cache')
     if (options.findUser === undefined) throw new MultiauthOptionError('basic.cache only applies with basic.findUser')
-    cache = new VerifiedCredentialCache(
-      (cacheOptions.max as number | undefined) ?? DEFAULT_CACHE_MAX,
-      (cacheOptions.ttl as number | undefined) ?? DEFAULT_CACHE_TTL
-    )
+    cache = new VerifiedCredentialCache(max, ttl)
   }
   const { verify: verifyCallback, findUser, onRehash, allowToken = false } = options
   const maxLength = options.maxLength ?? DEFAULT_MAX_CREDENTIAL_LENGTH
   // Verified against for unknown users, so they cost the same argon2 run as a wrong password.
   let dummyHash = ''
 
-  async function checkStoredPassword (username: string, password: string, request: FastifyRequest): Promise<AuthSuccess | AuthFailure> {
-    const record = await (findUser as NonNullable<BasicOptions['findUser']>)(username, request)
+  /** `findUser`, without a promise when it answers synchronously and the cache already holds the login. */
+  function checkStoredPassword (username: string, password: string, request: FastifyRequest): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
+    const record = (findUser as NonNullable<BasicOptions['findUser']>)(username, request)
+    return isThenable(record)
+      ? Promise.resolve(record).then((value) => checkRecord(username, password, value, request))
+      : checkRecord(username, password, record, request)
+  }
+
+  function checkRecord (username: string, password: string, record: BasicUserRecord | Falsy, request: FastifyRequest): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
     // A record without a user is refused like an unknown user: a falsy user never passes.
-    if (!record || !record.user) {
-      await verifyPassword(dummyHash, password)
-      return UNKNOWN_USER
-    }
+    if (!record || !record.user) return refuseUnknownUser(password)
     // A hit needs the hash findUser returns now, so a changed hash is never served from the cache.
     const cacheKey = cache?.key(username, password)
     if (cacheKey !== undefined && (cache as VerifiedCredentialCache).has(cacheKey, record.passwordHash)) {
       return { user: record.user, method: 'basic' }
     }
+    return checkPassword(username, password, record, cacheKey, request)
+  }
+
+  async function refuseUnknownUser (password: string): Promise<AuthFailure> {
+    await verifyPassword(dummyHash, password)
+    return UNKNOWN_USER
+  }
+
+  async function checkPassword (username: string, password: string, record: BasicUserRecord, cacheKey: string | undefined, request: FastifyRequest): Promise<AuthSuccess | AuthFailure> {
     if (!(await verifyPassword(record.passwordHash, password))) return WRONG_PASSWORD
     if (cacheKey !== undefined) (cache as VerifiedCredentialCache).add(cacheKey, username, record.passwordHash)
     if (onRehash !== undefined && needsRehash(record.passwordHash)) {

@@ -281,8 +281,10 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
     }
     app.decorate(kCore as unknown as string, core)
     // @fastify/session sends nothing once a session is destroyed; logout() must also clear the cookie.
-    app.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply) => {
+    // Callback style: it runs on every response, and an async hook would cost a promise each time.
+    app.addHook('onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void) => {
       if ((request as unknown as Record<symbol, boolean>)[kLoggedOut] === true) reply.clearCookie(cookieName, clearOptions)
+      done(null, payload)
     })
   }
 

@@ -4,6 +4,8 @@ import type { FastifyJWTOptions, JWT } from '@fastify/jwt'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { BadRequestError, MESSAGE_INVALID, MESSAGE_MISSING, MultiauthOptionError, UnauthorizedError } from '../errors.js'
 import { authorizationParam, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../headers.js'
+import { cacheOptions, ExpiringLru } from '../expiring-lru.js'
+import type { VerifiedCredentialCacheOptions } from '../expiring-lru.js'
 import type { MultiauthStore } from '../stores/types.js'
 import { AuthFailure, isThenable } from '../types.js'
 import type { AuthMethod, AuthSuccess, Awaitable, Falsy, MethodName, MultiauthUser } from '../types.js'
@@ -91,6 +93,13 @@ export interface TokenOptions {
   routes?: boolean | TokenRoutesOptions
   /** Longest Authorization header accepted, in characters (default 8192); longer is a 400. */
   maxLength?: number
+  /**
+   * Remember access tokens whose signature and claims already verified, for `ttl` ms (never past
+   * their `exp`) and at most `max` of them, so a client reusing its token skips the signature
+   * check. Revocation and `lookup` still run on every request. Off by default.
+   * See docs/tokens.md, "Verified-token cache".
+   */
+  cache?: Partial<VerifiedCredentialCacheOptions>
 }
 
 export interface TokenRoutesOptions {
@@ -126,7 +135,7 @@ export interface AuthTokens {
 
 const OPTION_KEYS = [
   'secret', 'publicKey', 'privateKey', 'keys', 'lookup', 'claims', 'issuer', 'audience', 'clockTolerance',
-  'expiresIn', 'refresh', 'revocation', 'routes', 'maxLength'
+  'expiresIn', 'refresh', 'revocation', 'routes', 'maxLength', 'cache'
 ]
 const KEY_KEYS = ['kid', 'secret', 'publicKey', 'privateKey']
 const MIN_SECRET_BYTES = 32
@@ -332,6 +341,8 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
     checkSeconds(options.refresh.expiresIn, 'token.refresh.expiresIn')
   }
   const keys = prepareKeys(options)
+  const cacheSettings = options.cache === undefined ? undefined : cacheOptions(options.cache, 'token.cache')
+  const verifiedTokens = cacheSettings === undefined ? undefined : new ExpiringLru<Record<string, unknown>>(cacheSettings.max)
   const signingKey = keys[0] as PreparedKey
   const byKid = keys.length > 1 ? new Map(keys.map((k) => [k.kid as string, k])) : undefined
 
@@ -397,10 +408,26 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
     return await lookupUser(claims, request)
   }
 
-  function verify (token: string, request: FastifyRequest): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
+  /** Signature, algorithm, typ and claims: from the cache when this exact token already passed them. */
+  function verifiedClaims (token: string): Record<string, unknown> | AuthFailure {
+    const cached = verifiedTokens?.get(token)
+    if (cached !== undefined) return cached
     const claims = checkSignature(token)
     if (claims instanceof AuthFailure) return claims
     if (typeof claims.sub !== 'string' || typeof claims.jti !== 'string') return BAD_CLAIMS
+    if (verifiedTokens !== undefined) {
+      // Shared by every request that presents this token: frozen, so no request changes another's claims.
+      Object.freeze(claims)
+      // Until the TTL ends or the token would stop verifying (exp, with the clock tolerance), whichever is first.
+      const expires = Math.min(Date.now() + (cacheSettings as VerifiedCredentialCacheOptions).ttl, (claims.exp as number) * 1000 + toleranceMs)
+      verifiedTokens.set(token, claims, expires)
+    }
+    return claims
+  }
+
+  function verify (token: string, request: FastifyRequest): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
+    const claims = verifiedClaims(token)
+    if (claims instanceof AuthFailure) return claims
     return revocation ? checkRevoked(claims, request) : lookupUser(claims, request)
   }
 

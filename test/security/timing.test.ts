@@ -10,7 +10,7 @@ import { basicHeader, buildApp } from '../helpers/app.js'
 import { median } from '../helpers/security.js'
 
 const SAMPLES = Number(process.env.TIMING_SAMPLES ?? 40) // per class, per attempt
-const ATTEMPTS = 5
+const ATTEMPTS = 8
 const LIMIT = 0.10
 
 async function appWith (basic: BasicOptions): Promise<FastifyInstance> {

@@ -33,9 +33,10 @@ export const VARIANTS = [
   { name: 'ours-basic-ct', file: 'ours-basic-ct.mjs', label: 'ours: Basic, verify + constantTimeEqual', peers: ['peer-basic-auth'], target: 0.90 },
   { name: 'ours-basic-argon2', file: 'ours-basic-argon2.mjs', label: 'ours: Basic, findUser + argon2id, no cache' },
   { name: 'ours-basic-argon2-cache', file: 'ours-basic-argon2.mjs', args: ['--cache'], label: 'ours: Basic, findUser + argon2id + cache', target: 0.85 },
-  { name: 'ours-api-key', file: 'ours-api-key.mjs', label: 'ours: API key, hashed lookup', peers: ['peer-bearer-auth', 'peer-passport'], target: 0.90 },
+  { name: 'ours-api-key', file: 'ours-api-key.mjs', label: 'ours: API key, hashed lookup', peers: ['peer-bearer-auth', 'peer-bearer-auth-hashed', 'peer-passport'], target: 0.90 },
   { name: 'ours-any', file: 'ours-any.mjs', label: 'ours: any-of guard (basic, token, apiKey), last matches', peers: ['peer-auth'] },
   { name: 'ours-jwt-hs256', file: 'ours-jwt-hs256.mjs', label: 'ours: JWT HS256 (token option)', peers: ['peer-jwt'], target: 0.90 },
+  { name: 'ours-jwt-hs256-cache', file: 'ours-jwt-hs256-cache.mjs', label: 'ours: JWT HS256 + verified-token cache (token.cache)', peers: ['peer-jwt'], target: 0.90 },
   { name: 'ours-jwt-eddsa', file: 'ours-jwt-eddsa.mjs', label: 'ours: JWT EdDSA (token option)', peers: ['peer-jwt-eddsa'] },
   { name: 'ours-session-memory', file: 'ours-session-memory.mjs', label: 'ours: session, memory store', peers: ['peer-session'] },
   // No peer: @fastify/session has no Redis store of its own (connect-redis would be a third package).
@@ -43,7 +44,8 @@ export const VARIANTS = [
   { name: 'peer-basic-auth', file: 'peer-basic-auth.mjs', label: 'peer: @fastify/basic-auth', peer: true },
   { name: 'peer-jwt', file: 'peer-jwt.mjs', label: 'peer: @fastify/jwt HS256, jwtVerify in onRequest', peer: true },
   { name: 'peer-jwt-eddsa', file: 'peer-jwt-eddsa.mjs', label: 'peer: @fastify/jwt EdDSA, jwtVerify in onRequest', peer: true },
-  { name: 'peer-bearer-auth', file: 'peer-bearer-auth.mjs', label: 'peer: @fastify/bearer-auth', peer: true },
+  { name: 'peer-bearer-auth', file: 'peer-bearer-auth.mjs', label: 'peer: @fastify/bearer-auth (keys kept in clear)', peer: true },
+  { name: 'peer-bearer-auth-hashed', file: 'peer-bearer-auth-hashed.mjs', label: 'peer: @fastify/bearer-auth, auth() doing the same hashed lookup', peer: true },
   { name: 'peer-auth', file: 'peer-auth.mjs', label: 'peer: @fastify/auth (basic-auth or bearer-auth), last matches', peer: true },
   { name: 'peer-passport', file: 'peer-passport.mjs', label: 'peer: @fastify/passport + passport-http-bearer (needs @fastify/session)', peer: true },
   { name: 'peer-session', file: 'peer-session.mjs', label: 'peer: @fastify/session alone (memory store)', peer: true }

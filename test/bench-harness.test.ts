@@ -15,7 +15,7 @@ t.test('the harness measures variants and writes the table and the chart', async
     env: { ...process.env, BENCH_DURATION: '0.5', BENCH_WARMUP: '0.2', BENCH_ROUNDS: '2', BENCH_CONNECTIONS: '2', BENCH_VARIANTS: 'ours-api-key', BENCH_OUT_DIR: out },
     timeout: 60_000
   })
-  const rowPattern = (name: string): RegExp => new RegExp(`^\\| \`${name}\` — [^|]+ \\| [\\d,]+ \\| \\d+(\\.\\d+)? \\| \\d+\\.\\d\\d \\(\\d+\\.\\d\\d–\\d+\\.\\d\\d\\) \\|`, 'm')
+  const rowPattern = (name: string): RegExp => new RegExp(`^\\| \`${name}\` — [^|]+ \\| [\\d,]+ \\| \\d+(\\.\\d+)? \\| \\d+\\.\\d\\d \\(\\d+\\.\\d\\d–\\d+\\.\\d\\d\\) \\| \\d+\\.\\d \\| \\d+\\.\\d\\d \\|`, 'm')
   t.match(stdout, rowPattern('bare'), 'bare row printed')
   t.match(stdout, rowPattern('ours-api-key'), 'ours-api-key row printed')
   t.match(stdout, /^\| `bare` — .* \| 1\.00 \(1\.00–1\.00\) \|/m, 'bare is its own reference')
@@ -23,6 +23,10 @@ t.test('the harness measures variants and writes the table and the chart', async
   const md = readFileSync(join(out, 'benchmarks.md'), 'utf8')
   t.match(md, rowPattern('ours-api-key'))
   t.match(md, /2 rounds; per variant and round: 0\.2 s warm-up, then 0\.5 s measured/)
+  t.match(md, /server CPU per request from `process\.cpuUsage\(\)`/, 'says where the CPU column comes from')
+  // The CPU column is measured, not a placeholder: bare's cost per request is a positive number.
+  const bareCpu = Number(/^\| `bare` — [^|]+ \| [\d,]+ \| [\d.]+ \| [^|]+ \| (\d+\.\d) \|/m.exec(md)?.[1])
+  t.ok(bareCpu > 0 && bareCpu < 10_000, `bare: ${bareCpu} µs of server CPU per request`)
   t.match(md, /!\[[^\]]+\]\(benchmarks\.svg\)/)
   const svg = readFileSync(join(out, 'benchmarks.svg'), 'utf8')
   t.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/)

@@ -84,6 +84,11 @@ function canPin () {
 
 const lastCore = () => os.cpus().length - 1
 
+/** Keeps this process (autocannon) off the servers' core. */
+export function pinHarness (settings) {
+  if (settings.pin) pin(process.pid, `0-${lastCore() - 1}`)
+}
+
 /** `-a`: every thread of the process (libuv's pool and V8's helpers too), and those it makes later. */
 function pin (pid, cores) {
   const result = spawnSync('taskset', ['-a', '-pc', cores, String(pid)], { encoding: 'utf8' })
@@ -332,7 +337,7 @@ export async function main (settings = settingsFromEnv()) {
   process.once('SIGINT', () => { stopAll().finally(() => process.exit(130)) })
   try {
     buildPackage()
-    if (settings.pin) pin(process.pid, `0-${lastCore() - 1}`)
+    pinHarness(settings)
     if (chosen.some((v) => v.needs === 'redis')) redis = await startRedis()
     for (const variant of chosen) {
       const server = await startServer(variant, { env: redis === undefined ? {} : { BENCH_REDIS_URL: redis.url }, pinned: settings.pin })

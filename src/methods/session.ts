@@ -4,6 +4,7 @@ import type { SessionStore } from '@fastify/session'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { MultiauthOptionError, NotConfiguredError } from '../errors.js'
 import { sha256Text } from '../hash.js'
+import { kGetLocal, kSetLocal, MemoryStore } from '../stores/memory.js'
 import type { MultiauthStore } from '../stores/types.js'
 import { AuthFailure, isThenable } from '../types.js'
 import type { AuthMethod, AuthSuccess, Awaitable, Falsy, MultiauthUser } from '../types.js'
@@ -79,41 +80,106 @@ export interface SessionCore {
 
 const kCore = Symbol.for('fastify-multiauth.session')
 const kLoggedOut = Symbol('fastify-multiauth.loggedOut')
+const RECORD_KEY = 'multiauth'
 
 function hashId (sessionId: string): string {
   // Redis never holds a usable session id: reading the store does not let anyone log in.
   return STORE_PREFIX + sha256Text(sessionId, 'base64url')
 }
 
+/** A value of an in-process session snapshot kept as JSON text: what Redis would keep of it. */
+class SerialisedValue {
+  constructor (readonly json: string) {}
+  // The public MemoryStore API shows a snapshot as the JSON the Redis path writes.
+  toJSON (): unknown { return JSON.parse(this.json) }
+}
+
+/**
+ * The in-process copy of a session: the same data JSON keeps (enumerable keys, the cookie's
+ * `toJSON()`, no functions or undefined), with objects kept as JSON text so no request sees
+ * another's changes. Only our frozen login record and primitives are kept as they are.
+ */
+function snapshot (session: Record<string, unknown>): Record<string, unknown> {
+  const copy: Record<string, unknown> = {}
+  for (const key in session) {
+    const value = session[key]
+    if (value === undefined || typeof value === 'function' || typeof value === 'symbol') continue
+    if (key === 'cookie') copy.cookie = typeof (value as { toJSON?: unknown }).toJSON === 'function' ? (value as { toJSON: () => unknown }).toJSON() : value
+    else if (value === null || (typeof value !== 'object' && typeof value !== 'bigint') || (key === RECORD_KEY && Object.isFrozen(value))) copy[key] = value
+    // Objects (and bigints, which JSON refuses as the Redis path does) go through JSON.
+    else copy[key] = new SerialisedValue(JSON.stringify(value))
+  }
+  return copy
+}
+
+/** A fresh session object from a snapshot, for @fastify/session to restore. */
+function fromSnapshot (copy: Record<string, unknown>): Record<string, unknown> {
+  const session: Record<string, unknown> = {}
+  for (const key in copy) {
+    const value = copy[key]
+    session[key] = value instanceof SerialisedValue ? JSON.parse(value.json) : value
+  }
+  return session
+}
+
+/** A stored JSON session: a corrupt entry is no session, not a crash. */
+function parseSession (raw: string): Record<string, unknown> | null {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(raw)
+  } catch {
+    return null
+  }
+  return isPlainObject(parsed) ? parsed : null
+}
+
 /**
  * @fastify/session's store interface over our `MultiauthStore`, so sessions share the
  * Redis connection, key prefix and fail-closed 503 behaviour of everything else.
  * The entry lives as long as the cookie (idle timeout); a rolling save renews both.
+ * With the in-process `MemoryStore`, sessions are kept as snapshots instead of JSON text
+ * (no serialisation on every rolling save) and answered without a promise.
  */
 export class SessionStoreAdapter implements SessionStore {
-  constructor (private readonly store: MultiauthStore, private readonly defaultTtlMs: number) {}
+  private readonly local: MemoryStore | undefined
+  // One request reads its session, then saves it: the same id twice in a row, hashed once.
+  private lastId = ''
+  private lastKey = ''
+
+  constructor (private readonly store: MultiauthStore, private readonly defaultTtlMs: number) {
+    this.local = store instanceof MemoryStore ? store : undefined
+  }
+
+  private key (sessionId: string): string {
+    if (sessionId !== this.lastId) {
+      this.lastKey = hashId(sessionId)
+      this.lastId = sessionId
+    }
+    return this.lastKey
+  }
 
   set (sessionId: string, session: any, callback: (err?: unknown) => void): void {
     const expires = session.cookie?.expires
-    const ttl = expires instanceof Date ? expires.getTime() - Date.now() : this.defaultTtlMs
-    this.store.set(hashId(sessionId), JSON.stringify(session), Math.max(1, ttl)).then(() => callback(), callback)
+    const ttl = Math.max(1, expires instanceof Date ? expires.getTime() - Date.now() : this.defaultTtlMs)
+    if (this.local !== undefined) {
+      this.local[kSetLocal](this.key(sessionId), snapshot(session), ttl)
+      return callback()
+    }
+    this.store.set(this.key(sessionId), JSON.stringify(session), ttl).then(() => callback(), callback)
   }
 
   get (sessionId: string, callback: (err: unknown, result?: any) => void): void {
-    this.store.get(hashId(sessionId)).then((raw) => {
-      if (raw === null) return callback(null, null)
-      let parsed: unknown
-      try {
-        parsed = JSON.parse(raw)
-      } catch {
-        parsed = null // a corrupt entry is no session, not a crash
-      }
-      callback(null, isPlainObject(parsed) ? parsed : null)
-    }, callback)
+    if (this.local !== undefined) {
+      const value = this.local[kGetLocal](this.key(sessionId))
+      if (value === undefined) return callback(null, null)
+      // A string was written through the public API (another writer, a test): the JSON path.
+      return callback(null, typeof value === 'string' ? parseSession(value) : fromSnapshot(value as Record<string, unknown>))
+    }
+    this.store.get(this.key(sessionId)).then((raw) => callback(null, raw === null ? null : parseSession(raw)), callback)
   }
 
   destroy (sessionId: string, callback: (err?: unknown) => void): void {
-    this.store.delete(hashId(sessionId)).then(() => callback(), callback)
+    this.store.delete(this.key(sessionId)).then(() => callback(), callback)
   }
 }
 
@@ -230,12 +296,13 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
       // A new id, and the old one destroyed in the store: whatever id the browser had
       // before (perhaps planted by an attacker) is worthless after login.
       await request.session.regenerate()
-      request.session.set('multiauth', record)
+      // Frozen: the in-process store may share it between requests instead of copying it.
+      request.session.set(RECORD_KEY, Object.freeze(record))
       request.user = user
     },
     end: destroy,
     extract (request) {
-      const record = request.session?.get?.('multiauth')
+      const record = request.session?.get?.(RECORD_KEY)
       return typeof record?.u === 'string' && typeof record.t === 'number' ? record : undefined
     },
     verify (record, request) {

@@ -1,6 +1,20 @@
 import type { MultiauthStore } from './types.js'
 
-interface Entry { value: string, expiresAt: number }
+// A string, or (only under keys the session adapter owns) an in-process session snapshot.
+interface Entry { value: unknown, expiresAt: number }
+
+/**
+ * Internal (not exported by the package): the session adapter keeps sessions in this store as
+ * objects, so one process never serialises them. The public methods only ever return strings.
+ */
+export const kGetLocal = Symbol('fastify-multiauth.memoryStore.getLocal')
+export const kSetLocal = Symbol('fastify-multiauth.memoryStore.setLocal')
+
+/** What the public API shows of a stored value: strings as they are, snapshots as JSON. */
+function asString (value: unknown): string | null {
+  if (value === undefined) return null
+  return typeof value === 'string' ? value : JSON.stringify(value)
+}
 
 export interface MemoryStoreOptions {
   /** Clock, for tests. Defaults to `Date.now`. */
@@ -36,7 +50,7 @@ export class MemoryStore implements MultiauthStore {
     return entry
   }
 
-  #write (key: string, value: string, ttlMs: number): void {
+  #write (key: string, value: unknown, ttlMs: number): void {
     this.#map.set(key, { value, expiresAt: this.#now() + ttlMs })
     if (++this.#writes >= this.#sweepEvery) this.sweep()
   }
@@ -49,11 +63,19 @@ export class MemoryStore implements MultiauthStore {
   }
 
   async get (key: string): Promise<string | null> {
-    return this.#live(key)?.value ?? null
+    return asString(this.#live(key)?.value)
   }
 
   async getMany (keys: readonly string[]): Promise<Array<string | null>> {
-    return keys.map((key) => this.#live(key)?.value ?? null)
+    return keys.map((key) => asString(this.#live(key)?.value))
+  }
+
+  [kGetLocal] (key: string): unknown {
+    return this.#live(key)?.value
+  }
+
+  [kSetLocal] (key: string, value: object, ttlMs: number): void {
+    this.#write(key, value, ttlMs)
   }
 
   async set (key: string, value: string, ttlMs: number): Promise<void> {

@@ -205,3 +205,16 @@ t.test('coexists with the application\'s own @fastify/jwt, registered before or 
     await app.close()
   }
 })
+
+t.test('revokeAll called exactly on a whole second still refuses a token issued in that second', async (t) => {
+  const app = await tokenApp({ revocation: true })
+  t.teardown(() => app.close())
+  const realNow = Date.now
+  const onTheSecond = Math.floor(realNow() / 1000) * 1000
+  Date.now = () => onTheSecond
+  t.teardown(() => { Date.now = realNow })
+  const { token } = await app.authTokens.issue({ id: 'ann' })
+  t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${token}` } })).statusCode, 200, 'valid before')
+  await app.authTokens.revokeAll('ann')
+  t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${token}` } })).statusCode, 401, 'refused after, although iat equals the revocation second')
+})

@@ -524,8 +524,9 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
     async revokeAll (sub) {
       if (!revocation && !refreshOn) throw new TypeError('fastify-multiauth: revokeAll needs token.revocation or token.refresh')
       if (typeof sub !== 'string' || sub.length === 0) throw new TypeError('fastify-multiauth: revokeAll(sub) needs the user\'s token subject')
-      // Rounded up: a token issued in this same second is refused too (iat has one-second precision).
-      const notBefore = Math.ceil(Date.now() / 1000)
+      // The next whole second: a token issued in this same second is refused too (iat has one-second
+      // precision). Not Math.ceil, which leaves the current second open when called exactly on it.
+      const notBefore = Math.floor(Date.now() / 1000) + 1
       const ttl = Math.max(accessTtl * 1000 + toleranceMs, refreshOn ? refreshTtl * 1000 : 0)
       await store.set(NOT_BEFORE + sub, String(notBefore), ttl)
     }

@@ -38,9 +38,9 @@ export const VARIANTS = [
   { name: 'ours-jwt-hs256', file: 'ours-jwt-hs256.mjs', label: 'ours: JWT HS256 (token option)', peers: ['peer-jwt'], target: 0.90 },
   { name: 'ours-jwt-hs256-cache', file: 'ours-jwt-hs256-cache.mjs', label: 'ours: JWT HS256 + verified-token cache (token.cache)', peers: ['peer-jwt'], target: 0.90 },
   { name: 'ours-jwt-eddsa', file: 'ours-jwt-eddsa.mjs', label: 'ours: JWT EdDSA (token option)', peers: ['peer-jwt-eddsa'] },
-  { name: 'ours-session-memory', file: 'ours-session-memory.mjs', label: 'ours: session, memory store', peers: ['peer-session'] },
+  { name: 'ours-session-memory', file: 'ours-session.mjs', label: 'ours: session, memory store', peers: ['peer-session'] },
   // No peer: @fastify/session has no Redis store of its own (connect-redis would be a third package).
-  { name: 'ours-session-redis', file: 'ours-session-redis.mjs', label: 'ours: session, Redis store', needs: 'redis' },
+  { name: 'ours-session-redis', file: 'ours-session.mjs', args: ['--redis'], label: 'ours: session, Redis store', needs: 'redis' },
   { name: 'peer-basic-auth', file: 'peer-basic-auth.mjs', label: 'peer: @fastify/basic-auth', peer: true },
   { name: 'peer-jwt', file: 'peer-jwt.mjs', label: 'peer: @fastify/jwt HS256, jwtVerify in onRequest', peer: true },
   { name: 'peer-jwt-eddsa', file: 'peer-jwt-eddsa.mjs', label: 'peer: @fastify/jwt EdDSA, jwtVerify in onRequest', peer: true },

@@ -341,8 +341,8 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
     checkSeconds(options.refresh.expiresIn, 'token.refresh.expiresIn')
   }
   const keys = prepareKeys(options)
-  const cacheSettings = options.cache === undefined ? undefined : cacheOptions(options.cache, 'token.cache')
-  const verifiedTokens = cacheSettings === undefined ? undefined : new ExpiringLru<Record<string, unknown>>(cacheSettings.max)
+  const { max: cacheMax, ttl: cacheTtl } = options.cache === undefined ? { max: 0, ttl: 0 } : cacheOptions(options.cache, 'token.cache')
+  const verifiedTokens = options.cache === undefined ? undefined : new ExpiringLru<Record<string, unknown>>(cacheMax)
   const signingKey = keys[0] as PreparedKey
   const byKid = keys.length > 1 ? new Map(keys.map((k) => [k.kid as string, k])) : undefined
 
@@ -419,7 +419,7 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
       // Shared by every request that presents this token: frozen, so no request changes another's claims.
       Object.freeze(claims)
       // Until the TTL ends or the token would stop verifying (exp, with the clock tolerance), whichever is first.
-      const expires = Math.min(Date.now() + (cacheSettings as VerifiedCredentialCacheOptions).ttl, (claims.exp as number) * 1000 + toleranceMs)
+      const expires = Math.min(Date.now() + cacheTtl, (claims.exp as number) * 1000 + toleranceMs)
       verifiedTokens.set(token, claims, expires)
     }
     return claims

@@ -1,0 +1,28 @@
+import multiauth, { login, RedisStore } from '../.build/index.js'
+import { JWT_SECRET, USER, USERS_BY_ID } from './fixtures.mjs'
+import { serve } from './common.mjs'
+
+// The session option (it registers @fastify/cookie and @fastify/session): one login, then every
+// request loads the session and looks the user up. Default: the plugin's in-process MemoryStore.
+// `--redis`: sessions in Redis (the harness starts a redis-server), one GET and one SET (the
+// rolling expiry) per request.
+const redis = process.argv.includes('--redis')
+const url = process.env.BENCH_REDIS_URL
+if (redis && url === undefined) throw new Error('ours-session --redis needs BENCH_REDIS_URL (bench/run.mjs starts a redis-server)')
+const store = redis ? new RedisStore({ connection: url }) : undefined
+
+await serve(async (app) => {
+  await app.register(multiauth, {
+    ...(store === undefined ? {} : { store }),
+    session: { secret: JWT_SECRET, secure: false, lookup: (id) => USERS_BY_ID.get(id) }
+  })
+  if (store !== undefined) app.addHook('onClose', async () => { await store.close?.() })
+  app.post('/login', async (request) => { await login(request, USER); return { ok: true } })
+  return {
+    onRequest: app.authGuard(['session']),
+    headers: async () => {
+      const res = await app.inject({ method: 'POST', url: '/login' })
+      return { cookie: String(res.headers['set-cookie']).split(';')[0] }
+    }
+  }
+})

@@ -31,17 +31,58 @@ export const CallbackError = createError(
   'Authentication callback failed',
   500
 )
-/** The OAuth2 provider failed or answered nonsense (not a refused login, which is a 401). */
+/**
+ * The OAuth2 provider failed or answered nonsense (not a refused login, which is a 401). The
+ * message is fixed: what went wrong (a URL, a status, a library's text) is the `cause`, for the log.
+ */
 export const OAuth2ProviderError = createError(
   'FST_MULTIAUTH_OAUTH2_PROVIDER',
-  'OAuth2 provider error: %s',
+  'OAuth2 provider error',
   502
+)
+/** The store answered, but with a value the plugin cannot read (a corrupt record): fail closed, say nothing more. */
+export const StoreDataError = createError(
+  'FST_MULTIAUTH_STORE_DATA',
+  'Authentication store returned unreadable data',
+  500
 )
 export const TooManyRequestsError = createError(
   'FST_MULTIAUTH_TOO_MANY_REQUESTS',
   'Too many requests, retry in %s seconds',
   429
 )
+
+/**
+ * Token endpoint errors (`/tokens/refresh`, `/tokens/revoke`): RFC 6749 §5.2 and RFC 7009 §2.2.1.
+ * Each carries `oauthError`, the RFC's `error` value: without an error handler of your own the
+ * plugin answers `{ "error": oauthError, "error_description": message }`; your handler can too.
+ */
+export const InvalidGrantError = oauthError(createError(
+  'FST_MULTIAUTH_INVALID_GRANT',
+  'The refresh token is invalid, expired, revoked or was already used',
+  400
+), 'invalid_grant')
+export const InvalidTokenRequestError = oauthError(createError(
+  'FST_MULTIAUTH_INVALID_REQUEST',
+  'Invalid token request: %s',
+  400
+), 'invalid_request')
+export const UnsupportedGrantTypeError = oauthError(createError(
+  'FST_MULTIAUTH_UNSUPPORTED_GRANT_TYPE',
+  'Only grant_type=refresh_token is supported here',
+  400
+), 'unsupported_grant_type')
+export const UnsupportedTokenTypeError = oauthError(createError(
+  'FST_MULTIAUTH_UNSUPPORTED_TOKEN_TYPE',
+  'Access tokens cannot be revoked while token.revocation is off',
+  400
+), 'unsupported_token_type')
+
+/** The RFC 6749 / RFC 7009 `error` code of a token endpoint error, on its prototype. */
+function oauthError<T extends new (...args: any[]) => Error> (ErrorClass: T, code: string): T {
+  Object.defineProperty(ErrorClass.prototype, 'oauthError', { value: code, enumerable: false })
+  return ErrorClass
+}
 
 /** Thrown at registration or guard creation: a programming error, never at request time. */
 export class MultiauthOptionError extends TypeError {

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import { boundedCallback, callbackError } from './callbacks.js'
 import {
-  BadRequestError, CallbackError, CallbackTimeoutError, ForbiddenError, MESSAGE_FORBIDDEN, MESSAGE_INVALID,
-  MESSAGE_MISSING, MultiauthOptionError, UnauthorizedError
+  BadRequestError, ForbiddenError, MESSAGE_FORBIDDEN, MESSAGE_INVALID, MESSAGE_MISSING, MultiauthOptionError, UnauthorizedError
 } from './errors.js'
 import { describeGuard } from './openapi.js'
 import type { GuardDescription } from './openapi.js'
@@ -113,50 +113,6 @@ function compile (ctx: GuardContext, spec: GuardSpec): CompiledGuard {
   }
 }
 
-function timeout (ms: number): { promise: Promise<never>, cancel: () => void } {
-  let timer: NodeJS.Timeout | undefined
-  const promise = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new CallbackTimeoutError()), ms)
-  })
-  return { promise, cancel: () => clearTimeout(timer) }
-}
-
-/** Our own request-time errors carry their status on purpose (401/403/503...): they pass through. */
-function isOwnError (err: unknown): boolean {
-  return typeof (err as { code?: unknown } | null)?.code === 'string' && (err as { code: string }).code.startsWith('FST_MULTIAUTH_')
-}
-
-/**
- * Any other error becomes a generic 500 (or the 5xx it carries) with the original as `cause`:
- * Fastify's default error handler sends `err.message`, which may hold a connection
- * string or a query.
- */
-function callbackError (err: unknown): unknown {
-  if (isOwnError(err)) return err
-  const status = (err as { statusCode?: unknown } | null)?.statusCode
-  // A 4xx the application threw on purpose (e.g. 403 "Unconfirmed account") is its answer.
-  if (typeof status === 'number' && status >= 400 && status < 500) return err
-  const wrapped = new CallbackError({ cause: err })
-  // A 5xx it chose (503 "database unavailable") keeps its status, with our generic message.
-  if (typeof status === 'number' && status > 500 && status < 600) (wrapped as { statusCode: number }).statusCode = status
-  return wrapped
-}
-
-/**
- * Bounds an asynchronous verification or callback by the configured timeout. Synchronous
- * outcomes never come here: the guard uses them as they are, with no timer, promise or await.
- */
-async function bounded<T> (ctx: GuardContext, pending: PromiseLike<T>): Promise<T> {
-  const limit = ctx.timeoutMs === 0 ? undefined : timeout(ctx.timeoutMs)
-  try {
-    return await (limit === undefined ? pending : Promise.race([pending, limit.promise]))
-  } catch (err) {
-    throw callbackError(err)
-  } finally {
-    limit?.cancel()
-  }
-}
-
 /** Runs a method's verify: a synchronous answer stays synchronous; any throw is mapped once. */
 function runVerify (ctx: GuardContext, method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
   if (ctx.limits !== undefined) return verifyLimited(ctx, ctx.limits, method, credentials, request, reply)
@@ -182,7 +138,7 @@ function verifyOnce (ctx: GuardContext, method: AuthMethod, credentials: unknown
   } catch (err) {
     throw callbackError(err)
   }
-  return isThenable(outcome) ? bounded(ctx, outcome) : outcome
+  return isThenable(outcome) ? boundedCallback(ctx.timeoutMs, outcome) : outcome
 }
 
 function normaliseRoles (value: UserRoles): readonly string[] {
@@ -236,7 +192,7 @@ function admitNow (ctx: GuardContext, guard: CompiledGuard, method: AuthMethod, 
   } catch (err) {
     throw callbackError(err)
   }
-  if (isThenable(roles)) return bounded(ctx, roles).then((value) => enforce(guard, method, success, normaliseRoles(value), request, reply))
+  if (isThenable(roles)) return boundedCallback(ctx.timeoutMs, roles).then((value) => enforce(guard, method, success, normaliseRoles(value), request, reply))
   return enforce(guard, method, success, normaliseRoles(roles), request, reply)
 }
 

@@ -13,7 +13,7 @@ export { login, logout, SessionStoreAdapter } from './methods/session.js'
 export type { OAuth2Options, OAuth2ProviderOptions, OAuth2Profile, OAuth2Tokens } from './methods/oauth2.js'
 export type {
   AuthTokens, IssuedTokens, TokenClaims, TokenClaimsInput, TokenKey, TokenKeyMaterial, TokenOptions, TokenRoutesOptions
-} from './methods/token.js'
+} from './methods/token/index.js'
 export type { MultiauthStore } from './stores/types.js'
 export { MemoryStore } from './stores/memory.js'
 export { RedisStore } from './stores/redis.js'

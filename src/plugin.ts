@@ -7,8 +7,8 @@ import { createApiKeyMethod } from './methods/api-key.js'
 import type { ApiKeyOptions } from './methods/api-key.js'
 import { createBasicMethod } from './methods/basic.js'
 import type { BasicOptions } from './methods/basic.js'
-import { createTokenMethod } from './methods/token.js'
-import type { TokenOptions } from './methods/token.js'
+import { createTokenMethod } from './methods/token/index.js'
+import type { TokenOptions } from './methods/token/index.js'
 import type { MethodContext } from './methods/context.js'
 import { setupOpenApi } from './openapi.js'
 import { createGuardLimits } from './rate-limit.js'
@@ -17,6 +17,7 @@ import { createOAuth2Method } from './methods/oauth2.js'
 import type { OAuth2Options } from './methods/oauth2.js'
 import { createSessionMethod } from './methods/session.js'
 import type { SessionOptions } from './methods/session.js'
+import { guardStore } from './stores/guarded.js'
 import { MemoryStore } from './stores/memory.js'
 import type { MultiauthStore } from './stores/types.js'
 import type { AuthInfo, AuthMethod, GuardSpec, MethodName, MultiauthUser } from './types.js'
@@ -116,7 +117,7 @@ async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 0) throw new MultiauthOptionError('timeout must be a non-negative integer (milliseconds)')
 
   const methods = new Map<MethodName, AuthMethod>()
-  const ctx: MethodContext = { realm, store: checkStore(options.store), methods }
+  const ctx: MethodContext = { realm, store: guardStore(checkStore(options.store), timeoutMs), methods, timeoutMs }
   for (const [name, factory] of Object.entries(FACTORIES) as Array<[MethodName, MethodFactory | undefined]>) {
     const methodOptions = (options as Record<string, unknown>)[name]
     if (methodOptions === undefined) continue
@@ -132,13 +133,14 @@ async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<
   for (const [name, decorator] of VERIFIERS) {
     app.decorate(decorator, methods.has(name) ? createVerifier(guardContext, name) : notConfigured(name))
   }
-  // Security requirements and schemes in @fastify/swagger's document, when the application has it.
-  setupOpenApi(app, methods)
-  for (const method of methods.values()) await method.setup?.(app)
-
+  // Before any setup: a method's setup may create child contexts (the token routes), and a child
+  // context's requests only get the decorations its parent had when it was created.
   // Another plugin (the application's own @fastify/jwt, @fastify/passport) may own `request.user` already.
   if (!app.hasRequestDecorator('user')) app.decorateRequest('user', null)
   app.decorateRequest('auth', null)
+  // Security requirements and schemes in @fastify/swagger's document, when the application has it.
+  setupOpenApi(app, methods)
+  for (const method of methods.values()) await method.setup?.(app)
 }
 
 export const fastifyMultiauth = fp(multiauth, {

@@ -21,7 +21,7 @@ t.test('two app instances sharing a real redis-server', { skip }, async (t) => {
   t.test('logout on A revokes the token on B', async (t) => {
     const { token } = await login(a)
     t.equal((await b.inject({ url: '/me', headers: bearer(token) })).statusCode, 200, 'B accepts the token before logout')
-    t.equal((await a.inject({ method: 'POST', url: '/tokens/revoke', headers: bearer(token) })).statusCode, 204)
+    t.equal((await a.inject({ method: 'POST', url: '/tokens/revoke', headers: bearer(token) })).statusCode, 200)
     const res = await b.inject({ url: '/me', headers: bearer(token) })
     t.equal(res.statusCode, 401, 'B refuses it after logout on A')
     t.match(String(res.headers['www-authenticate']), /error="invalid_token"/)
@@ -32,8 +32,8 @@ t.test('two app instances sharing a real redis-server', { skip }, async (t) => {
     const rotated = await b.inject({ method: 'POST', url: '/tokens/refresh', payload: { refresh_token: first.refresh_token } })
     t.equal(rotated.statusCode, 200, 'B rotates a refresh token A issued')
     const replay = await a.inject({ method: 'POST', url: '/tokens/refresh', payload: { refresh_token: first.refresh_token } })
-    t.equal(replay.statusCode, 401, 'A sees the reuse')
-    t.equal((await b.inject({ method: 'POST', url: '/tokens/refresh', payload: { refresh_token: rotated.json().refresh_token } })).statusCode, 401, 'the family is revoked for B too')
+    t.equal(replay.statusCode, 400, 'A sees the reuse (invalid_grant)')
+    t.equal((await b.inject({ method: 'POST', url: '/tokens/refresh', payload: { refresh_token: rotated.json().refresh_token } })).statusCode, 400, 'the family is revoked for B too')
   })
 
   t.test('Redis down: verification fails closed with 503, and recovers', async (t) => {

@@ -13,7 +13,7 @@ class CountingStore extends MemoryStore {
 const refresh = async (app: Awaited<ReturnType<typeof tokenApp>>, refreshToken: unknown) =>
   await app.inject({ method: 'POST', url: '/tokens/refresh', payload: { refresh_token: refreshToken } })
 
-t.test('refresh yields a new pair; replaying the old refresh token → 401 and the new one is revoked too', async (t) => {
+t.test('refresh yields a new pair; replaying the old refresh token → 400 invalid_grant and the new one is revoked too', async (t) => {
   const app = await tokenApp({ refresh: true, routes: true })
   await app.ready()
   const first = await login(app)
@@ -27,9 +27,14 @@ t.test('refresh yields a new pair; replaying the old refresh token → 401 and t
   t.equal((await app.inject({ url: '/me', headers: bearer(second.token) })).statusCode, 200, 'the new access token works')
 
   const replay = await refresh(app, first.refresh_token)
-  t.equal(replay.statusCode, 401, 'reuse of the old refresh token is refused')
-  t.match(String(replay.headers['www-authenticate']), /^Bearer realm="api", error="invalid_token"/)
-  t.equal((await refresh(app, second.refresh_token)).statusCode, 401, 'the newer refresh token of the same family is revoked too')
+  // RFC 6749 §5.2: a refused grant is 400 invalid_grant (no challenge: the client did not authenticate).
+  t.equal(replay.statusCode, 400, 'reuse of the old refresh token is refused')
+  t.same(replay.json(), { error: 'invalid_grant', error_description: 'The refresh token is invalid, expired, revoked or was already used' })
+  t.equal(replay.headers['www-authenticate'], undefined)
+  t.equal(replay.headers['cache-control'], 'no-store', 'RFC 6749 §5.1: token responses are not cached, errors included')
+  t.equal(rotated.headers['cache-control'], 'no-store')
+  t.equal(rotated.headers.pragma, 'no-cache')
+  t.equal((await refresh(app, second.refresh_token)).statusCode, 400, 'the newer refresh token of the same family is revoked too')
 
   const other = await login(app)
   t.equal((await refresh(app, other.refresh_token)).statusCode, 200, 'another login (another family) is unaffected')
@@ -42,19 +47,21 @@ t.test('refresh tokens are never access tokens, and access tokens never refresh 
   const asAccess = await app.inject({ url: '/me', headers: bearer(pair.refresh_token as string) })
   t.equal(asAccess.statusCode, 401)
   t.match(String(asAccess.headers['www-authenticate']), /error="invalid_token"/)
-  t.equal((await refresh(app, pair.token)).statusCode, 401, 'an access token is not a refresh token')
-  t.equal((await refresh(app, 'made-up')).statusCode, 401, 'unknown refresh token')
-  t.equal((await refresh(app, { a: 1 })).statusCode, 400, 'a non-string is a schema error')
+  t.equal((await refresh(app, pair.token)).statusCode, 400, 'an access token is not a refresh token')
+  t.equal((await refresh(app, 'made-up')).json().error, 'invalid_grant', 'unknown refresh token')
+  const notString = await refresh(app, { a: 1 })
+  t.equal(notString.statusCode, 400, 'a non-string is a malformed request')
+  t.equal(notString.json().error, 'invalid_request')
   t.equal((await refresh(app, pair.refresh_token)).statusCode, 200, 'the untouched refresh token still works')
 })
 
-t.test('refresh for a user that was deleted → 401', async (t) => {
+t.test('refresh for a user that was deleted → 400 invalid_grant', async (t) => {
   let exists = true
   const app = await tokenApp({ refresh: true, routes: true, lookup: async (claims) => exists ? { id: claims.sub } : null })
   await app.ready()
   const pair = await login(app)
   exists = false
-  t.equal((await refresh(app, pair.refresh_token)).statusCode, 401)
+  t.equal((await refresh(app, pair.refresh_token)).json().error, 'invalid_grant')
 })
 
 t.test('revocation: logout revokes the presented access token; verification does one store read', async (t) => {
@@ -68,13 +75,16 @@ t.test('revocation: logout revokes the presented access token; verification does
   t.equal(store.reads, 1, 'one store read for a non-revoked token')
 
   const out = await app.inject({ method: 'POST', url: '/tokens/revoke', headers: bearer(token) })
-  t.equal(out.statusCode, 204)
+  t.equal(out.statusCode, 200, 'RFC 7009 §2.2')
+  t.equal(out.headers['cache-control'], 'no-store')
   const after = await app.inject({ url: '/me', headers: bearer(token) })
   t.equal(after.statusCode, 401, 'the revoked token is refused')
   t.match(String(after.headers['www-authenticate']), /error="invalid_token"/)
   t.equal((await app.inject({ url: '/me', headers: bearer(other.token) })).statusCode, 200, 'another token of the same user still works')
   t.equal((await app.inject({ method: 'POST', url: '/tokens/revoke', headers: bearer(token) })).statusCode, 401, 'a revoked token cannot log out again')
-  t.equal((await app.inject({ method: 'POST', url: '/tokens/revoke' })).statusCode, 401, 'logout needs a credential')
+  const nothing = await app.inject({ method: 'POST', url: '/tokens/revoke' })
+  t.equal(nothing.statusCode, 400, 'no token and no Bearer token: nothing to revoke')
+  t.equal(nothing.json().error, 'invalid_request')
 })
 
 t.test('no store read at all when revocation is off', async (t) => {
@@ -95,9 +105,9 @@ t.test('log out everywhere revokes every access and refresh token of that user o
   const laptop = await login(app, 'ann')
   const bob = await login(app, 'bob')
   const res = await app.inject({ method: 'POST', url: '/tokens/revoke', headers: bearer(phone.token), payload: { all: true } })
-  t.equal(res.statusCode, 204)
+  t.equal(res.statusCode, 200)
   t.equal((await app.inject({ url: '/me', headers: bearer(laptop.token) })).statusCode, 401, 'the other device\'s access token is revoked')
-  t.equal((await refresh(app, laptop.refresh_token)).statusCode, 401, 'and its refresh token')
+  t.equal((await refresh(app, laptop.refresh_token)).statusCode, 400, 'and its refresh token')
   t.equal((await app.inject({ url: '/me', headers: bearer(bob.token) })).statusCode, 200, 'another user is untouched')
   t.equal((await refresh(app, bob.refresh_token)).statusCode, 200)
 })
@@ -108,13 +118,15 @@ t.test('logout with a refresh token revokes its family; unknown refresh tokens a
   const pair = await login(app)
   const rotated = (await refresh(app, pair.refresh_token)).json()
   const res = await app.inject({ method: 'POST', url: '/tokens/revoke', payload: { refresh_token: rotated.refresh_token } })
-  t.equal(res.statusCode, 204)
-  t.equal((await refresh(app, rotated.refresh_token)).statusCode, 401)
-  t.equal((await app.inject({ method: 'POST', url: '/tokens/revoke', payload: { refresh_token: 'unknown' } })).statusCode, 204, 'RFC 7009: unknown tokens are not an error')
+  t.equal(res.statusCode, 200)
+  t.equal((await refresh(app, rotated.refresh_token)).statusCode, 400)
+  t.equal((await app.inject({ method: 'POST', url: '/tokens/revoke', payload: { refresh_token: 'unknown' } })).statusCode, 200, 'RFC 7009: unknown tokens are not an error')
   t.equal((await app.inject({ method: 'POST', url: '/tokens/revoke', payload: { all: true } })).statusCode, 401, 'log out everywhere needs an access token')
   const bearerOnly = await app.inject({ method: 'POST', url: '/tokens/revoke', headers: bearer(pair.token) })
-  t.equal(bearerOnly.statusCode, 400, 'without revocation, revoking an access token alone is refused, not a silent 204')
-  t.match(bearerOnly.json().message, /token.revocation is off/)
+  t.equal(bearerOnly.statusCode, 400, 'without revocation, revoking an access token alone is refused, not a silent 200')
+  t.same(bearerOnly.json(), { error: 'unsupported_token_type', error_description: 'Access tokens cannot be revoked while token.revocation is off' }, 'RFC 7009 §2.2.1')
+  const accessInBody = await app.inject({ method: 'POST', url: '/tokens/revoke', payload: { token: pair.token } })
+  t.equal(accessInBody.json().error, 'unsupported_token_type', 'the same for an access token in the body')
 })
 
 t.test('POST /tokens: Basic → 200 { token, expiration } (configurable, default 900); Bearer → 401', async (t) => {
@@ -123,14 +135,17 @@ t.test('POST /tokens: Basic → 200 { token, expiration } (configurable, default
   const res = await seed.inject({ method: 'POST', url: '/tokens/', headers: { authorization: basicHeader('ann', 'pw-ann') } })
   t.equal(res.statusCode, 200)
   const body = res.json()
-  t.same(Object.keys(body).sort(), ['expiration', 'token'], 'no refresh_token when refresh is off')
+  t.same(Object.keys(body).sort(), ['access_token', 'expiration', 'expires_in', 'token', 'token_type'], 'no refresh_token when refresh is off')
   t.equal(body.expiration, 3600)
+  t.same([body.access_token, body.token_type, body.expires_in], [body.token, 'Bearer', 3600], 'the same values by their RFC 6749 §5.1 names')
+  t.equal(res.headers['cache-control'], 'no-store')
   const claims = JSON.parse(Buffer.from(body.token.split('.')[1], 'base64url').toString())
   t.equal(claims.exp - claims.iat, 3600, 'the token lives as long as `expiration` says')
 
   const viaBearer = await seed.inject({ method: 'POST', url: '/tokens', headers: bearer(body.token) })
   t.equal(viaBearer.statusCode, 401, 'a token cannot mint a token')
   t.equal(viaBearer.headers['www-authenticate'], 'Basic realm="api", charset="UTF-8"')
+  t.equal(viaBearer.headers['cache-control'], 'no-store', 'a refusal of the token route is not cached either')
   const viaBasicToken = await seed.inject({ method: 'POST', url: '/tokens', headers: { authorization: basicHeader(body.token, '') } })
   t.equal(viaBasicToken.statusCode, 401, 'nor a token carried as a Basic user-id')
   t.equal((await seed.inject({ method: 'POST', url: '/tokens', headers: { authorization: basicHeader('ann', 'wrong') } })).statusCode, 401)
@@ -166,6 +181,6 @@ t.test('the token routes declare response schemas (OpenAPI)', async (t) => {
   const paths = (app.swagger() as unknown as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> }).paths
   t.ok(paths['/tokens/']?.post?.responses['200'] ?? paths['/tokens']?.post?.responses['200'], 'POST /tokens documents 200')
   t.ok(paths['/tokens/refresh']?.post?.responses['200'])
-  t.ok(paths['/tokens/revoke']?.post?.responses['204'])
+  t.ok(paths['/tokens/revoke']?.post?.responses['200'])
   t.match(JSON.stringify(paths['/tokens/refresh']), /refresh_token/)
 })

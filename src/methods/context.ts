@@ -5,8 +5,10 @@ import type { AuthMethod, MethodName } from '../types.js'
 export interface MethodContext {
   /** Validated realm, safe inside a quoted-string. */
   realm: string
-  /** The shared store (in-memory unless the application passed one). */
+  /** The shared store (in-memory unless the application passed one); a custom store is already bounded and mapped (src/stores/guarded.ts). */
   store: MultiauthStore
+  /** Upper bound in ms for one application callback (`timeout`); 0 disables. Use it through src/callbacks.ts. */
+  timeoutMs: number
   /** All configured methods, filled before any `setup` runs (e.g. Basic's `allowToken` uses `token`). */
   methods: ReadonlyMap<MethodName, AuthMethod>
 }

@@ -5,6 +5,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose'
 import type { JWTPayload } from 'jose'
 import { BadRequestError, MESSAGE_INVALID, MultiauthOptionError, OAuth2ProviderError, UnauthorizedError } from '../errors.js'
+import { bounded, callAsync, isOwnError, storeError } from '../callbacks.js'
+import { pluginRouteErrorHandler } from '../route-errors.js'
 import type { AuthMethod, Awaitable, Falsy, MultiauthUser, OpenApiSecurityScheme } from '../types.js'
 import { checkFunction, checkKeys, checkObject, checkPositiveInteger, checkString, isPlainObject } from '../validate.js'
 import type { MethodContext } from './context.js'
@@ -99,6 +101,11 @@ const INVALID_TOKEN_ERRORS = [
   joseErrors.JWKSMultipleMatchingKeys, joseErrors.JOSENotSupported
 ]
 
+/** A 502 whose fixed message says nothing of the provider; `detail` (and the original error) go to the log as its cause. */
+function providerError (detail: string, cause?: unknown): Error {
+  return new OAuth2ProviderError({ cause: new Error(detail, cause === undefined ? undefined : { cause }) })
+}
+
 /** A 401 for a refused login, with the reason in the log only. */
 function refused (request: FastifyRequest, provider: string, reason: string, err?: unknown): Error {
   request.log.info({ authMethod: 'oauth2', provider, reason, err }, 'multiauth: OAuth2 login refused')
@@ -141,9 +148,9 @@ function isLoopback (url: URL): boolean {
 
 async function getJson (url: string, timeoutMs: number, headers: Record<string, string> = {}): Promise<Record<string, unknown>> {
   const response = await fetch(url, { headers: { accept: 'application/json', ...headers }, signal: AbortSignal.timeout(timeoutMs), redirect: 'error' })
-  if (!response.ok) throw new OAuth2ProviderError(`${url} answered ${response.status}`)
+  if (!response.ok) throw providerError(`${url} answered ${response.status}`)
   const body: unknown = await response.json()
-  if (!isPlainObject(body)) throw new OAuth2ProviderError(`${url} did not answer a JSON object`)
+  if (!isPlainObject(body)) throw providerError(`${url} did not answer a JSON object`)
   return body
 }
 
@@ -202,7 +209,15 @@ export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMetho
     if (p.kind === 'oidc') {
       const issuer = p.issuer as string
       // Discovery once, at startup; the issuer must be exactly the one configured (OIDC Discovery §4.3).
-      const metadata = await getJson(`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`, httpTimeout)
+      const discovery = `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`
+      let metadata: Record<string, unknown>
+      try {
+        metadata = await getJson(discovery, httpTimeout)
+      } catch (err) {
+        // At startup the detail is for the developer: say what failed, here, in the message.
+        const detail = ((err as { cause?: { message?: unknown } }).cause?.message ?? (err as Error).message) as string
+        throw new Error(`fastify-multiauth: oauth2.providers.${p.name}: OpenID Connect discovery failed (${detail})`, { cause: err })
+      }
       if (metadata.issuer !== issuer) throw new MultiauthOptionError(`oauth2.providers.${p.name}: discovery names issuer "${String(metadata.issuer)}", not "${issuer}"`)
       const methods = metadata.code_challenge_methods_supported
       if (Array.isArray(methods) && !methods.includes('S256')) throw new MultiauthOptionError(`oauth2.providers.${p.name}: the provider does not support PKCE S256`)
@@ -243,7 +258,7 @@ export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMetho
       }))
     } catch (err) {
       if (INVALID_TOKEN_ERRORS.some((E) => err instanceof E)) return `id_token invalid: ${(err as Error).message}`
-      throw new OAuth2ProviderError(`cannot validate the id_token: ${(err as Error).message}`, { cause: err })
+      throw providerError('cannot validate the id_token', err)
     }
     if (payload.nonce !== nonce) return 'id_token nonce does not match the one this browser sent'
     // OIDC Core §3.1.3.7: with several audiences, azp must be us.
@@ -268,12 +283,55 @@ export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMetho
     return primary === undefined ? user : { ...user, email: primary.email, email_verified: primary.verified === true }
   }
 
+  /**
+   * The code exchange (state and PKCE checked by @fastify/oauth2), the id_token (OpenID Connect)
+   * and the profile: a refused login is a 401, anything the provider got wrong a 502.
+   */
+  async function providerIdentity (request: FastifyRequest, reply: FastifyReply, runtime: ProviderRuntime, p: typeof resolved[number], nonce: string): Promise<{ profile: OAuth2Profile, tokens: OAuth2Tokens }> {
+    let tokens: OAuth2Tokens
+    try {
+      // @fastify/oauth2 checks state against its cookie, sends the PKCE verifier, and clears both cookies.
+      const exchange = runtime.oauth2().getAccessTokenFromAuthorizationCodeFlow(request, reply)
+      tokens = (await bounded(httpTimeout, exchange, (err) => err, () => providerError(`token endpoint did not answer in ${httpTimeout} ms`))).token as unknown as OAuth2Tokens
+    } catch (err) {
+      if (isOwnError(err)) throw err
+      const status = (err as { output?: { statusCode?: number } }).output?.statusCode ?? 0
+      if ((err as Error).message === 'Invalid state') throw refused(request, p.name, 'state does not match this browser\'s login', err)
+      // The token endpoint refused the code (invalid_grant: replayed, expired, wrong verifier).
+      if (status >= 400 && status < 500) throw refused(request, p.name, 'token endpoint refused the code', (err as { data?: { payload?: unknown } }).data?.payload)
+      throw providerError('token endpoint failed', err)
+    }
+    if (typeof tokens?.access_token !== 'string') throw providerError('token response without access_token')
+
+    let claims: Record<string, unknown>
+    if (runtime.kind === 'oidc') {
+      const idClaims = await validateIdToken(runtime, p.clientId, tokens.id_token, nonce)
+      if (typeof idClaims === 'string') throw refused(request, p.name, idClaims)
+      claims = await oidcProfile(runtime, idClaims, tokens.access_token)
+    } else {
+      claims = await githubProfile(tokens.access_token)
+    }
+    const id = runtime.kind === 'oidc' ? claims.sub : claims.id
+    if ((typeof id !== 'string' && typeof id !== 'number') || id === '') throw providerError('the provider identity has no subject')
+    const profile: OAuth2Profile = {
+      provider: p.name,
+      id: String(id),
+      email: optionalString(claims.email),
+      emailVerified: typeof claims.email_verified === 'boolean' ? claims.email_verified : undefined,
+      name: optionalString(claims.name) ?? optionalString(claims.login),
+      claims
+    }
+    return { profile, tokens }
+  }
+
   async function setup (app: FastifyInstance): Promise<void> {
+    // Failures of the login routes reach the application's error handler (its HTML error page), whatever the order.
+    const errorHandler = pluginRouteErrorHandler(app)
     for (const p of resolved) {
       const runtime = await registerProvider(app, p)
       const startPath = `${prefix}/${p.name}`
 
-      app.get(startPath, async (request: FastifyRequest<{ Querystring: { next?: unknown } }>, reply: FastifyReply) => {
+      app.get<{ Querystring: { next?: unknown } }>(startPath, { errorHandler }, async (request, reply) => {
         const next = request.query.next
         let nextIndex = -1
         if (next !== undefined) {
@@ -288,7 +346,7 @@ export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMetho
         return await reply.redirect(uri.href)
       })
 
-      app.get(`${startPath}/callback`, async (request: FastifyRequest<{ Querystring: Record<string, unknown> }>, reply: FastifyReply) => {
+      app.get<{ Querystring: Record<string, unknown> }>(`${startPath}/callback`, { errorHandler }, async (request, reply) => {
         const flow = request.cookies[flowCookie]
         reply.clearCookie(flowCookie, flowCookieOptions)
         if (typeof request.query.error === 'string') throw refused(request, p.name, `provider answered error=${request.query.error.slice(0, 64)}`)
@@ -304,40 +362,22 @@ export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMetho
         const nonce = flow.slice(p.name.length + 1, dot)
         const nextPath = allowedRedirects[Number(flow.slice(dot + 1))] ?? redirect
 
-        let tokens: OAuth2Tokens
+        let identity: { profile: OAuth2Profile, tokens: OAuth2Tokens }
         try {
-          // @fastify/oauth2 checks state against its cookie, sends the PKCE verifier, and clears both cookies.
-          tokens = (await runtime.oauth2().getAccessTokenFromAuthorizationCodeFlow(request, reply)).token as unknown as OAuth2Tokens
+          identity = await providerIdentity(request, reply, runtime, p, nonce)
         } catch (err) {
-          const status = (err as { output?: { statusCode?: number } }).output?.statusCode ?? 0
-          if ((err as Error).message === 'Invalid state') throw refused(request, p.name, 'state does not match this browser\'s login', err)
-          // The token endpoint refused the code (invalid_grant: replayed, expired, wrong verifier).
-          if (status >= 400 && status < 500) throw refused(request, p.name, 'token endpoint refused the code', (err as { data?: { payload?: unknown } }).data?.payload)
-          throw new OAuth2ProviderError(`token endpoint failed: ${(err as Error).message}`, { cause: err })
+          // A network error, a JSON parse error quoting the provider's answer, a library's text: never to the client.
+          throw isOwnError(err) ? err : providerError('provider exchange failed', err)
         }
-        if (typeof tokens?.access_token !== 'string') throw new OAuth2ProviderError('token response without access_token')
-
-        let claims: Record<string, unknown>
-        if (runtime.kind === 'oidc') {
-          const idClaims = await validateIdToken(runtime, p.clientId, tokens.id_token, nonce)
-          if (typeof idClaims === 'string') throw refused(request, p.name, idClaims)
-          claims = await oidcProfile(runtime, idClaims, tokens.access_token)
-        } else {
-          claims = await githubProfile(tokens.access_token)
-        }
-        const id = runtime.kind === 'oidc' ? claims.sub : claims.id
-        if ((typeof id !== 'string' && typeof id !== 'number') || id === '') throw new OAuth2ProviderError('the provider identity has no subject')
-        const profile: OAuth2Profile = {
-          provider: p.name,
-          id: String(id),
-          email: optionalString(claims.email),
-          emailVerified: typeof claims.email_verified === 'boolean' ? claims.email_verified : undefined,
-          name: optionalString(claims.name) ?? optionalString(claims.login),
-          claims
-        }
-        const user = await onLogin(profile, tokens, request)
+        const { profile, tokens } = identity
+        const user = await callAsync(ctx.timeoutMs, onLogin, profile, tokens, request)
         if (!user) throw refused(request, p.name, 'onLogin refused the identity')
-        await core.start(request, user, p.name)
+        try {
+          await core.start(request, user, p.name)
+        } catch (err) {
+          // The session store failed while the new session was saved.
+          throw storeError(err)
+        }
         return await reply.redirect(nextPath)
       })
     }

@@ -2,7 +2,8 @@ import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import type { SessionStore } from '@fastify/session'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { MultiauthOptionError, NotConfiguredError } from '../errors.js'
+import { callbackError, storeError } from '../callbacks.js'
+import { MultiauthOptionError, NotConfiguredError, StoreUnavailableError } from '../errors.js'
 import { sha256Text } from '../hash.js'
 import { kGetLocal, kSetLocal, MemoryStore } from '../stores/memory.js'
 import type { MultiauthStore } from '../stores/types.js'
@@ -183,6 +184,41 @@ export class SessionStoreAdapter implements SessionStore {
   }
 }
 
+/**
+ * A @fastify/session store the application passed (`session.store`), under the one error path:
+ * each call bounded by the plugin's `timeout`, and whatever it fails with handed to
+ * @fastify/session as a 503 `StoreUnavailableError` (the original as `cause`), so no driver
+ * message reaches a client through Fastify's default error handler.
+ */
+export function boundSessionStore (store: SessionStore, timeoutMs: number): SessionStore {
+  function guarded (callback: (err?: unknown, result?: any) => void): (err?: unknown, result?: any) => void {
+    let settled = false
+    const timer = timeoutMs === 0 ? undefined : setTimeout(() => finish(new StoreUnavailableError()), timeoutMs)
+    function finish (err?: unknown, result?: any): void {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      // ENOENT is how connect-style stores say "no such session" (@fastify/session starts a new one): not a failure.
+      if (err === undefined || err === null || (err as { code?: unknown }).code === 'ENOENT') callback(err, result)
+      else callback(storeError(err))
+    }
+    return finish
+  }
+  function run (call: (done: (err?: unknown, result?: any) => void) => void, callback: (err?: unknown, result?: any) => void): void {
+    const done = guarded(callback)
+    try {
+      call(done)
+    } catch (err) {
+      done(err)
+    }
+  }
+  return {
+    set: (sessionId, session, callback) => run((done) => store.set(sessionId, session, done), callback),
+    get: (sessionId, callback) => run((done) => store.get(sessionId, done), callback as (err?: unknown, result?: any) => void),
+    destroy: (sessionId, callback) => run((done) => store.destroy(sessionId, done), callback)
+  }
+}
+
 function checkTrustedOrigins (csrf: unknown): Set<string> | undefined {
   if (csrf === false) return undefined
   if (csrf === undefined) return new Set()
@@ -273,6 +309,18 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
   const trustedOrigins = checkTrustedOrigins(options.csrf)
   const { lookup } = options
   const userIdOf = options.userId ?? defaultUserId
+
+  /** The id `login()` stores: `session.userId` under the one error path, and only ever a non-empty string. */
+  function storedIdOf (user: MultiauthUser): string {
+    let id: unknown
+    try {
+      id = userIdOf(user)
+    } catch (err) {
+      throw callbackError(err)
+    }
+    if (typeof id !== 'string' || id.length === 0) throw callbackError(new TypeError('session.userId(user) must return a non-empty string'))
+    return id
+  }
   const secure = options.secure ?? true
   const maxAge = options.maxAge ?? 2 * HOUR
   const absoluteTimeout = options.absoluteTimeout ?? 24 * HOUR
@@ -291,7 +339,7 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
   const core: SessionCore = {
     async start (request, user, provider) {
       if (typeof request.session?.regenerate !== 'function') throw new NotConfiguredError('session')
-      const record: SessionRecord = { u: userIdOf(user), t: Date.now() }
+      const record: SessionRecord = { u: storedIdOf(user), t: Date.now() }
       if (provider !== undefined) record.p = provider
       // A new id, and the old one destroyed in the store: whatever id the browser had
       // before (perhaps planted by an attacker) is worthless after login.
@@ -342,7 +390,7 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
         // Anonymous visitors get no session and no store entry: only login() creates one.
         saveUninitialized: false,
         rolling: true,
-        store: options.store ?? new SessionStoreAdapter(ctx.store, maxAge),
+        store: options.store === undefined ? new SessionStoreAdapter(ctx.store, maxAge) : boundSessionStore(options.store, ctx.timeoutMs),
         cookie: { httpOnly: true, secure, sameSite: 'lax', path: '/', domain: options.domain, maxAge }
       })
     }

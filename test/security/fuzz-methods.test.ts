@@ -11,7 +11,7 @@ import type { FastifyRequest } from 'fastify'
 import { BadRequestError, generateApiKey, MemoryStore, parseApiKey } from '../../src/index.js'
 import { API_KEY_MAX_LENGTH } from '../../src/api-keys.js'
 import type { ApiKeyRecord } from '../../src/index.js'
-import { createTokenMethod } from '../../src/methods/token.js'
+import { createTokenMethod } from '../../src/methods/token/index.js'
 import { buildApp } from '../helpers/app.js'
 import { FUZZ_RUNS } from '../helpers/security.js'
 import { bearer, claimsFor, handMadeJwt, SECRET, tokenApp } from '../helpers/tokens.js'
@@ -102,7 +102,7 @@ t.test(`[design: API-key records] ${FUZZ_RUNS} arbitrary X-API-Key values throug
 })
 
 t.test(`[RFC 6750 §2.1, RFC 7235 §2.1] bearer extraction: ${FUZZ_RUNS} arbitrary Authorization headers and queries → the exact token, undefined, or BadRequestError`, async (t) => {
-  const method = createTokenMethod({ secret: SECRET, lookup: () => null, maxLength: 100 }, { realm: 'api', store: new MemoryStore(), methods: new Map() })
+  const method = createTokenMethod({ secret: SECRET, lookup: () => null, maxLength: 100 }, { realm: 'api', store: new MemoryStore(), methods: new Map(), timeoutMs: 10_000 })
   const stats = { slowest: 0 }
   const header = fc.option(fc.oneof(
     fc.string({ unit: 'binary', maxLength: 120 }),

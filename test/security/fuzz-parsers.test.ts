@@ -85,7 +85,7 @@ t.test(`[RFC 7235 §2.1] authorizationParam: ${FUZZ_RUNS} arbitrary headers → 
 
 t.test(`[design: API-key extraction] header/query extraction: ${FUZZ_RUNS} arbitrary inputs → the exact key, undefined, or BadRequestError`, async (t) => {
   const stats = { slowest: 0 }
-  const method = createApiKeyMethod({ verify: () => null, query: 'api_key', maxLength: 64 }, { realm: 'api', store: new MemoryStore(), methods: new Map() })
+  const method = createApiKeyMethod({ verify: () => null, query: 'api_key', maxLength: 64 }, { realm: 'api', store: new MemoryStore(), methods: new Map(), timeoutMs: 10_000 })
   const value = fc.oneof(fc.string({ unit: 'binary', maxLength: 80 }), fc.string({ maxLength: 10 }), fc.constant(''))
   const slot = fc.option(fc.oneof(value, fc.array(value, { minLength: 2, maxLength: 3 })), { nil: undefined })
   fc.assert(fc.property(slot, slot, fc.boolean(), (header, query, joinedDuplicate) => {

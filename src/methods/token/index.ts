@@ -1,0 +1,263 @@
+import fastifyJwt from '@fastify/jwt'
+import type { FastifyJWTOptions, JWT } from '@fastify/jwt'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { BadRequestError, MultiauthOptionError } from '../../errors.js'
+import { authorizationParam, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../../headers.js'
+import { cacheOptions, ExpiringLru } from '../../expiring-lru.js'
+import { AuthFailure, isThenable } from '../../types.js'
+import type { AuthMethod, AuthSuccess, Falsy, MultiauthUser } from '../../types.js'
+import { checkBoolean, checkFunction, checkKeys, checkObject, checkPositiveInteger, checkString } from '../../validate.js'
+import type { MethodContext } from '../context.js'
+import { prepareKeys } from './keys.js'
+import type { PreparedKey } from './keys.js'
+import { createTokenLifecycle } from './lifecycle.js'
+import { prepareRoutes, tokenRoutes } from './routes.js'
+import type { TokenClaims, TokenOptions } from './types.js'
+
+// The `token` method: bearer access tokens (JWT, RFC 9068 profile) checked on every request.
+// Keys: ./keys.ts; what the store holds and `app.authTokens`: ./lifecycle.ts; routes: ./routes.ts.
+
+export type * from './types.js'
+
+const OPTION_KEYS = [
+  'secret', 'publicKey', 'privateKey', 'keys', 'lookup', 'claims', 'issuer', 'audience', 'clockTolerance',
+  'expiresIn', 'refresh', 'revocation', 'routes', 'maxLength', 'cache'
+]
+const DEFAULT_ACCESS_TTL = 900
+const DEFAULT_REFRESH_TTL = 14 * 24 * 3600
+const DEFAULT_CLOCK_TOLERANCE = 30
+/** RFC 9068 / RFC 8725 §3.11 explicit typing: a JWT of another kind (an ID token, say) is never taken for an access token. */
+const ACCESS_TOKEN_TYP = 'at+jwt'
+const NO_SCOPES: readonly string[] = Object.freeze([])
+
+const MALFORMED = new AuthFailure('malformed token')
+const UNKNOWN_KID = new AuthFailure('token kid matches no configured key')
+const REVOKED_TOKEN = new AuthFailure('token revoked')
+const LOGGED_OUT = new AuthFailure('token issued before the user logged out everywhere')
+const NO_USER = new AuthFailure('lookup returned no user for the token claims')
+const BAD_CLAIMS = new AuthFailure('token sub/jti/iat claims have the wrong type')
+const TOKEN_FAILURES = new Map<string, AuthFailure>([
+  ['FAST_JWT_EXPIRED', new AuthFailure('token expired')],
+  ['FAST_JWT_INACTIVE', new AuthFailure('token not yet valid (nbf)')],
+  ['FAST_JWT_INVALID_SIGNATURE', new AuthFailure('invalid token signature')],
+  ['FAST_JWT_INVALID_ALGORITHM', new AuthFailure('token algorithm not allowed for this key')],
+  ['FAST_JWT_MISSING_SIGNATURE', new AuthFailure('unsigned token')],
+  ['FAST_JWT_INVALID_CLAIM_VALUE', new AuthFailure('token iss/aud (or another claim) not accepted')],
+  ['FAST_JWT_MISSING_REQUIRED_CLAIM', new AuthFailure('token lacks a required claim')],
+  ['FAST_JWT_INVALID_TYPE', new AuthFailure('token is not an access token (typ)')],
+  ['FAST_JWT_MALFORMED', MALFORMED]
+])
+const OTHER_TOKEN_ERROR = new AuthFailure('token refused by the verifier')
+
+function checkSeconds (value: unknown, path: string): void {
+  checkPositiveInteger(value, path)
+}
+
+/** `scope` claim (space-separated string, or an array some issuers use) → scope list. */
+function scopesOf (claims: Record<string, unknown>): readonly string[] {
+  const scope = claims.scope
+  if (typeof scope === 'string') return scope.length === 0 ? NO_SCOPES : scope.split(' ').filter((s) => s.length > 0)
+  if (Array.isArray(scope) && scope.every((s) => typeof s === 'string')) return scope as string[]
+  return NO_SCOPES
+}
+
+export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod {
+  const options = checkObject(raw, 'token') as unknown as TokenOptions
+  checkKeys(options as unknown as Record<string, unknown>, OPTION_KEYS, 'token')
+  checkFunction(options.lookup, 'token.lookup')
+  checkFunction(options.claims, 'token.claims', false)
+  checkString(options.issuer, 'token.issuer', false)
+  if (options.audience !== undefined && !(Array.isArray(options.audience) && options.audience.length > 0)) {
+    checkString(options.audience, 'token.audience')
+  }
+  if (Array.isArray(options.audience)) options.audience.forEach((a, i) => checkString(a, `token.audience[${i}]`))
+  checkSeconds(options.expiresIn, 'token.expiresIn')
+  if (options.clockTolerance !== undefined && (!Number.isSafeInteger(options.clockTolerance) || options.clockTolerance < 0 || options.clockTolerance > 300)) {
+    throw new MultiauthOptionError('token.clockTolerance must be an integer between 0 and 300 (seconds)')
+  }
+  checkBoolean(options.revocation, 'token.revocation')
+  checkPositiveInteger(options.maxLength, 'token.maxLength')
+  if (options.refresh !== undefined && typeof options.refresh !== 'boolean') {
+    checkKeys(checkObject(options.refresh, 'token.refresh'), ['expiresIn'], 'token.refresh')
+    checkSeconds(options.refresh.expiresIn, 'token.refresh.expiresIn')
+  }
+  const keys = prepareKeys(options)
+  const { max: cacheMax, ttl: cacheTtl } = options.cache === undefined ? { max: 0, ttl: 0 } : cacheOptions(options.cache, 'token.cache')
+  const verifiedTokens = options.cache === undefined ? undefined : new ExpiringLru<Record<string, unknown>>(cacheMax)
+  const signingKey = keys[0] as PreparedKey
+  const byKid = keys.length > 1 ? new Map(keys.map((k) => [k.kid as string, k])) : undefined
+
+  const { lookup, issuer, revocation = false } = options
+  const audience = options.audience === undefined ? undefined : (typeof options.audience === 'string' ? options.audience : [...options.audience])
+  const accessTtl = options.expiresIn ?? DEFAULT_ACCESS_TTL
+  const refreshOn = options.refresh !== undefined && options.refresh !== false
+  const refreshTtl = typeof options.refresh === 'object' ? (options.refresh.expiresIn ?? DEFAULT_REFRESH_TTL) : DEFAULT_REFRESH_TTL
+  const toleranceMs = (options.clockTolerance ?? DEFAULT_CLOCK_TOLERANCE) * 1000
+  const maxLength = options.maxLength ?? DEFAULT_MAX_CREDENTIAL_LENGTH
+  // Validated at registration; the login methods are resolved in setup, once every method exists.
+  prepareRoutes(options.routes, undefined, signingKey.canSign)
+
+  const { helpers, revocationOf } = createTokenLifecycle({
+    store: ctx.store,
+    timeoutMs: ctx.timeoutMs,
+    sign: (claims) => (signingKey.jwt as JWT).sign(claims),
+    canSign: signingKey.canSign,
+    lookup,
+    claimsFor: options.claims,
+    accessTtl,
+    refreshTtl,
+    refreshOn,
+    revocation,
+    toleranceMs
+  })
+
+  const challenge = `Bearer realm="${ctx.realm}"`
+  const invalidChallenge = `${challenge}, error="invalid_token", error_description="The access token is invalid, expired or revoked"`
+  const requiredClaims = ['sub', 'jti', 'exp', 'iat']
+  if (issuer !== undefined) requiredClaims.push('iss')
+  if (audience !== undefined) requiredClaims.push('aud')
+
+  /** Checks signature, algorithm, typ and registered claims with the key the token names. */
+  function checkSignature (token: string): Record<string, unknown> | AuthFailure {
+    let key = signingKey
+    if (byKid !== undefined) {
+      let kid: unknown
+      try {
+        kid = (signingKey.jwt as JWT).decode<{ header: { kid?: unknown } }>(token)?.header.kid
+      } catch {
+        return MALFORMED
+      }
+      const found = typeof kid === 'string' ? byKid.get(kid) : undefined
+      if (found === undefined) return UNKNOWN_KID
+      key = found
+    }
+    try {
+      return (key.jwt as JWT).verify<Record<string, unknown>>(token)
+    } catch (err) {
+      const code = (err as { code?: unknown }).code
+      if (typeof code !== 'string' || !code.startsWith('FAST_JWT_')) throw err
+      return TOKEN_FAILURES.get(code) ?? OTHER_TOKEN_ERROR
+    }
+  }
+
+  function found (user: MultiauthUser | Falsy, claims: Record<string, unknown>): AuthSuccess | AuthFailure {
+    return user ? { user, method: 'token', scopes: scopesOf(claims), claims } : NO_USER
+  }
+
+  /** `lookup`, without a promise when it answers synchronously (then the guard needs none either). */
+  function lookupUser (claims: Record<string, unknown>, request: FastifyRequest): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
+    const user = lookup(claims as TokenClaims, request)
+    return isThenable(user) ? Promise.resolve(user).then((value) => found(value, claims)) : found(user, claims)
+  }
+
+  async function checkRevoked (claims: Record<string, unknown>, request: FastifyRequest): Promise<AuthSuccess | AuthFailure> {
+    const state = await revocationOf(claims)
+    if (state === 'revoked') return REVOKED_TOKEN
+    if (state === 'logged-out') return LOGGED_OUT
+    return await lookupUser(claims, request)
+  }
+
+  /** Signature, algorithm, typ and claims: from the cache when this exact token already passed them. */
+  function verifiedClaims (token: string): Record<string, unknown> | AuthFailure {
+    const cached = verifiedTokens?.get(token)
+    if (cached !== undefined) return cached
+    const claims = checkSignature(token)
+    if (claims instanceof AuthFailure) return claims
+    // Our own tokens always carry these as strings and a number; anything else is refused, never read loosely.
+    if (typeof claims.sub !== 'string' || typeof claims.jti !== 'string' || typeof claims.iat !== 'number') return BAD_CLAIMS
+    if (verifiedTokens !== undefined) {
+      // Shared by every request that presents this token: frozen, so no request changes another's claims.
+      Object.freeze(claims)
+      // Until the TTL ends or the token would stop verifying (exp, with the clock tolerance), whichever is first.
+      const expires = Math.min(Date.now() + cacheTtl, (claims.exp as number) * 1000 + toleranceMs)
+      verifiedTokens.set(token, claims, expires)
+    }
+    return claims
+  }
+
+  function verify (token: string, request: FastifyRequest): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
+    const claims = verifiedClaims(token)
+    if (claims instanceof AuthFailure) return claims
+    return revocation ? checkRevoked(claims, request) : lookupUser(claims, request)
+  }
+
+  // ---- setup: @fastify/jwt per key, decorator, routes -----------------------------
+
+  function jwtOptions (key: PreparedKey, i: number): FastifyJWTOptions {
+    return {
+      namespace: `multiauth${i}`,
+      secret: key.secret,
+      decode: { complete: true },
+      sign: {
+        algorithm: key.algorithm,
+        kid: key.kid,
+        header: { alg: key.algorithm, typ: ACCESS_TOKEN_TYP },
+        ...(issuer === undefined ? {} : { iss: issuer }),
+        ...(audience === undefined ? {} : { aud: audience })
+      },
+      verify: {
+        algorithms: [key.algorithm],
+        checkTyp: ACCESS_TOKEN_TYP,
+        requiredClaims,
+        clockTolerance: toleranceMs,
+        ...(issuer === undefined ? {} : { allowedIss: issuer }),
+        ...(audience === undefined ? {} : { allowedAud: audience })
+      }
+    }
+  }
+
+  async function setup (app: FastifyInstance): Promise<void> {
+    // @fastify/jwt lives in a child context of its own: nothing of it (app.jwt,
+    // request.user, jwtVerify) reaches the application, which may register its own.
+    await app.register(async function multiauthJwt (child) {
+      const namespaces = Object.create(null) as Record<string, JWT>
+      if (child.hasDecorator('jwt')) {
+        // Inherited from the application's own @fastify/jwt: shadow it, so ours are never added to its object.
+        Object.defineProperty(child, 'jwt', { value: namespaces })
+      } else {
+        child.decorate('jwt', namespaces as unknown as JWT)
+      }
+      for (const [i, key] of keys.entries()) {
+        await child.register(fastifyJwt, jwtOptions(key, i))
+        key.jwt = namespaces[`multiauth${i}`]
+      }
+    })
+    app.decorate('authTokens', helpers)
+    const routes = prepareRoutes(options.routes, ctx, signingKey.canSign)
+    if (routes !== undefined) {
+      app.register(tokenRoutes({
+        ctx,
+        helpers,
+        routes,
+        challenge,
+        refreshOn,
+        revocation,
+        verifiedClaims: (token) => {
+          const claims = verifiedClaims(token)
+          return claims instanceof AuthFailure ? undefined : claims
+        }
+      }), { prefix: routes.prefix })
+    }
+  }
+
+  return {
+    name: 'token',
+    challenge,
+    invalidChallenge,
+    forbiddenChallenge: `${challenge}, error="insufficient_scope"`,
+    extract (request) {
+      const token = authorizationParam(request, 'bearer', maxLength)
+      if (token === undefined) {
+        // RFC 6750 §2.3 allows access_token in the URI; we never accept it (it ends up in logs and Referer).
+        const query = request.query as Record<string, unknown> | null | undefined
+        if (query?.access_token !== undefined) throw new BadRequestError('bearer tokens in the query string are refused; send Authorization: Bearer')
+        return undefined
+      }
+      if (token.length === 0) throw new BadRequestError('empty bearer token')
+      return token
+    },
+    verify: verify as AuthMethod['verify'],
+    setup,
+    securitySchemes: () => ({ token: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } })
+  }
+}

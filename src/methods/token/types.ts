@@ -1,0 +1,131 @@
+import type { KeyObject } from 'node:crypto'
+import type { FastifyRequest } from 'fastify'
+import type { Awaitable, Falsy, MultiauthUser } from '../../types.js'
+import type { VerifiedCredentialCacheOptions } from '../../expiring-lru.js'
+
+// @fastify/jwt types `request.user` as its own payload type; ours is the application's user.
+// Pointing its `FastifyJWT.user` at the same type lets both declarations of
+// `FastifyRequest.user` agree, whether or not the application also uses @fastify/jwt.
+declare module '@fastify/jwt' {
+  interface FastifyJWT {
+    user: MultiauthUser | null
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Token helpers (issue, refresh, revoke). Present when the `token` option is given. */
+    authTokens: AuthTokens
+  }
+}
+
+/** A PEM string or Buffer, or a `KeyObject`. */
+export type TokenKeyMaterial = string | Buffer | KeyObject
+
+export interface TokenKey {
+  /** Key id, written to the `kid` header of the tokens this key signs. Required when `keys` has several entries. */
+  kid?: string
+  /** HS256 shared secret of at least 32 bytes (256 bits). */
+  secret?: string | Buffer
+  /** RS256 (RSA ≥ 2048 bits), ES256/ES384/ES512 (P-256/384/521) or EdDSA (Ed25519): the algorithm follows the key type. */
+  publicKey?: TokenKeyMaterial
+  /** The private half of the pair; only needed on the key that signs. */
+  privateKey?: TokenKeyMaterial
+}
+
+/** Claims of a verified access token, as `lookup` receives them. */
+export interface TokenClaims {
+  sub: string
+  jti: string
+  iat: number
+  exp: number
+  /** Space-separated scopes (RFC 8693 §4.2); they become `request.auth.scopes`. */
+  scope?: string
+  iss?: string
+  aud?: string | string[]
+  [claim: string]: unknown
+}
+
+/** What `claims(user)` returns: the subject and any claims of your own. `jti`, `iat`, `exp`, `iss`, `aud` are set by the plugin. */
+export interface TokenClaimsInput {
+  sub: string
+  scope?: string | readonly string[]
+  [claim: string]: unknown
+}
+
+export interface TokenOptions {
+  /** HS256 shared secret, at least 32 bytes. Shorthand for `keys: [{ secret }]`. */
+  secret?: string | Buffer
+  /** Key pair shorthand for `keys: [{ publicKey, privateKey }]`. */
+  publicKey?: TokenKeyMaterial
+  privateKey?: TokenKeyMaterial
+  /** Key rotation: every key verifies (chosen by the token's `kid`); the FIRST key signs. */
+  keys?: readonly TokenKey[]
+  /** Maps verified claims to your user (seed 2's `verify_auth_token`); falsy = refused (e.g. a deleted user). */
+  lookup: (claims: TokenClaims, request: FastifyRequest) => Awaitable<MultiauthUser | Falsy>
+  /** The claims to put in a token for a user. Default: `{ sub: String(user.id) }`. */
+  claims?: (user: MultiauthUser, request: FastifyRequest | undefined) => Awaitable<TokenClaimsInput>
+  /** Written to `iss` and required on verification when set. */
+  issuer?: string
+  /** Written to `aud` and required on verification when set (any listed value is accepted). */
+  audience?: string | readonly string[]
+  /** Accepted clock skew for `exp`/`nbf`/`iat`, in seconds. Default 30. */
+  clockTolerance?: number
+  /** Access-token lifetime in seconds (the `expiration` of `POST /tokens`). Default 900 (15 minutes). */
+  expiresIn?: number
+  /** Rotating refresh tokens with reuse detection. `true` or `{ expiresIn }` (seconds, default 1209600 = 14 days). Default off. */
+  refresh?: boolean | { expiresIn?: number }
+  /** Revocation by `jti` and per-user "log out everywhere", checked in the store on every request. Default off. */
+  revocation?: boolean
+  /** Opt-in routes `POST {prefix}`, `{prefix}/refresh`, `{prefix}/revoke`. `true` or `{ prefix, methods }`. */
+  routes?: boolean | TokenRoutesOptions
+  /** Longest Authorization header accepted, in characters (default 8192); longer is a 400. */
+  maxLength?: number
+  /**
+   * Remember access tokens whose signature and claims already verified, for `ttl` ms (never past
+   * their `exp`) and at most `max` of them, so a client reusing its token skips the signature
+   * check. Revocation and `lookup` still run on every request. Off by default.
+   * See docs/tokens.md, "Verified-token cache".
+   */
+  cache?: Partial<VerifiedCredentialCacheOptions>
+}
+
+export interface TokenRoutesOptions {
+  /** Default `/tokens`. */
+  prefix?: string
+  /** Methods that may obtain a token: password-based only. Default: those of `basic`, `session` that are configured. */
+  methods?: ReadonlyArray<'basic' | 'session'>
+}
+
+/**
+ * The body of `POST /tokens` and `/tokens/refresh`, and what `issue`/`refresh` resolve: the seeds'
+ * `token` and `expiration`, and the same values under their RFC 6749 §5.1 names, so OAuth
+ * client libraries read it too.
+ */
+export interface IssuedTokens {
+  /** The access token (a JWT). */
+  token: string
+  /** Its lifetime in seconds. */
+  expiration: number
+  /** The access token again (RFC 6749 §5.1). */
+  access_token: string
+  token_type: 'Bearer'
+  /** The lifetime again, in seconds (RFC 6749 §5.1). */
+  expires_in: number
+  /** Present when refresh tokens are on. Opaque; store it like a password. */
+  refresh_token?: string
+}
+
+/** `app.authTokens`: helpers for applications that write their own login/logout routes. */
+export interface AuthTokens {
+  /** Signs an access token for `user` (and starts a refresh-token family when refresh is on). */
+  issue (user: MultiauthUser, request?: FastifyRequest): Promise<IssuedTokens>
+  /** Rotates a refresh token. Resolves `null` when it is refused (unknown, expired, revoked, reused: a reuse revokes its whole family). */
+  refresh (refreshToken: string, request: FastifyRequest): Promise<IssuedTokens | null>
+  /** Revokes one access token until it expires, by its verified claims (`request.auth.claims`). Needs `revocation`. */
+  revoke (claims: Record<string, unknown>): Promise<void>
+  /** Revokes a refresh token and every token rotated from the same login (its family). Unknown tokens are ignored. */
+  revokeRefreshToken (refreshToken: string): Promise<void>
+  /** "Log out everywhere": every access token (with `revocation`) and refresh token issued to `sub` until now stops working. */
+  revokeAll (sub: string): Promise<void>
+}

@@ -1,0 +1,54 @@
+import { boundedStore } from '../callbacks.js'
+import { StoreDataError } from '../errors.js'
+import { MemoryStore } from './memory.js'
+import { RedisStore } from './redis.js'
+import type { MultiauthStore } from './types.js'
+
+// Answers a custom store must give, checked as they come back: a value of another type (an
+// `undefined` for a missing key, a number for a flag) would otherwise be read as "not revoked".
+function text (value: unknown): string | null {
+  if (value === null || typeof value === 'string') return value
+  throw new StoreDataError({ cause: new TypeError(`store.get resolved ${typeof value}, not a string or null`) })
+}
+
+function texts (value: unknown, length: number): Array<string | null> {
+  if (!Array.isArray(value) || value.length !== length) {
+    throw new StoreDataError({ cause: new TypeError(`store.getMany did not resolve an array of ${length} entries`) })
+  }
+  return value.map(text)
+}
+
+function flag (value: unknown): boolean {
+  if (typeof value === 'boolean') return value
+  throw new StoreDataError({ cause: new TypeError(`store.setIfAbsent resolved ${typeof value}, not a boolean`) })
+}
+
+function count (value: unknown): number {
+  if (Number.isSafeInteger(value)) return value as number
+  throw new StoreDataError({ cause: new TypeError('store.increment did not resolve an integer') })
+}
+
+/**
+ * The store as the plugin uses it. Our own stores already fail closed with
+ * `StoreUnavailableError` and bound their commands (RedisStore's `commandTimeout`), so they are
+ * used as they are. A custom `MultiauthStore` is wrapped: every call is bounded by the plugin's
+ * `timeout`, whatever it throws (a driver error naming a host and a password, say) becomes a
+ * 503 with the original only as `cause`, and an answer of the wrong type is a 500.
+ */
+export function guardStore (store: MultiauthStore, timeoutMs: number): MultiauthStore {
+  if (store instanceof MemoryStore || store instanceof RedisStore) return store
+  // Async arrows: a store method that throws synchronously becomes a rejection, bounded like the rest.
+  const guarded: MultiauthStore = {
+    get: async (key) => text(await boundedStore(timeoutMs, (async () => await store.get(key))())),
+    set: async (key, value, ttlMs) => { await boundedStore(timeoutMs, (async () => { await store.set(key, value, ttlMs) })()) },
+    setIfAbsent: async (key, value, ttlMs) => flag(await boundedStore(timeoutMs, (async () => await store.setIfAbsent(key, value, ttlMs))())),
+    delete: async (key) => { await boundedStore(timeoutMs, (async () => { await store.delete(key) })()) },
+    increment: async (key, ttlMs) => count(await boundedStore(timeoutMs, (async () => await store.increment(key, ttlMs))()))
+  }
+  const { getMany, close } = store
+  if (getMany !== undefined) {
+    guarded.getMany = async (keys) => texts(await boundedStore(timeoutMs, (async () => await getMany.call(store, keys))()), keys.length)
+  }
+  if (close !== undefined) guarded.close = async () => { await close.call(store) }
+  return guarded
+}

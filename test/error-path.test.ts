@@ -1,0 +1,385 @@
+// One error path, total (design: "Precise rules added after v0.1"; issues 12.2, 17.2, 18.11).
+// Every route the plugin adds answers errors through the application's setErrorHandler, set
+// before or after `register`; no response body ever carries the text of an error thrown by an
+// application callback, a custom store, a session store or the provider; the original reaches
+// the log as `cause`; a hanging callback is bounded by `timeout`.
+// Before this change: the token routes and the OAuth2 routes answered with Fastify's default body
+// when the handler was set after `register`; `claims`, `lookup` (refresh) and `onLogin` errors were
+// sent as they were (their message in the body) and never timed out; a custom store's plain Error
+// reached the client; 502 bodies quoted the provider's URL and jose's text.
+import t from 'tap'
+import type { Test } from 'tap'
+import { Writable } from 'node:stream'
+import Fastify from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import multiauth, { login, logout, MemoryStore } from '../src/index.js'
+import type { MultiauthOptions, MultiauthStore, OAuth2Options, TokenOptions } from '../src/index.js'
+import { basicHeader } from './helpers/app.js'
+import { CookieJar, runCodeFlow, startOidcProvider } from './helpers/oidc-provider.js'
+import type { TestProvider } from './helpers/oidc-provider.js'
+import { freePort } from './helpers/redis.js'
+import { SECRET } from './helpers/tokens.js'
+
+/** In every thrown error: a body containing it is a leak. */
+const MARKER = 'S3cretPw-7f3a9c'
+const leak = (where: string): Error => new Error(`connect ECONNREFUSED postgres://app:${MARKER}@db.internal:5432 (${where})`)
+const SESSION_SECRET = 'a-session-secret-of-at-least-32-characters'
+const USERS = new Map([['ann', { id: 'ann', password: 'pw-ann' }]])
+const annBasic = basicHeader('ann', 'pw-ann')
+
+/** The application's own error body (proves its handler shaped the response); it logs server errors as docs/errors.md shows. */
+function appHandler (err: FastifyError, request: FastifyRequest, reply: FastifyReply): unknown {
+  const status = err.statusCode ?? 500
+  if (status >= 500) request.log.error({ err }, 'request failed')
+  return reply.code(status).send({ app: 'shaped', code: err.code ?? 'none', oauth: (err as { oauthError?: string }).oauthError ?? null })
+}
+
+/** A log stream whose lines the test can read. */
+function logSink (): { stream: Writable, text: () => string } {
+  const lines: string[] = []
+  return {
+    stream: new Writable({ write (chunk, _enc, cb) { lines.push(String(chunk)); cb() } }),
+    text: () => lines.join('')
+  }
+}
+
+interface Harness { app: FastifyInstance, base: string, provider: TestProvider, logs: () => string }
+
+type Order = 'before' | 'after' | 'none'
+
+/**
+ * Basic + token (routes, refresh, revocation) + session + OAuth2 against a real provider, on a
+ * real port. `order`: the application's error handler set before `register`, after it, or not at all.
+ */
+async function harness (t: Test, order: Order, overrides: { plugin?: Partial<MultiauthOptions>, token?: Partial<TokenOptions>, onLogin?: OAuth2Options['onLogin'] } = {}): Promise<Harness> {
+  const port = await freePort()
+  const base = `http://localhost:${port}`
+  const provider = await startOidcProvider({ redirectUris: [`${base}/auth/local/callback`] })
+  t.teardown(provider.close)
+  const sink = logSink()
+  const app = Fastify({ logger: { level: 'info', stream: sink.stream } })
+  if (order === 'before') app.setErrorHandler(appHandler as never)
+  await app.register(multiauth, {
+    basic: { verify: (u, p) => USERS.get(u)?.password === p ? { id: u } : null },
+    token: {
+      secret: SECRET,
+      routes: true,
+      refresh: true,
+      revocation: true,
+      lookup: (claims) => USERS.has(claims.sub) ? { id: claims.sub } : null,
+      ...overrides.token
+    },
+    session: { secret: SESSION_SECRET, secure: false, lookup: (id) => ({ id }) },
+    oauth2: {
+      baseUrl: base,
+      providers: { local: { issuer: provider.issuer, clientId: provider.clientId, clientSecret: provider.clientSecret } },
+      onLogin: overrides.onLogin ?? ((profile) => ({ id: `local:${profile.id}` }))
+    },
+    ...overrides.plugin
+  })
+  if (order === 'after') app.setErrorHandler(appHandler as never)
+  app.get('/me', { onRequest: app.authGuard(['basic', 'token', 'session']) }, async (request) => ({ user: request.user }))
+  app.post<{ Body: { id: string } }>('/login', async (request) => { await login(request, { id: request.body.id }); return 'ok' })
+  app.post('/logout', async (request) => { await logout(request); return 'ok' })
+  await app.listen({ port, host: 'localhost' })
+  t.teardown(() => app.close())
+  return { app, base, provider, logs: sink.text }
+}
+
+/** The flow up to the provider's redirect back, without following it: the callback URL, and the jar. */
+async function codeFlowUntilCallback (base: string, provider: TestProvider): Promise<{ jar: CookieJar, callbackUrl: string }> {
+  const jar = new CookieJar()
+  let callbackUrl = ''
+  await runCodeFlow(jar, `${base}/auth/local`, provider.issuer, {
+    editCallbackUrl: (url) => { callbackUrl = url.href; url.pathname = '/not-followed' }
+  })
+  return { jar, callbackUrl }
+}
+
+interface Answer { status: number, body: string, json: () => any, headers: Headers }
+
+async function answer (response: Response): Promise<Answer> {
+  const body = await response.text()
+  return { status: response.status, body, json: () => JSON.parse(body), headers: response.headers }
+}
+
+async function post (base: string, path: string, init: { headers?: Record<string, string>, body?: unknown } = {}): Promise<Answer> {
+  return await answer(await fetch(`${base}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...init.headers },
+    body: JSON.stringify(init.body ?? {})
+  }))
+}
+
+t.test('every route the plugin adds answers through the application\'s error handler, set before or after register', async (t) => {
+  for (const order of ['before', 'after'] as const) {
+    await t.test(`setErrorHandler ${order} register`, async (t) => {
+      const { base, provider } = await harness(t, order)
+      const shaped = (res: Answer, status: number, code: string, oauth: string | null, what: string): void => {
+        t.equal(res.status, status, `${what}: status`)
+        t.same(res.json(), { app: 'shaped', code, oauth }, `${what}: the application's body`)
+      }
+      shaped(await post(base, '/tokens', { headers: { authorization: basicHeader('ann', 'wrong') } }), 401, 'FST_MULTIAUTH_UNAUTHORIZED', null, 'POST /tokens refused')
+      shaped(await post(base, '/tokens/refresh', { body: { refresh_token: 'unknown' } }), 400, 'FST_MULTIAUTH_INVALID_GRANT', 'invalid_grant', 'POST /tokens/refresh unknown token')
+      shaped(await post(base, '/tokens/refresh', { body: { refresh_token: { a: 1 } } }), 400, 'FST_MULTIAUTH_INVALID_REQUEST', 'invalid_request', 'POST /tokens/refresh schema error')
+      shaped(await post(base, '/tokens/revoke'), 400, 'FST_MULTIAUTH_INVALID_REQUEST', 'invalid_request', 'POST /tokens/revoke without a token')
+      shaped(await post(base, '/tokens/revoke', { body: { all: true } }), 401, 'FST_MULTIAUTH_UNAUTHORIZED', null, 'POST /tokens/revoke all without a Bearer token')
+      shaped(await answer(await fetch(`${base}/auth/local?next=https://evil.example`, { redirect: 'manual' })), 400, 'FST_MULTIAUTH_BAD_REQUEST', null, 'GET /auth/local with a foreign next')
+      shaped(await answer(await fetch(`${base}/auth/local/callback?code=x&state=y`, { redirect: 'manual' })), 401, 'FST_MULTIAUTH_UNAUTHORIZED', null, 'GET /auth/local/callback without the flow cookie')
+      // A provider failure (502) on the callback: the flow is real up to the provider's redirect back.
+      const { jar, callbackUrl } = await codeFlowUntilCallback(base, provider)
+      await provider.close()
+      shaped(await answer(await jar.fetch(callbackUrl)), 502, 'FST_MULTIAUTH_OAUTH2_PROVIDER', null, 'GET /auth/local/callback with the provider down')
+      // And the guard's own errors on an application route, for comparison: the same handler.
+      shaped(await answer(await fetch(`${base}/me`)), 401, 'FST_MULTIAUTH_UNAUTHORIZED', null, 'GET /me (an application route)')
+    })
+  }
+})
+
+t.test('without an error handler of the application: RFC 6749 / RFC 7009 bodies on the token endpoint, Fastify\'s elsewhere', async (t) => {
+  const { base } = await harness(t, 'none')
+  const grant = await post(base, '/tokens/refresh', { body: { refresh_token: 'unknown' } })
+  t.equal(grant.status, 400)
+  t.same(grant.json(), { error: 'invalid_grant', error_description: 'The refresh token is invalid, expired, revoked or was already used' })
+  t.equal(grant.headers.get('cache-control'), 'no-store')
+  const grantType = await post(base, '/tokens/refresh', { body: { grant_type: 'password', refresh_token: 'x' } })
+  t.same(grantType.json().error, 'unsupported_grant_type')
+  const missing = await post(base, '/tokens/revoke')
+  t.same(missing.json(), { error: 'invalid_request', error_description: 'Invalid token request: token is missing' })
+  const login = await post(base, '/tokens', { headers: { authorization: basicHeader('ann', 'wrong') } })
+  t.equal(login.status, 401)
+  t.equal(login.json().code, 'FST_MULTIAUTH_UNAUTHORIZED', 'POST /tokens is Basic-authenticated: a 401 with a challenge, Fastify\'s body')
+  t.equal(login.headers.get('www-authenticate'), 'Basic realm="api", charset="UTF-8"')
+  t.equal(login.headers.get('cache-control'), 'no-store')
+})
+
+t.test('token endpoint: form-encoded requests (RFC 6749 §6, RFC 7009 §2.1)', async (t) => {
+  const { base } = await harness(t, 'none')
+  const issued = (await post(base, '/tokens', { headers: { authorization: annBasic } })).json()
+  const form = async (path: string, params: string[][]): Promise<Answer> => await answer(await fetch(`${base}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(params).toString()
+  }))
+  const refreshed = await form('/tokens/refresh', [['grant_type', 'refresh_token'], ['refresh_token', issued.refresh_token]])
+  t.equal(refreshed.status, 200, refreshed.body)
+  const body = refreshed.json()
+  t.equal(body.token_type, 'Bearer')
+  t.equal(body.access_token, body.token)
+  const repeated = await form('/tokens/refresh', [['refresh_token', body.refresh_token], ['refresh_token', body.refresh_token]])
+  t.same(repeated.json().error, 'invalid_request', 'a repeated parameter is refused (RFC 6749 §3.2)')
+  const revoked = await form('/tokens/revoke', [['token', body.refresh_token], ['token_type_hint', 'refresh_token']])
+  t.equal(revoked.status, 200)
+  t.equal((await form('/tokens/refresh', [['refresh_token', body.refresh_token]])).json().error, 'invalid_grant', 'revoked')
+  // An access token in the body is revoked too (revocation is on), and an invalid one is no error.
+  const access = await form('/tokens/revoke', [['token', body.access_token]])
+  t.equal(access.status, 200)
+  t.equal((await fetch(`${base}/me`, { headers: { authorization: `Bearer ${body.access_token}` } })).status, 401, 'the access token revoked through the body')
+  t.equal((await form('/tokens/revoke', [['token', 'a.b.c']])).status, 200, 'RFC 7009 §2.2: an invalid token is not an error')
+})
+
+/** A custom MultiauthStore whose every method throws, once `failing` is set. */
+class FailingStore implements MultiauthStore {
+  failing = new Set<string>()
+  readonly inner = new MemoryStore()
+  private check (name: string): void { if (this.failing.has(name)) throw leak(`store.${name}`) }
+  async get (key: string) { this.check('get'); return await this.inner.get(key) }
+  async getMany (keys: readonly string[]) { this.check('getMany'); return await this.inner.getMany(keys) }
+  async set (key: string, value: string, ttl: number) { this.check('set'); await this.inner.set(key, value, ttl) }
+  async setIfAbsent (key: string, value: string, ttl: number) { this.check('setIfAbsent'); return await this.inner.setIfAbsent(key, value, ttl) }
+  async delete (key: string) { this.check('delete'); await this.inner.delete(key) }
+  async increment (key: string, ttl: number) { this.check('increment'); return await this.inner.increment(key, ttl) }
+}
+
+t.test('no response body carries the text of a callback\'s, a store\'s or the provider\'s error; the log has it as cause', async (t) => {
+  for (const order of ['none', 'after'] as const) {
+    await t.test(order === 'none' ? 'Fastify\'s default error handler' : 'the application\'s error handler', async (t) => { await leakCheck(t, order) })
+  }
+})
+
+async function leakCheck (t: Test, order: Order): Promise<void> {
+  const store = new FailingStore()
+  const failing = new Set<string>()
+  const throwing = (name: string) => { if (failing.has(name)) throw leak(name) }
+  const { base, provider, logs } = await harness(t, order, {
+    plugin: { store },
+    token: {
+      lookup: (claims) => { throwing('token.lookup'); return { id: claims.sub } },
+      claims: async (user) => { throwing('token.claims'); return { sub: (user as { id: string }).id } }
+    },
+    onLogin: () => { throwing('oauth2.onLogin'); return { id: 'local:alice' } }
+  })
+  const seen: string[] = []
+  const noLeak = (res: Answer, status: number, what: string): void => {
+    seen.push(what)
+    t.equal(res.status, status, `${what}: ${status}`)
+    t.notMatch(res.body, MARKER, `${what}: the body does not carry the error's text`)
+    t.notMatch(res.body, /ECONNREFUSED|postgres:|127\.0\.0\.1/, `${what}: nor any of its details`)
+  }
+  const issue = async (): Promise<any> => (await post(base, '/tokens', { headers: { authorization: annBasic } })).json()
+
+  failing.add('token.claims')
+  noLeak(await post(base, '/tokens', { headers: { authorization: annBasic } }), 500, 'token.claims on POST /tokens')
+  failing.clear()
+  let pair = await issue()
+  failing.add('token.lookup')
+  noLeak(await post(base, '/tokens/refresh', { body: { refresh_token: pair.refresh_token } }), 500, 'token.lookup on POST /tokens/refresh')
+  failing.clear()
+  pair = await issue()
+  failing.add('token.claims')
+  noLeak(await post(base, '/tokens/refresh', { body: { refresh_token: pair.refresh_token } }), 500, 'token.claims on POST /tokens/refresh')
+  failing.clear()
+
+  // Every store method, on the routes that use it: a custom store's plain Error is the store being unavailable (503).
+  pair = await issue()
+  for (const [method, path, init] of [
+    ['set', '/tokens', { headers: { authorization: annBasic } }],
+    ['get', '/tokens/refresh', { body: { refresh_token: pair.refresh_token } }],
+    ['setIfAbsent', '/tokens/refresh', { body: { refresh_token: pair.refresh_token } }],
+    ['getMany', '/tokens/revoke', { headers: { authorization: `Bearer ${pair.token}` } }],
+    ['get', '/tokens/revoke', { body: { token: pair.refresh_token } }]
+  ] as const) {
+    store.failing.add(method)
+    noLeak(await post(base, path, init), 503, `store.${method} on POST ${path}`)
+    store.failing.clear()
+  }
+  // Sessions keep their entries in the same store: login (set), a guarded request (get), logout (delete).
+  store.failing.add('set')
+  noLeak(await post(base, '/login', { body: { id: 'ann' } }), 503, 'store.set on login()')
+  store.failing.clear()
+  const cookie = (await fetch(`${base}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"id":"ann"}' })).headers.getSetCookie()[0]?.split(';')[0] as string
+  store.failing.add('get')
+  noLeak(await answer(await fetch(`${base}/me`, { headers: { cookie } })), 503, 'store.get on a session request')
+  store.failing.clear()
+  store.failing.add('delete')
+  noLeak(await post(base, '/logout', { headers: { cookie, origin: base } }), 503, 'store.delete on logout()')
+  store.failing.clear()
+
+  // OAuth2: onLogin, the session store while the login is saved, and the provider itself.
+  for (const what of ['oauth2.onLogin', 'store.set'] as const) {
+    const { jar, callbackUrl } = await codeFlowUntilCallback(base, provider)
+    if (what === 'oauth2.onLogin') failing.add(what)
+    else store.failing.add('set')
+    noLeak(await answer(await jar.fetch(callbackUrl)), what === 'oauth2.onLogin' ? 500 : 503, `${what} on the OAuth2 callback`)
+    failing.clear()
+    store.failing.clear()
+  }
+  const { jar, callbackUrl } = await codeFlowUntilCallback(base, provider)
+  await provider.close()
+  noLeak(await answer(await jar.fetch(callbackUrl)), 502, 'the provider unreachable on the OAuth2 callback')
+
+  t.ok(seen.length >= 14, `${seen.length} failure points checked`)
+  // The originals are not lost: the log has them, as the cause of the generic error.
+  t.match(logs(), MARKER, 'the log carries the original error')
+  t.match(logs(), /token endpoint failed|provider exchange failed/, 'and what failed at the provider')
+}
+
+t.test('a hanging callback on a plugin route is bounded by `timeout`: 503', async (t) => {
+  const never = new Promise<never>(() => {})
+  const { base } = await harness(t, 'none', {
+    plugin: { timeout: 150 },
+    token: { claims: async () => await never }
+  })
+  const started = Date.now()
+  const res = await post(base, '/tokens', { headers: { authorization: annBasic } })
+  t.equal(res.status, 503)
+  t.equal(res.json().code, 'FST_MULTIAUTH_CALLBACK_TIMEOUT')
+  // Only a lower bound: the answer cannot come before the timeout (no upper bound on a loaded machine).
+  t.ok(Date.now() - started >= 140, 'not before the timeout')
+})
+
+t.test('a custom store that hangs is bounded by `timeout`: 503; one that answers the wrong type is a 500', async (t) => {
+  const store = new FailingStore()
+  const app = Fastify()
+  await app.register(multiauth, {
+    store: {
+      ...store,
+      get: async (key: string) => key.startsWith('tok:rt:') ? await new Promise<never>(() => {}) : await store.inner.get(key),
+      getMany: async () => [undefined, null] as unknown as Array<string | null>,
+      set: store.set.bind(store),
+      setIfAbsent: store.setIfAbsent.bind(store),
+      delete: store.delete.bind(store),
+      increment: store.increment.bind(store)
+    },
+    timeout: 100,
+    basic: { verify: (u, p) => USERS.get(u)?.password === p ? { id: u } : null },
+    token: { secret: SECRET, routes: true, refresh: true, revocation: true, lookup: (claims) => ({ id: claims.sub }) }
+  })
+  app.get('/me', { onRequest: app.authGuard(['token']) }, async () => 'ok')
+  const issued = (await app.inject({ method: 'POST', url: '/tokens', headers: { authorization: annBasic } })).json()
+  const hung = await app.inject({ method: 'POST', url: '/tokens/refresh', payload: { refresh_token: issued.refresh_token } })
+  t.equal(hung.statusCode, 503)
+  t.equal(hung.json().code, 'FST_MULTIAUTH_STORE_UNAVAILABLE')
+  // `undefined` for a missing key would read as "not revoked": it is refused as unreadable data instead.
+  const loose = await app.inject({ url: '/me', headers: { authorization: `Bearer ${issued.token}` } })
+  t.equal(loose.statusCode, 500)
+  t.equal(loose.json().code, 'FST_MULTIAUTH_STORE_DATA')
+})
+
+t.test('a corrupt refresh record is a generic 500 (its parse error in the log only); an unreadable "log out everywhere" value refuses', async (t) => {
+  const store = new MemoryStore()
+  const app = Fastify()
+  await app.register(multiauth, {
+    store,
+    basic: { verify: (u, p) => USERS.get(u)?.password === p ? { id: u } : null },
+    token: { secret: SECRET, routes: true, refresh: true, revocation: true, lookup: (claims) => ({ id: claims.sub }) }
+  })
+  app.get('/me', { onRequest: app.authGuard(['token']) }, async () => 'ok')
+  const issued = (await app.inject({ method: 'POST', url: '/tokens', headers: { authorization: annBasic } })).json()
+  const { createHash } = await import('node:crypto')
+  const key = `tok:rt:${createHash('sha256').update(issued.refresh_token).digest('base64url')}`
+  await store.set(key, '{"c":{"sub":"ann"},"f":"fam', 60_000)
+  const corrupt = await app.inject({ method: 'POST', url: '/tokens/refresh', payload: { refresh_token: issued.refresh_token } })
+  t.equal(corrupt.statusCode, 500)
+  t.equal(corrupt.json().code, 'FST_MULTIAUTH_STORE_DATA')
+  t.notMatch(corrupt.body, /JSON|position|Unterminated/, 'no parser text in the body')
+
+  t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${issued.token}` } })).statusCode, 200)
+  // Before: `iat < Number("2026-…")` is false, so a non-numeric value disabled "log out everywhere".
+  await store.set('tok:nb:ann', '2026-12-01T00:00:00Z', 60_000)
+  t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${issued.token}` } })).statusCode, 401, 'an unreadable not-before refuses')
+})
+
+t.test('a @fastify/session store passed as session.store: its errors are a 503 without their text, its hangs are bounded; ENOENT still means "no session"', async (t) => {
+  const sessions = new Map<string, unknown>()
+  let mode: 'ok' | 'throw' | 'callback' | 'hang' | 'enoent' = 'ok'
+  const call = (callback: (err?: unknown, value?: unknown) => void, value?: unknown): void => {
+    if (mode === 'throw') throw leak('session store threw')
+    if (mode === 'callback') return callback(leak('session store failed'))
+    if (mode === 'hang') return
+    if (mode === 'enoent') return callback(Object.assign(new Error('no such session'), { code: 'ENOENT' }))
+    callback(null, value)
+  }
+  const app = Fastify()
+  await app.register(multiauth, {
+    timeout: 100,
+    session: {
+      secret: SESSION_SECRET,
+      secure: false,
+      lookup: (id) => ({ id }),
+      store: {
+        get: (id, callback) => call(callback as never, sessions.get(id) ?? null),
+        set: (id, session, callback) => { if (mode === 'ok') sessions.set(id, JSON.parse(JSON.stringify(session))); call(callback) },
+        destroy: (id, callback) => { sessions.delete(id); call(callback) }
+      }
+    }
+  })
+  app.post('/login', async (request) => { await login(request, { id: 'ann' }); return 'ok' })
+  app.get('/me', { onRequest: app.authGuard(['session']) }, async (request) => ({ user: request.user }))
+  const loggedIn = await app.inject({ method: 'POST', url: '/login' })
+  const cookie = `sid=${loggedIn.cookies.find((c) => c.name === 'sid')?.value ?? ''}`
+  t.equal((await app.inject({ url: '/me', headers: { cookie } })).statusCode, 200)
+  for (const failure of ['throw', 'callback', 'hang'] as const) {
+    mode = failure
+    for (const [what, res] of [
+      ['a guarded request', await app.inject({ url: '/me', headers: { cookie } })],
+      ['login()', await app.inject({ method: 'POST', url: '/login' })]
+    ] as const) {
+      t.equal(res.statusCode, 503, `${failure}: ${what} → 503`)
+      t.equal(res.json().code, 'FST_MULTIAUTH_STORE_UNAVAILABLE')
+      t.notMatch(res.body, MARKER, `${failure}: ${what}: no store text in the body`)
+    }
+  }
+  mode = 'enoent'
+  t.equal((await app.inject({ url: '/me', headers: { cookie } })).statusCode, 401, 'ENOENT: no session, so no authentication (not a 503)')
+})

@@ -141,10 +141,18 @@ function verifyOnce (ctx: GuardContext, method: AuthMethod, credentials: unknown
   return isThenable(outcome) ? boundedCallback(ctx.timeoutMs, outcome) : outcome
 }
 
+/** Only strings, compared whole: a roles result of another shape is bad data (500), never matched loosely. */
+function stringList (value: unknown): readonly string[] | undefined {
+  const list = Array.isArray(value) ? value : value instanceof Set ? [...value] : undefined
+  return list !== undefined && list.every((entry) => typeof entry === 'string') ? list : undefined
+}
+
 function normaliseRoles (value: UserRoles): readonly string[] {
   if (value === null || value === undefined) return NO_STRINGS
   if (typeof value === 'string') return [value]
-  return Array.isArray(value) ? value : [...(value as ReadonlySet<string>)]
+  const roles = stringList(value)
+  if (roles === undefined) throw callbackError(new TypeError('roles(user) must return a string, an array or a Set of strings, or null'))
+  return roles
 }
 
 function sameUser (a: MultiauthUser, b: MultiauthUser): boolean {
@@ -197,7 +205,9 @@ function admitNow (ctx: GuardContext, guard: CompiledGuard, method: AuthMethod, 
 }
 
 function enforce (guard: CompiledGuard, method: AuthMethod, success: AuthSuccess, roles: readonly string[], request: FastifyRequest, reply: FastifyReply): undefined {
-  const scopes = success.scopes ?? NO_STRINGS
+  // Every method hands an array of strings; a custom AuthMethod's string would match as a substring.
+  const scopes = success.scopes === undefined ? NO_STRINGS : stringList(success.scopes)
+  if (scopes === undefined) throw callbackError(new TypeError(`the ${method.name} method reported scopes that are not an array of strings`))
   const auth = {
     method: success.method,
     user: success.user,
@@ -378,7 +388,16 @@ export function createVerifier (ctx: GuardContext, name: MethodName): (request: 
   }, description)
 }
 
-/** A CORS preflight carries no credentials by design (Fetch standard); let @fastify/cors answer it. */
+/**
+ * A CORS preflight carries no credentials by design (Fetch standard), so a guard must let a CORS
+ * plugin answer it — but never let an application handler run anonymously. The guard therefore
+ * skips a preflight only when the handler about to run is @fastify/cors's catch-all `OPTIONS *`
+ * route (its hook answered, or will answer, with CORS headers and no data). A route that handles
+ * OPTIONS itself (`app.all`, a method list with OPTIONS) is guarded for preflights like any request.
+ * Usually @fastify/cors answers in its own `onRequest` hook before any route's guard runs.
+ */
 function isPreflight (request: FastifyRequest): boolean {
-  return request.method === 'OPTIONS' && request.headers['access-control-request-method'] !== undefined
+  if (request.method !== 'OPTIONS' || request.headers['access-control-request-method'] === undefined) return false
+  const route = request.routeOptions
+  return route.url === '*' && route.method === 'OPTIONS' && request.server.hasPlugin('@fastify/cors')
 }

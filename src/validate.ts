@@ -1,3 +1,4 @@
+import { createPrivateKey, createPublicKey } from 'node:crypto'
 import { MultiauthOptionError } from './errors.js'
 
 // Small registration-time checks shared by every method. They throw
@@ -51,4 +52,33 @@ export function checkQuotable (value: string, path: string): void {
   if (/["\\\u0000-\u001f\u007f]/.test(value)) {
     throw new MultiauthOptionError(`${path} must not contain quotes, backslashes or control characters`)
   }
+}
+
+/**
+ * What a would-be shared secret (HS256, cookie signing) is when it is really key material: a public key used as an HMAC
+ * secret is the algorithm-confusion attack (RFC 8725 §2.1; fast-jwt CVE-2026-34950 class), since
+ * public keys are public. Checked whatever surrounds it (a BOM, a newline, spaces): a PEM block
+ * anywhere, anything Node parses as a key (PEM, DER SPKI/PKCS#1/PKCS#8), or a JWK (JSON with `kty`).
+ */
+export function keyMaterialKind (bytes: Buffer): string | undefined {
+  const text = bytes.toString('utf8')
+  if (text.includes('-----BEGIN')) return 'a PEM block'
+  const attempts: Array<() => unknown> = [
+    () => createPublicKey(bytes),
+    () => createPublicKey({ key: bytes, format: 'der', type: 'spki' }),
+    () => createPublicKey({ key: bytes, format: 'der', type: 'pkcs1' }),
+    () => createPrivateKey({ key: bytes, format: 'der', type: 'pkcs8' })
+  ]
+  for (const attempt of attempts) {
+    try {
+      attempt()
+      return 'a key Node can parse'
+    } catch {}
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(text.replace(/^\uFEFF/, ''))
+  } catch {}
+  if (typeof json === 'object' && json !== null && ('kty' in json || 'keys' in json)) return 'a JWK'
+  return undefined
 }

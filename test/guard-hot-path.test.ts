@@ -88,12 +88,13 @@ t.test('mode all with synchronous answers', async (t) => {
   t.equal((await app.inject({ url: '/', headers: { authorization: basicHeader('u1', 'pw') } })).statusCode, 401)
 })
 
-t.test('a CORS preflight passes, another OPTIONS does not', async (t) => {
+t.test('an OPTIONS route of the application is guarded, preflight or not (only a CORS plugin may answer a preflight unauthenticated)', async (t) => {
   const app = await buildApp({ apiKey: { verify: () => USER } })
-  app.options('/', { onRequest: app.authGuard(['apiKey']) }, async () => 'preflight')
+  app.options('/', { onRequest: app.authGuard(['apiKey']) }, async () => 'the application\'s OPTIONS handler')
   t.teardown(() => app.close())
-  t.equal((await app.inject({ method: 'OPTIONS', url: '/', headers: { 'access-control-request-method': 'GET' } })).statusCode, 200)
+  t.equal((await app.inject({ method: 'OPTIONS', url: '/', headers: { 'access-control-request-method': 'GET' } })).statusCode, 401)
   t.equal((await app.inject({ method: 'OPTIONS', url: '/' })).statusCode, 401)
+  t.equal((await app.inject({ method: 'OPTIONS', url: '/', headers: { 'x-api-key': 'k' } })).statusCode, 200)
 })
 
 t.test('the scheme is matched ASCII case-insensitively, nothing more', async (t) => {

@@ -92,7 +92,7 @@ const SCENARIOS: Scenario[] = [
   { name: 'scope missing (insufficient_scope)', url: '/write', headers: (tk) => ({ authorization: `Bearer ${tk.bob as string}` }), status: 403, callsBack: true },
   { name: 'optional, anonymous', url: '/optional', headers: () => ({}), status: 200, callsBack: false },
   { name: 'optional, refused key', url: '/optional', headers: () => ({ 'x-api-key': 'nope' }), status: 401, callsBack: true },
-  { name: 'preflight passes untouched', url: '/any', headers: () => ({ 'access-control-request-method': 'GET' }), status: 200, callsBack: false }
+  { name: 'preflight to a route that handles OPTIONS itself is guarded', url: '/any', headers: () => ({ 'access-control-request-method': 'GET' }), status: 401, callsBack: false }
 ]
 
 t.test('the synchronous path answers exactly like the asynchronous and thenable ones', async (t) => {

@@ -156,7 +156,7 @@ t.test('registration errors', async (t) => {
   const register = async (token: unknown): Promise<unknown> => await buildApp({ token: token as never }).then(async (app) => await app.ready())
   await t.rejects(register({ secret: 'sixteen-bytes-!!', lookup }), { message: /at least 32 bytes \(256 bits\).*got 16/ }, 'a 16-byte secret names the minimum')
   await t.rejects(register({ secret: Buffer.alloc(16), lookup }), MultiauthOptionError)
-  await t.rejects(register({ secret: rsaPair().publicKey, lookup }), { message: /looks like a PEM key/ }, 'a public key as HMAC secret')
+  await t.rejects(register({ secret: rsaPair().publicKey, lookup }), { message: /is a PEM block, not a shared secret/ }, 'a public key as HMAC secret')
   await t.rejects(register({ lookup }), { message: /token needs token.secret/ })
   await t.rejects(register({ secret: SECRET }), { message: /token.lookup must be a function/ })
   const a = rsaPair()

@@ -65,6 +65,17 @@ function timestamp (value: unknown, field: string): number {
   return ms
 }
 
+/**
+ * Scopes are compared as whole strings of an array, never as a substring: a string such as
+ * `"orders:read orders:write-own"` (a text column) would otherwise grant `orders:write` through
+ * `String.prototype.includes`. Anything but an array of strings is bad data, a server error.
+ */
+function recordScopes (value: unknown): readonly string[] | undefined {
+  if (value === undefined || value === null) return undefined
+  if (Array.isArray(value) && value.every((scope) => typeof scope === 'string')) return value
+  throw new TypeError('apiKey.lookup returned a record whose scopes is not an array of strings')
+}
+
 /** A malformed budget must not slip through as "no limit": bad data is a server error. */
 function checkRecordRateLimit (value: unknown): void {
   const { max, timeWindow } = (value ?? {}) as { max?: unknown, timeWindow?: unknown }
@@ -86,13 +97,14 @@ function lookupVerifier (options: ApiKeyOptions): (key: string, request: Fastify
       throw new TypeError('apiKey.lookup must return { user, hash, ... } or a falsy value')
     }
     if (!apiKeyMatches(key, record.hash)) return UNKNOWN_KEY
-    if (record.revoked === true) return REVOKED
+    // Records come from SQL and JSON (`revoked: 1`, `'t'`, `'false'`): any truthy value revokes, the safe reading.
+    if (record.revoked as unknown) return REVOKED
     const t = now()
     if (record.expiresAt !== undefined && t >= timestamp(record.expiresAt, 'expiresAt')) return EXPIRED
     if (record.graceEndsAt !== undefined && t >= timestamp(record.graceEndsAt, 'graceEndsAt')) return GRACE_OVER
     if (record.environment !== undefined && record.environment !== environment) return WRONG_ENVIRONMENT
     if (record.rateLimit !== undefined) checkRecordRateLimit(record.rateLimit)
-    return { user: record.user, method: 'apiKey', keyId: id, scopes: record.scopes, rateLimit: record.rateLimit }
+    return { user: record.user, method: 'apiKey', keyId: id, scopes: recordScopes(record.scopes), rateLimit: record.rateLimit }
   }
 
   return function verifyByLookup (key, request) {

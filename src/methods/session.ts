@@ -9,7 +9,7 @@ import { kGetLocal, kSetLocal, MemoryStore } from '../stores/memory.js'
 import type { MultiauthStore } from '../stores/types.js'
 import { AuthFailure, isThenable } from '../types.js'
 import type { AuthMethod, AuthSuccess, Awaitable, Falsy, MultiauthUser } from '../types.js'
-import { checkFunction, checkKeys, checkObject, checkPositiveInteger, checkString, isPlainObject } from '../validate.js'
+import { checkFunction, checkKeys, checkObject, checkPositiveInteger, checkString, isPlainObject, keyMaterialKind } from '../validate.js'
 import type { MethodContext } from './context.js'
 
 
@@ -298,6 +298,11 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
     if (secrets.length === 0 || !secrets.every((s) => typeof s === 'string' && s.length >= 32)) {
       throw new MultiauthOptionError('session.secret must be a string of at least 32 characters, or a non-empty list of them')
     }
+    for (const secret of secrets) {
+      // A public key as the cookie-signing secret would let anyone who has it sign cookies.
+      const asKey = keyMaterialKind(Buffer.from(secret))
+      if (asKey !== undefined) throw new MultiauthOptionError(`session.secret is ${asKey}, not a secret`)
+    }
   }
   if (options.store !== undefined) {
     for (const name of ['get', 'set', 'destroy']) {
@@ -351,7 +356,8 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
     end: destroy,
     extract (request) {
       const record = request.session?.get?.(RECORD_KEY)
-      return typeof record?.u === 'string' && typeof record.t === 'number' ? record : undefined
+      // A stored record of another shape (another writer, an old format) is no login.
+      return typeof record?.u === 'string' && typeof record.t === 'number' && (record.p === undefined || typeof record.p === 'string') ? record : undefined
     },
     verify (record, request) {
       if (Date.now() - record.t > absoluteTimeout) return destroy(request).then(() => EXPIRED)

@@ -147,17 +147,18 @@ t.test('[design: optional] optional guard refuses bad credentials (401) and malf
   t.equal(ran(), 1, 'only the anonymous request reached the handler')
 })
 
-t.test('[Fetch standard CORS preflight, design] OPTIONS with Access-Control-Request-Method passes untouched; any other OPTIONS is guarded', async (t) => {
+t.test('[Fetch standard CORS preflight, design] a route that handles OPTIONS itself is guarded for preflights too; Origin alone is no preflight', async (t) => {
+  // Before: any OPTIONS with Access-Control-Request-Method skipped the guard, so this handler ran anonymously.
   const { app, ran } = await appWith({ basic: { verify: async () => null } }, ['basic'])
   const preflight = await app.inject({ method: 'OPTIONS', url: '/r', headers: { origin: 'https://a.example', 'access-control-request-method': 'POST' } })
-  t.equal(preflight.statusCode, 200)
-  t.equal(ran(), 1)
+  t.equal(preflight.statusCode, 401, 'no CORS plugin answers it: the route\'s own handler would run, so it is guarded')
+  t.equal(ran(), 0)
   const plain = await app.inject({ method: 'OPTIONS', url: '/r' })
   t.equal(plain.statusCode, 401)
   t.match(plain.headers['www-authenticate'], /^Basic /)
   const other = await app.inject({ method: 'OPTIONS', url: '/r', headers: { origin: 'https://a.example' } })
   t.equal(other.statusCode, 401, 'Origin alone is not a preflight')
-  t.equal(ran(), 1)
+  t.equal(ran(), 0, 'the handler never ran anonymously')
 })
 
 t.test('[RFC 7235 §3.1] every 401 carries a challenge; an API-key-only 401 says which header to use', async (t) => {

@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey, KeyObject } from 'node:crypto'
 import type { FastifyJWTOptions, JWT } from '@fastify/jwt'
 import { MultiauthOptionError } from '../../errors.js'
-import { checkKeys, checkObject, checkQuotable, checkString } from '../../validate.js'
+import { checkKeys, checkObject, checkQuotable, checkString, keyMaterialKind } from '../../validate.js'
 import type { TokenKey, TokenOptions } from './types.js'
 
 // Key material → the keys the token method signs and verifies with, each with its one
@@ -77,9 +77,9 @@ function prepareKey (raw: TokenKey, path: string): PreparedKey {
         'generate one with: node -e "console.log(require(\'node:crypto\').randomBytes(32).toString(\'base64url\'))"'
       )
     }
-    // A public key used as an HMAC secret is the classic algorithm-confusion attack (RFC 8725 §2.1).
-    if (bytes.subarray(0, 10).toString('latin1') === '-----BEGIN') {
-      throw new MultiauthOptionError(`${path}.secret looks like a PEM key; pass key pairs as publicKey/privateKey`)
+    const asKey = keyMaterialKind(bytes)
+    if (asKey !== undefined) {
+      throw new MultiauthOptionError(`${path}.secret is ${asKey}, not a shared secret: pass key pairs as publicKey/privateKey (anyone holding a public key used as an HS256 secret can sign tokens)`)
     }
     return { kid, algorithm: 'HS256', secret: bytes, canSign: true }
   }

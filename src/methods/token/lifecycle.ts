@@ -108,6 +108,10 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
       // Through the one error path: a 500 for the client, the reason in the log.
       throw callbackError(new TypeError('fastify-multiauth: token.claims(user) must return an object with a non-empty string `sub`'))
     }
+    const { scope } = claims
+    if (scope !== undefined && typeof scope !== 'string' && !(Array.isArray(scope) && scope.every((s) => typeof s === 'string' && !s.includes(' ')))) {
+      throw callbackError(new TypeError('fastify-multiauth: token.claims(user) returned a `scope` that is neither a string nor an array of scope strings'))
+    }
     return claims
   }
 

@@ -20,7 +20,7 @@ function texts (value: unknown, length: number): Array<string | null> {
 
 function flag (value: unknown): boolean {
   if (typeof value === 'boolean') return value
-  throw new StoreDataError({ cause: new TypeError(`store.setIfAbsent resolved ${typeof value}, not a boolean`) })
+  throw new StoreDataError({ cause: new TypeError(`store.setIfAbsent/setUnlessEqual resolved ${typeof value}, not a boolean`) })
 }
 
 function count (value: unknown): number {
@@ -45,7 +45,10 @@ export function guardStore (store: MultiauthStore, timeoutMs: number): Multiauth
     delete: async (key) => { await boundedStore(timeoutMs, (async () => { await store.delete(key) })()) },
     increment: async (key, ttlMs) => count(await boundedStore(timeoutMs, (async () => await store.increment(key, ttlMs))()))
   }
-  const { getMany, close } = store
+  const { getMany, setUnlessEqual, close } = store
+  if (setUnlessEqual !== undefined) {
+    guarded.setUnlessEqual = async (key, value, ttlMs, unless) => flag(await boundedStore(timeoutMs, (async () => await setUnlessEqual.call(store, key, value, ttlMs, unless))()))
+  }
   if (getMany !== undefined) {
     guarded.getMany = async (keys) => texts(await boundedStore(timeoutMs, (async () => await getMany.call(store, keys))()), keys.length)
   }

@@ -9,6 +9,7 @@ interface Entry { value: unknown, expiresAt: number }
  */
 export const kGetLocal = Symbol('fastify-multiauth.memoryStore.getLocal')
 export const kSetLocal = Symbol('fastify-multiauth.memoryStore.setLocal')
+export const kSetLocalUnless = Symbol('fastify-multiauth.memoryStore.setLocalUnless')
 
 /** What the public API shows of a stored value: strings as they are, snapshots as JSON. */
 function asString (value: unknown): string | null {
@@ -80,6 +81,17 @@ export class MemoryStore implements MultiauthStore {
 
   async set (key: string, value: string, ttlMs: number): Promise<void> {
     this.#write(key, value, ttlMs)
+  }
+
+  async setUnlessEqual (key: string, value: string, ttlMs: number, unless: string): Promise<boolean> {
+    return this[kSetLocalUnless](key, value, ttlMs, unless)
+  }
+
+  /** Writes unless the live value is `unless` (a string): synchronous, so atomic in this process. */
+  [kSetLocalUnless] (key: string, value: unknown, ttlMs: number, unless: string): boolean {
+    if (this.#live(key)?.value === unless) return false
+    this.#write(key, value, ttlMs)
+    return true
   }
 
   async setIfAbsent (key: string, value: string, ttlMs: number): Promise<boolean> {

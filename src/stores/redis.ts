@@ -19,6 +19,11 @@ const INCREMENT = `local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`
 
+// SET unless the key holds ARGV[3] (a tombstone): one key, so it is atomic and Cluster-safe.
+const SET_UNLESS_EQUAL = `if redis.call('GET', KEYS[1]) == ARGV[3] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`
+
 /**
  * Bounds one Redis command by `timeoutMs`; a timeout or any failure becomes
  * `StoreUnavailableError` (503). Shared with the rate-limit counters, which use the same client.
@@ -76,6 +81,7 @@ export class RedisStore implements MultiauthStore {
     // ioredis emits 'error' on every failed reconnect; without a listener Node would crash.
     if (this.#owned) this.client.on('error', () => {})
     this.client.defineCommand('multiauthIncrement', { numberOfKeys: 1, lua: INCREMENT })
+    this.client.defineCommand('multiauthSetUnlessEqual', { numberOfKeys: 1, lua: SET_UNLESS_EQUAL })
   }
 
   async get (key: string): Promise<string | null> {
@@ -93,6 +99,11 @@ export class RedisStore implements MultiauthStore {
   async setIfAbsent (key: string, value: string, ttlMs: number): Promise<boolean> {
     const result = await bounded(this.#timeout, this.client.set(this.prefix + key, value, 'PX', ttl(ttlMs), 'NX'))
     return result === 'OK'
+  }
+
+  async setUnlessEqual (key: string, value: string, ttlMs: number, unless: string): Promise<boolean> {
+    const client = this.client as Redis & { multiauthSetUnlessEqual: (key: string, value: string, ttl: number, unless: string) => Promise<number> }
+    return (await bounded(this.#timeout, client.multiauthSetUnlessEqual(this.prefix + key, value, ttl(ttlMs), unless))) === 1
   }
 
   async delete (key: string): Promise<void> {

@@ -14,6 +14,13 @@ export interface MultiauthStore {
   set (key: string, value: string, ttlMs: number): Promise<void>
   /** Sets only when the key does not exist; resolves `true` when this call set it. */
   setIfAbsent (key: string, value: string, ttlMs: number): Promise<boolean>
+  /**
+   * Sets `value` unless the key currently holds exactly `unless`, atomically; resolves `true` when
+   * this call wrote. Sessions use it so a save that was in flight when the session was destroyed
+   * cannot bring it back (the destroyed id holds a tombstone). Optional: without it the plugin reads,
+   * then writes, which leaves a window of one round trip.
+   */
+  setUnlessEqual? (key: string, value: string, ttlMs: number, unless: string): Promise<boolean>
   delete (key: string): Promise<void>
   /** Atomically increments a counter, creating it with the TTL when absent; resolves the new value. */
   increment (key: string, ttlMs: number): Promise<number>

@@ -66,7 +66,7 @@ t.test('the same class elsewhere: a public key is refused as the session cookie-
   const { publicKey } = rsaPair()
   const app = Fastify()
   await t.rejects(
-    app.register(multiauth, { session: { secret: `\n${publicKey}`, lookup: (id) => ({ id }) } }).ready(),
+    async () => { await app.register(multiauth, { session: { secret: `\n${publicKey}`, lookup: (id) => ({ id }) } }) },
     { code: 'FST_MULTIAUTH_INVALID_OPTION', message: /session.secret is a PEM block/ }
   )
   await app.close()

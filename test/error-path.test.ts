@@ -187,6 +187,7 @@ class FailingStore implements MultiauthStore {
   async getMany (keys: readonly string[]) { this.check('getMany'); return await this.inner.getMany(keys) }
   async set (key: string, value: string, ttl: number) { this.check('set'); await this.inner.set(key, value, ttl) }
   async setIfAbsent (key: string, value: string, ttl: number) { this.check('setIfAbsent'); return await this.inner.setIfAbsent(key, value, ttl) }
+  async setUnlessEqual (key: string, value: string, ttl: number, unless: string) { this.check('setUnlessEqual'); return await this.inner.setUnlessEqual(key, value, ttl, unless) }
   async delete (key: string) { this.check('delete'); await this.inner.delete(key) }
   async increment (key: string, ttl: number) { this.check('increment'); return await this.inner.increment(key, ttl) }
 }
@@ -243,23 +244,23 @@ async function leakCheck (t: Test, order: Order): Promise<void> {
     noLeak(await post(base, path, init), 503, `store.${method} on POST ${path}`)
     store.failing.clear()
   }
-  // Sessions keep their entries in the same store: login (set), a guarded request (get), logout (delete).
-  store.failing.add('set')
-  noLeak(await post(base, '/login', { body: { id: 'ann' } }), 503, 'store.set on login()')
+  // Sessions keep their entries in the same store: login (setUnlessEqual), a guarded request (get), logout (set: a tombstone).
+  store.failing.add('setUnlessEqual')
+  noLeak(await post(base, '/login', { body: { id: 'ann' } }), 503, 'store.setUnlessEqual on login()')
   store.failing.clear()
   const cookie = (await fetch(`${base}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"id":"ann"}' })).headers.getSetCookie()[0]?.split(';')[0] as string
   store.failing.add('get')
   noLeak(await answer(await fetch(`${base}/me`, { headers: { cookie } })), 503, 'store.get on a session request')
   store.failing.clear()
-  store.failing.add('delete')
-  noLeak(await post(base, '/logout', { headers: { cookie, origin: base } }), 503, 'store.delete on logout()')
+  store.failing.add('set')
+  noLeak(await post(base, '/logout', { headers: { cookie, origin: base } }), 503, 'store.set on logout()')
   store.failing.clear()
 
   // OAuth2: onLogin, the session store while the login is saved, and the provider itself.
-  for (const what of ['oauth2.onLogin', 'store.set'] as const) {
+  for (const what of ['oauth2.onLogin', 'store.setUnlessEqual'] as const) {
     const { jar, callbackUrl } = await codeFlowUntilCallback(base, provider)
     if (what === 'oauth2.onLogin') failing.add(what)
-    else store.failing.add('set')
+    else store.failing.add('setUnlessEqual')
     noLeak(await answer(await jar.fetch(callbackUrl)), what === 'oauth2.onLogin' ? 500 : 503, `${what} on the OAuth2 callback`)
     failing.clear()
     store.failing.clear()

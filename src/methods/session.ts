@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { callbackError, storeError } from '../callbacks.js'
 import { MultiauthOptionError, NotConfiguredError, StoreUnavailableError } from '../errors.js'
 import { sha256Text } from '../hash.js'
-import { kGetLocal, kSetLocal, MemoryStore } from '../stores/memory.js'
+import { kGetLocal, kSetLocalUnless, MemoryStore } from '../stores/memory.js'
 import type { MultiauthStore } from '../stores/types.js'
 import { AuthFailure, isThenable } from '../types.js'
 import type { AuthMethod, AuthSuccess, Awaitable, Falsy, MultiauthUser } from '../types.js'
@@ -63,6 +63,7 @@ const REGISTRATION_KEYS = ['secret', 'secure', 'domain', 'maxAge', 'store']
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
 const STORE_PREFIX = 'sess:'
 const HOUR = 3_600_000
+const DEFAULT_ABSOLUTE_TIMEOUT = 24 * HOUR
 
 const EXPIRED = new AuthFailure('session past its absolute timeout')
 const USER_GONE = new AuthFailure('session user no longer exists or is disabled')
@@ -135,9 +136,20 @@ function parseSession (raw: string): Record<string, unknown> | null {
 }
 
 /**
+ * What a destroyed session id holds in the store until no in-flight request can matter any more:
+ * a save that was already under way when the session was destroyed (logout, `login()`
+ * regenerating the id, an expired or disabled user) finds it and writes nothing. Not JSON, so it
+ * can never be read as a session.
+ */
+const TOMBSTONE = '!destroyed'
+
+/**
  * @fastify/session's store interface over our `MultiauthStore`, so sessions share the
  * Redis connection, key prefix and fail-closed 503 behaviour of everything else.
  * The entry lives as long as the cookie (idle timeout); a rolling save renews both.
+ * Destroying a session leaves a tombstone for `tombstoneTtlMs` (the absolute timeout: a session
+ * older than that is refused anyway), and every save is conditional on it: a request that loaded
+ * the session before a logout on any instance cannot bring it back when it finishes.
  * With the in-process `MemoryStore`, sessions are kept as snapshots instead of JSON text
  * (no serialisation on every rolling save) and answered without a promise.
  */
@@ -147,7 +159,7 @@ export class SessionStoreAdapter implements SessionStore {
   private lastId = ''
   private lastKey = ''
 
-  constructor (private readonly store: MultiauthStore, private readonly defaultTtlMs: number) {
+  constructor (private readonly store: MultiauthStore, private readonly defaultTtlMs: number, private readonly tombstoneTtlMs = DEFAULT_ABSOLUTE_TIMEOUT) {
     this.local = store instanceof MemoryStore ? store : undefined
   }
 
@@ -162,25 +174,33 @@ export class SessionStoreAdapter implements SessionStore {
   set (sessionId: string, session: any, callback: (err?: unknown) => void): void {
     const expires = session.cookie?.expires
     const ttl = Math.max(1, expires instanceof Date ? expires.getTime() - Date.now() : this.defaultTtlMs)
+    const key = this.key(sessionId)
     if (this.local !== undefined) {
-      this.local[kSetLocal](this.key(sessionId), snapshot(session), ttl)
+      this.local[kSetLocalUnless](key, snapshot(session), ttl, TOMBSTONE)
       return callback()
     }
-    this.store.set(this.key(sessionId), JSON.stringify(session), ttl).then(() => callback(), callback)
+    const json = JSON.stringify(session)
+    const { store } = this
+    if (store.setUnlessEqual !== undefined) {
+      store.setUnlessEqual(key, json, ttl, TOMBSTONE).then(() => callback(), callback)
+      return
+    }
+    // A custom store without the atomic write: read, then write (a window of one round trip).
+    store.get(key).then(async (current) => { if (current !== TOMBSTONE) await store.set(key, json, ttl) }).then(() => callback(), callback)
   }
 
   get (sessionId: string, callback: (err: unknown, result?: any) => void): void {
     if (this.local !== undefined) {
       const value = this.local[kGetLocal](this.key(sessionId))
-      if (value === undefined) return callback(null, null)
+      if (value === undefined || value === TOMBSTONE) return callback(null, null)
       // A string was written through the public API (another writer, a test): the JSON path.
       return callback(null, typeof value === 'string' ? parseSession(value) : fromSnapshot(value as Record<string, unknown>))
     }
-    this.store.get(this.key(sessionId)).then((raw) => callback(null, raw === null ? null : parseSession(raw)), callback)
+    this.store.get(this.key(sessionId)).then((raw) => callback(null, raw === null || raw === TOMBSTONE ? null : parseSession(raw)), callback)
   }
 
   destroy (sessionId: string, callback: (err?: unknown) => void): void {
-    this.store.delete(this.key(sessionId)).then(() => callback(), callback)
+    this.store.set(this.key(sessionId), TOMBSTONE, this.tombstoneTtlMs).then(() => callback(), callback)
   }
 }
 
@@ -328,7 +348,7 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
   }
   const secure = options.secure ?? true
   const maxAge = options.maxAge ?? 2 * HOUR
-  const absoluteTimeout = options.absoluteTimeout ?? 24 * HOUR
+  const absoluteTimeout = options.absoluteTimeout ?? DEFAULT_ABSOLUTE_TIMEOUT
   // Filled in setup(): the cookie @fastify/session writes, so logout() can clear exactly it.
   let cookieName = options.cookieName ?? (secure === true && options.domain === undefined ? '__Host-sid' : 'sid')
   let clearOptions: { path: string, domain?: string, secure?: boolean, httpOnly: boolean, sameSite: 'lax' } = {
@@ -396,7 +416,7 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
         // Anonymous visitors get no session and no store entry: only login() creates one.
         saveUninitialized: false,
         rolling: true,
-        store: options.store === undefined ? new SessionStoreAdapter(ctx.store, maxAge) : boundSessionStore(options.store, ctx.timeoutMs),
+        store: options.store === undefined ? new SessionStoreAdapter(ctx.store, maxAge, absoluteTimeout) : boundSessionStore(options.store, ctx.timeoutMs),
         cookie: { httpOnly: true, secure, sameSite: 'lax', path: '/', domain: options.domain, maxAge }
       })
     }

@@ -8,7 +8,6 @@ interface Entry { value: unknown, expiresAt: number }
  * objects, so one process never serialises them. The public methods only ever return strings.
  */
 export const kGetLocal = Symbol('fastify-multiauth.memoryStore.getLocal')
-export const kSetLocal = Symbol('fastify-multiauth.memoryStore.setLocal')
 export const kSetLocalUnless = Symbol('fastify-multiauth.memoryStore.setLocalUnless')
 
 /** What the public API shows of a stored value: strings as they are, snapshots as JSON. */
@@ -73,10 +72,6 @@ export class MemoryStore implements MultiauthStore {
 
   [kGetLocal] (key: string): unknown {
     return this.#live(key)?.value
-  }
-
-  [kSetLocal] (key: string, value: object, ttlMs: number): void {
-    this.#write(key, value, ttlMs)
   }
 
   async set (key: string, value: string, ttlMs: number): Promise<void> {

@@ -73,6 +73,21 @@ function notBeforeOf (value: string | null | undefined): number {
   return value.length > 0 && Number.isSafeInteger(seconds) && seconds >= 0 ? seconds : Number.POSITIVE_INFINITY
 }
 
+/**
+ * When the request's credentials were checked, in ms: set by the token routes before their guard
+ * runs, so `POST /tokens` issues with the time of its password check (see `signAccessToken`).
+ */
+export const kVerifiedAt = Symbol('fastify-multiauth.verifiedAt')
+interface VerifiedRequest extends FastifyRequest { [kVerifiedAt]?: number }
+
+function verifiedSecond (at: number | Date | undefined): number {
+  if (at === undefined) return nowSeconds()
+  const ms = at instanceof Date ? at.getTime() : at
+  if (typeof ms !== 'number' || !Number.isFinite(ms)) throw new TypeError('fastify-multiauth: issue(user, request, { verifiedAt }) takes a time in ms or a Date')
+  // Never later than now: a time in the future would outlive a "log out everywhere" issued before it.
+  return Math.floor(Math.min(ms, Date.now()) / 1000)
+}
+
 function defaultClaims (user: MultiauthUser): TokenClaimsInput {
   const id = (user as { id?: unknown }).id
   if ((typeof id === 'string' && id.length > 0) || typeof id === 'number') return { sub: String(id) }
@@ -115,16 +130,20 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
     return claims
   }
 
-  function signAccessToken (claims: TokenClaimsInput): string {
+  /**
+   * `iat` is the second the credential behind this token was verified, not the second it is signed:
+   * a "log out everywhere" that lands between the two (a password reset while this login's claims
+   * or lookup are still running) refuses the token, since the verification came before it.
+   */
+  function signAccessToken (claims: TokenClaimsInput, verifiedAt: number): string {
     if (!config.canSign) throw new TypeError('fastify-multiauth: the first of token.keys has no secret or privateKey, so tokens cannot be issued')
     const { scope } = claims
-    const now = nowSeconds()
     return config.sign({
       ...claims,
       scope: Array.isArray(scope) ? scope.join(' ') : scope,
       jti: randomUUID(),
-      iat: now,
-      exp: now + accessTtl
+      iat: verifiedAt,
+      exp: verifiedAt + accessTtl
     })
   }
 
@@ -135,8 +154,8 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
     return refreshToken
   }
 
-  async function issueFor (claims: TokenClaimsInput, family: string | undefined, familyStart: number): Promise<IssuedTokens> {
-    const token = signAccessToken(claims)
+  async function issueFor (claims: TokenClaimsInput, verifiedAt: number, family: string | undefined, familyStart: number): Promise<IssuedTokens> {
+    const token = signAccessToken(claims, verifiedAt)
     const issued: IssuedTokens = { token, expiration: accessTtl, access_token: token, token_type: 'Bearer', expires_in: accessTtl }
     if (refreshOn) issued.refresh_token = await startRefresh(claims, family ?? randomUUID(), familyStart)
     return issued
@@ -150,12 +169,15 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
   }
 
   const helpers: AuthTokens = {
-    async issue (user, request) {
-      return await issueFor(await claimsOf(user, request), undefined, nowSeconds())
+    async issue (user, request, options) {
+      const verifiedAt = verifiedSecond(options?.verifiedAt ?? (request as VerifiedRequest | undefined)?.[kVerifiedAt])
+      return await issueFor(await claimsOf(user, request), verifiedAt, undefined, verifiedAt)
     },
 
     async refresh (refreshToken, request) {
       if (!refreshOn) throw new TypeError('fastify-multiauth: refresh tokens are off; set token.refresh')
+      // Before any check: a revocation that lands while this refresh runs is after its verification.
+      const verifiedAt = nowSeconds()
       const refuse = (reason: string): null => {
         request.log.info({ authMethod: 'token', reason }, 'multiauth: refresh token refused')
         return null
@@ -175,7 +197,7 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
       if (record.t < notBeforeOf(notBefore)) return refuse('user logged out everywhere')
       const user = await callAsync(timeoutMs, lookup, record.c as TokenClaims, request)
       if (!user) return refuse('lookup returned no user for the refresh token')
-      return await issueFor(await claimsOf(user, request), record.f, record.t)
+      return await issueFor(await claimsOf(user, request), verifiedAt, record.f, record.t)
     },
 
     async revoke (claims) {

@@ -7,7 +7,7 @@ import { pluginRouteErrorHandler } from '../../route-errors.js'
 import type { MethodName, MultiauthUser } from '../../types.js'
 import { checkKeys, checkObject, checkString } from '../../validate.js'
 import type { MethodContext } from '../context.js'
-import { REFRESH_TOKEN_MAX_LENGTH } from './lifecycle.js'
+import { kVerifiedAt, REFRESH_TOKEN_MAX_LENGTH } from './lifecycle.js'
 import type { AuthTokens, TokenRoutesOptions } from './types.js'
 
 // The opt-in HTTP routes: `POST /tokens` (the seeds' password → token route), and the token
@@ -143,9 +143,11 @@ export function tokenRoutes (options: TokenRoutesContext) {
     if (!app.hasContentTypeParser(FORM)) app.addContentTypeParser(FORM, { parseAs: 'string' }, parseForm)
     // RFC 6749 §5.1 (and §5.2 for errors): token responses are never cached. Set first, so every
     // answer of these routes carries it, the guard's 401 and your error handler's body included.
-    app.addHook('onRequest', (_request, reply, done) => {
+    app.addHook('onRequest', (request, reply, done) => {
       reply.header('cache-control', 'no-store')
       reply.header('pragma', 'no-cache')
+      // Before the guard checks the password: the time a token minted by this request counts from.
+      ;(request as FastifyRequest & { [kVerifiedAt]?: number })[kVerifiedAt] = Date.now()
       done()
     })
     const errorHandler = pluginRouteErrorHandler(app)

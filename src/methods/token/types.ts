@@ -118,8 +118,13 @@ export interface IssuedTokens {
 
 /** `app.authTokens`: helpers for applications that write their own login/logout routes. */
 export interface AuthTokens {
-  /** Signs an access token for `user` (and starts a refresh-token family when refresh is on). */
-  issue (user: MultiauthUser, request?: FastifyRequest): Promise<IssuedTokens>
+  /**
+   * Signs an access token for `user` (and starts a refresh-token family when refresh is on).
+   * `verifiedAt`: when your route checked the credentials (ms or a Date; default now). The token's
+   * `iat` is that time, so a "log out everywhere" issued while your route was still working
+   * (a password reset racing this login) refuses the token. `POST /tokens` sets it for you.
+   */
+  issue (user: MultiauthUser, request?: FastifyRequest, options?: { verifiedAt?: number | Date }): Promise<IssuedTokens>
   /** Rotates a refresh token. Resolves `null` when it is refused (unknown, expired, revoked, reused: a reuse revokes its whole family). */
   refresh (refreshToken: string, request: FastifyRequest): Promise<IssuedTokens | null>
   /** Revokes one access token until it expires, by its verified claims (`request.auth.claims`). Needs `revocation`. */

@@ -102,6 +102,8 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
     timeoutMs: ctx.timeoutMs,
     sign: (claims) => (signingKey.jwt as JWT).sign(claims),
     canSign: signingKey.canSign,
+    signingFingerprint: signingKey.fingerprint,
+    fingerprints: new Set(keys.map((key) => key.fingerprint)),
     lookup,
     claimsFor: options.claims,
     accessTtl,

@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, KeyObject } from 'node:crypto'
+import { createHash, createHmac, createPrivateKey, createPublicKey, KeyObject } from 'node:crypto'
 import type { FastifyJWTOptions, JWT } from '@fastify/jwt'
 import { MultiauthOptionError } from '../../errors.js'
 import { checkKeys, checkObject, checkQuotable, checkString, keyMaterialKind } from '../../validate.js'
@@ -18,6 +18,13 @@ export interface PreparedKey {
   /** What @fastify/jwt receives as `secret`. */
   secret: FastifyJWTOptions['secret']
   canSign: boolean
+  /**
+   * Names this key without revealing it: an HMAC of a fixed label under the secret, or the
+   * SHA-256 of the public key. Refresh records carry the fingerprint of the key that issued them,
+   * so another application sharing the store cannot redeem them (and neither can we after the
+   * key is removed from `keys`).
+   */
+  fingerprint: string
   /** Filled by `setup`. */
   jwt?: JWT
 }
@@ -81,7 +88,7 @@ function prepareKey (raw: TokenKey, path: string): PreparedKey {
     if (asKey !== undefined) {
       throw new MultiauthOptionError(`${path}.secret is ${asKey}, not a shared secret: pass key pairs as publicKey/privateKey (anyone holding a public key used as an HS256 secret can sign tokens)`)
     }
-    return { kid, algorithm: 'HS256', secret: bytes, canSign: true }
+    return { kid, algorithm: 'HS256', secret: bytes, canSign: true, fingerprint: createHmac('sha256', bytes).update('fastify-multiauth key fingerprint').digest('base64url').slice(0, 22) }
   }
   if (publicKey === undefined && privateKey === undefined) {
     throw new MultiauthOptionError(`${path} needs a secret (HS256) or a publicKey/privateKey pair`)
@@ -93,12 +100,13 @@ function prepareKey (raw: TokenKey, path: string): PreparedKey {
   if (publicObject.type !== 'public') throw new MultiauthOptionError(`${path}.publicKey must be a public key`)
   const algorithm = algorithmFor(publicObject, `${path}.publicKey`)
   const publicPem = publicObject.export({ type: 'spki', format: 'pem' }) as string
-  if (privateObject === undefined) return { kid, algorithm, secret: { public: publicPem }, canSign: false }
+  const fingerprint = createHash('sha256').update(publicObject.export({ type: 'spki', format: 'der' })).digest('base64url').slice(0, 22)
+  if (privateObject === undefined) return { kid, algorithm, secret: { public: publicPem }, canSign: false, fingerprint }
   if (createPublicKey(privateObject).export({ type: 'spki', format: 'pem' }) !== publicPem) {
     throw new MultiauthOptionError(`${path}: privateKey and publicKey are not the same pair`)
   }
   const privatePem = privateObject.export({ type: 'pkcs8', format: 'pem' }) as string
-  return { kid, algorithm, secret: { public: publicPem, private: privatePem }, canSign: true }
+  return { kid, algorithm, secret: { public: publicPem, private: privatePem }, canSign: true, fingerprint }
 }
 
 export function prepareKeys (options: TokenOptions): PreparedKey[] {

@@ -27,6 +27,8 @@ interface RefreshRecord {
   f: string
   /** When the family started, in seconds: compared with the user's "log out everywhere" time. */
   t: number
+  /** Fingerprint of the key that issued it: only a configuration holding that key redeems it. */
+  k: string
 }
 
 /** What the lifecycle needs from the token method, resolved at registration. */
@@ -37,6 +39,10 @@ export interface LifecycleConfig {
   /** Signs an access token's claims with the signing key (set once @fastify/jwt is registered). */
   sign: (claims: Record<string, unknown>) => string
   canSign: boolean
+  /** The signing key's fingerprint (written into refresh records). */
+  signingFingerprint: string
+  /** Fingerprints of every configured key (a refresh record must name one of them). */
+  fingerprints: ReadonlySet<string>
   lookup: TokenOptions['lookup']
   claimsFor: TokenOptions['claims']
   accessTtl: number
@@ -103,7 +109,7 @@ function parseRefreshRecord (stored: string): RefreshRecord {
     throw new StoreDataError({ cause: err })
   }
   if (!isPlainObject(record) || !isPlainObject(record.c) || typeof record.c.sub !== 'string' ||
-    typeof record.f !== 'string' || !Number.isSafeInteger(record.t)) {
+    typeof record.f !== 'string' || !Number.isSafeInteger(record.t) || typeof record.k !== 'string') {
     throw new StoreDataError({ cause: new TypeError('refresh token record has the wrong shape') })
   }
   return record as unknown as RefreshRecord
@@ -149,7 +155,7 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
 
   async function startRefresh (claims: TokenClaimsInput, family: string, familyStart: number): Promise<string> {
     const refreshToken = randomBytes(32).toString('base64url')
-    const record: RefreshRecord = { c: claims, f: family, t: familyStart }
+    const record: RefreshRecord = { c: claims, f: family, t: familyStart, k: config.signingFingerprint }
     await store.set(REFRESH + digest(refreshToken), JSON.stringify(record), refreshTtl * 1000)
     return refreshToken
   }
@@ -185,6 +191,8 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
       const found = await readRefresh(refreshToken)
       if (found === undefined) return refuse('unknown or expired refresh token')
       const { id, record } = found
+      // Another application sharing the store (same prefix), or a key removed since: not ours to redeem.
+      if (!config.fingerprints.has(record.k)) return refuse('refresh token issued under a key this configuration does not hold')
       // Single use: the first refresh to set this marker wins; anyone presenting the token
       // again is either the attacker or the victim, so the whole family dies (RFC 9700 §4.14.2).
       if (!(await store.setIfAbsent(REFRESH_USED + id, '1', refreshTtl * 1000))) {

@@ -19,6 +19,7 @@ import { createSessionMethod } from './methods/session.js'
 import type { SessionOptions } from './methods/session.js'
 import { guardStore } from './stores/guarded.js'
 import { MemoryStore } from './stores/memory.js'
+import { evicts, RedisStore } from './stores/redis.js'
 import type { MultiauthStore } from './stores/types.js'
 import type { AuthInfo, AuthMethod, GuardSpec, MethodName, MultiauthUser } from './types.js'
 import { checkFunction, checkKeys, checkObject, checkQuotable, checkString, isPlainObject } from './validate.js'
@@ -98,6 +99,24 @@ function checkStore (store: unknown): MultiauthStore {
   return store as MultiauthStore
 }
 
+/**
+ * Refuses a Redis that may evict security state (every key the plugin writes has a TTL, so
+ * `volatile-*` policies, the default of some managed services, can drop revocations), unless the
+ * store says `allowEviction`. A policy that cannot be read (CONFIG disabled, Redis down at startup)
+ * is a warning: the requests will fail closed if Redis is down, and the docs say what to set.
+ */
+async function checkEviction (app: FastifyInstance, store: RedisStore): Promise<void> {
+  const policy = await store.evictionPolicy()
+  if (policy === undefined) {
+    app.log.warn('multiauth: could not read the Redis maxmemory-policy (CONFIG GET refused or Redis unreachable); make sure it is "noeviction", see docs/stores.md')
+  } else if (evicts(policy)) {
+    if (!store.allowEviction) {
+      throw new MultiauthOptionError(`the Redis server's maxmemory-policy is "${policy}", which can evict revocations, "log out everywhere" times and session tombstones under memory pressure (they would pass again); set maxmemory-policy noeviction, or pass allowEviction: true to RedisStore to accept that risk (docs/stores.md)`)
+    }
+    app.log.warn({ policy }, 'multiauth: the Redis maxmemory-policy can evict security state (allowEviction: true)')
+  }
+}
+
 /** A `verify*` decorator for a method that is not configured: fails closed, never leaves a route open. */
 function notConfigured (name: MethodName): MultiauthVerifier {
   return async function verifyNotConfigured (request) {
@@ -116,8 +135,10 @@ async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<
   const timeoutMs = options.timeout ?? 10_000
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 0) throw new MultiauthOptionError('timeout must be a non-negative integer (milliseconds)')
 
+  const store = checkStore(options.store)
+  if (store instanceof RedisStore) await checkEviction(app, store)
   const methods = new Map<MethodName, AuthMethod>()
-  const ctx: MethodContext = { realm, store: guardStore(checkStore(options.store), timeoutMs), methods, timeoutMs }
+  const ctx: MethodContext = { realm, store: guardStore(store, timeoutMs), methods, timeoutMs }
   for (const [name, factory] of Object.entries(FACTORIES) as Array<[MethodName, MethodFactory | undefined]>) {
     const methodOptions = (options as Record<string, unknown>)[name]
     if (methodOptions === undefined) continue

@@ -18,6 +18,11 @@ function texts (value: unknown, length: number): Array<string | null> {
   return value.map(text)
 }
 
+function strings (value: unknown): string[] {
+  if (Array.isArray(value) && value.every((entry) => typeof entry === 'string')) return value
+  throw new StoreDataError({ cause: new TypeError('store.addCapped did not resolve an array of strings') })
+}
+
 function flag (value: unknown): boolean {
   if (typeof value === 'boolean') return value
   throw new StoreDataError({ cause: new TypeError(`store.setIfAbsent/setUnlessEqual resolved ${typeof value}, not a boolean`) })
@@ -45,7 +50,13 @@ export function guardStore (store: MultiauthStore, timeoutMs: number): Multiauth
     delete: async (key) => { await boundedStore(timeoutMs, (async () => { await store.delete(key) })()) },
     increment: async (key, ttlMs) => count(await boundedStore(timeoutMs, (async () => await store.increment(key, ttlMs))()))
   }
-  const { getMany, setUnlessEqual, close } = store
+  const { getMany, setUnlessEqual, compareAndSet, addCapped, close } = store
+  if (compareAndSet !== undefined) {
+    guarded.compareAndSet = async (key, expected, value, ttlMs) => flag(await boundedStore(timeoutMs, (async () => await compareAndSet.call(store, key, expected, value, ttlMs))()))
+  }
+  if (addCapped !== undefined) {
+    guarded.addCapped = async (key, member, max, ttlMs) => strings(await boundedStore(timeoutMs, (async () => await addCapped.call(store, key, member, max, ttlMs))()))
+  }
   if (setUnlessEqual !== undefined) {
     guarded.setUnlessEqual = async (key, value, ttlMs, unless) => flag(await boundedStore(timeoutMs, (async () => await setUnlessEqual.call(store, key, value, ttlMs, unless))()))
   }

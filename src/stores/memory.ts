@@ -89,6 +89,22 @@ export class MemoryStore implements MultiauthStore {
     return true
   }
 
+  async compareAndSet (key: string, expected: string, value: string, ttlMs: number): Promise<boolean> {
+    if (this.#live(key)?.value !== expected) return false
+    this.#write(key, value, ttlMs)
+    return true
+  }
+
+  async addCapped (key: string, member: string, max: number, ttlMs: number): Promise<string[]> {
+    const current = this.#live(key)?.value
+    // Kept as an array under a key of its own: the public `get` shows it as JSON, like any snapshot.
+    const members = Array.isArray(current) ? current.filter((m) => m !== member) : []
+    members.push(member)
+    const dropped = members.length > max ? members.splice(0, members.length - max) : []
+    this.#write(key, members, ttlMs)
+    return dropped
+  }
+
   async setIfAbsent (key: string, value: string, ttlMs: number): Promise<boolean> {
     if (this.#live(key) !== undefined) return false
     this.#write(key, value, ttlMs)

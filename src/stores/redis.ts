@@ -11,6 +11,18 @@ export interface RedisStoreOptions {
   prefix?: string
   /** A command not answered within this many ms fails the request with 503. Default 1000. */
   commandTimeout?: number
+  /**
+   * Accept a server whose `maxmemory-policy` may evict keys (`allkeys-*`, `volatile-*`). Every key
+   * the plugin writes has a TTL, so such a policy can silently drop a revocation, a "log out
+   * everywhere" time or a session tombstone under memory pressure: registration refuses it unless
+   * this is `true`. Default false; use `noeviction` (writes then fail, and requests fail closed).
+   */
+  allowEviction?: boolean
+}
+
+/** A `maxmemory-policy` under which Redis may drop keys the plugin relies on. */
+export function evicts (policy: string): boolean {
+  return policy !== 'noeviction'
 }
 
 // INCR then set the TTL only on creation, atomically: a counter never lives forever,
@@ -23,6 +35,24 @@ return n`
 const SET_UNLESS_EQUAL = `if redis.call('GET', KEYS[1]) == ARGV[3] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`
+
+// Compare-and-set on one key: atomic and Cluster-safe.
+const COMPARE_AND_SET = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1`
+
+// A capped ordered set on one key (Cluster-safe: no other key is touched). The score is the
+// highest score so far plus one, so the order is insertion order whatever the clocks of the
+// instances; returns the members dropped.
+const ADD_CAPPED = `local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+local seq = (tonumber(top[2]) or 0) + 1
+redis.call('ZADD', KEYS[1], seq, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local extra = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[2])
+if extra <= 0 then return {} end
+local dropped = redis.call('ZRANGE', KEYS[1], 0, extra - 1)
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, extra - 1)
+return dropped`
 
 /**
  * Bounds one Redis command by `timeoutMs`; a timeout or any failure becomes
@@ -59,6 +89,8 @@ export class RedisStore implements MultiauthStore {
   readonly prefix: string
   /** Upper bound in ms for one command; also bounds the rate-limit counters on this client. */
   readonly commandTimeout: number
+  /** See `RedisStoreOptions.allowEviction`. */
+  readonly allowEviction: boolean
   readonly #owned: boolean
   readonly #timeout: number
 
@@ -70,6 +102,8 @@ export class RedisStore implements MultiauthStore {
     if (typeof this.prefix !== 'string') throw new TypeError('RedisStore prefix must be a string')
     this.#timeout = this.commandTimeout = options.commandTimeout ?? 1000
     if (!Number.isSafeInteger(this.#timeout) || this.#timeout <= 0) throw new TypeError('RedisStore commandTimeout must be a positive integer (ms)')
+    if (options.allowEviction !== undefined && typeof options.allowEviction !== 'boolean') throw new TypeError('RedisStore allowEviction must be a boolean')
+    this.allowEviction = options.allowEviction ?? false
     this.#owned = options.client === undefined
     // Commands issued while (re)connecting wait in ioredis' queue, bounded by our own
     // timeout; after one reconnection attempt ioredis fails them, so the queue stays small.
@@ -82,6 +116,8 @@ export class RedisStore implements MultiauthStore {
     if (this.#owned) this.client.on('error', () => {})
     this.client.defineCommand('multiauthIncrement', { numberOfKeys: 1, lua: INCREMENT })
     this.client.defineCommand('multiauthSetUnlessEqual', { numberOfKeys: 1, lua: SET_UNLESS_EQUAL })
+    this.client.defineCommand('multiauthCompareAndSet', { numberOfKeys: 1, lua: COMPARE_AND_SET })
+    this.client.defineCommand('multiauthAddCapped', { numberOfKeys: 1, lua: ADD_CAPPED })
   }
 
   async get (key: string): Promise<string | null> {
@@ -106,6 +142,17 @@ export class RedisStore implements MultiauthStore {
     return (await bounded(this.#timeout, client.multiauthSetUnlessEqual(this.prefix + key, value, ttl(ttlMs), unless))) === 1
   }
 
+  async compareAndSet (key: string, expected: string, value: string, ttlMs: number): Promise<boolean> {
+    const client = this.client as Redis & { multiauthCompareAndSet: (key: string, expected: string, value: string, ttl: number) => Promise<number> }
+    return (await bounded(this.#timeout, client.multiauthCompareAndSet(this.prefix + key, expected, value, ttl(ttlMs)))) === 1
+  }
+
+  async addCapped (key: string, member: string, max: number, ttlMs: number): Promise<string[]> {
+    if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`addCapped: max must be a positive integer (got ${max})`)
+    const client = this.client as Redis & { multiauthAddCapped: (key: string, member: string, max: number, ttl: number) => Promise<string[]> }
+    return await bounded(this.#timeout, client.multiauthAddCapped(this.prefix + key, member, max, ttl(ttlMs)))
+  }
+
   async delete (key: string): Promise<void> {
     await bounded(this.#timeout, this.client.del(this.prefix + key))
   }
@@ -113,6 +160,20 @@ export class RedisStore implements MultiauthStore {
   async increment (key: string, ttlMs: number): Promise<number> {
     const client = this.client as Redis & { multiauthIncrement: (key: string, ttl: number) => Promise<number> }
     return await bounded(this.#timeout, client.multiauthIncrement(this.prefix + key, ttl(ttlMs)))
+  }
+
+  /**
+   * The server's `maxmemory-policy` (CONFIG GET), or `undefined` when it cannot be read (CONFIG
+   * disabled, as on some managed services, or the server unreachable): checked at registration.
+   */
+  async evictionPolicy (): Promise<string | undefined> {
+    try {
+      const reply = await bounded(this.#timeout, this.client.config('GET', 'maxmemory-policy') as Promise<unknown>)
+      const policy = Array.isArray(reply) ? reply[1] : undefined
+      return typeof policy === 'string' ? policy : undefined
+    } catch {
+      return undefined
+    }
   }
 
   async close (): Promise<void> {

@@ -21,6 +21,19 @@ export interface MultiauthStore {
    * then writes, which leaves a window of one round trip.
    */
   setUnlessEqual? (key: string, value: string, ttlMs: number, unless: string): Promise<boolean>
+  /**
+   * Replaces the value only while the key still holds exactly `expected`, atomically (a
+   * compare-and-set); resolves `true` when this call wrote. Refresh-token rotation uses it, so of
+   * two requests presenting the same refresh token only one rotates it. Optional: without it the
+   * plugin reads, compares, then writes, which leaves a window of one round trip.
+   */
+  compareAndSet? (key: string, expected: string, value: string, ttlMs: number): Promise<boolean>
+  /**
+   * Adds `member` to the ordered set at `key` (newest last) and keeps only the newest `max`
+   * members, atomically; resolves the members it dropped. Bounds refresh-token families per user.
+   * Optional: without it there is no per-user bound.
+   */
+  addCapped? (key: string, member: string, max: number, ttlMs: number): Promise<string[]>
   delete (key: string): Promise<void>
   /** Atomically increments a counter, creating it with the TTL when absent; resolves the new value. */
   increment (key: string, ttlMs: number): Promise<number>

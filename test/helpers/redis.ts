@@ -58,6 +58,8 @@ async function waitForPort (port: number, up: boolean, deadlineMs = 10_000): Pro
 export interface StartRedisOptions {
   /** Keep data across `restart()` (append-only file fsynced on every write, in this directory). */
   persistDir?: string
+  /** More redis-server arguments, e.g. `['--maxmemory', '2mb', '--maxmemory-policy', 'noeviction']`. */
+  extraArgs?: string[]
 }
 
 export async function startRedis (options: StartRedisOptions = {}): Promise<RedisServer> {
@@ -68,7 +70,7 @@ export async function startRedis (options: StartRedisOptions = {}): Promise<Redi
   let child: ChildProcess | undefined
   const launch = async (): Promise<void> => {
     child = spawn('redis-server', [
-      '--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--protected-mode', 'yes'
+      '--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--protected-mode', 'yes', ...(options.extraArgs ?? [])
     ], { stdio: 'ignore' })
     await waitForPort(port, true)
   }

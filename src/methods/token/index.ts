@@ -25,6 +25,8 @@ const OPTION_KEYS = [
 ]
 const DEFAULT_ACCESS_TTL = 900
 const DEFAULT_REFRESH_TTL = 14 * 24 * 3600
+/** Live logins (refresh families) per user: phones, laptops, browsers — and a bound on what one user can store. */
+const DEFAULT_MAX_FAMILIES = 50
 const DEFAULT_CLOCK_TOLERANCE = 30
 /** RFC 9068 / RFC 8725 §3.11 explicit typing: a JWT of another kind (an ID token, say) is never taken for an access token. */
 const ACCESS_TOKEN_TYP = 'at+jwt'
@@ -78,8 +80,9 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
   checkBoolean(options.revocation, 'token.revocation')
   checkPositiveInteger(options.maxLength, 'token.maxLength')
   if (options.refresh !== undefined && typeof options.refresh !== 'boolean') {
-    checkKeys(checkObject(options.refresh, 'token.refresh'), ['expiresIn'], 'token.refresh')
+    checkKeys(checkObject(options.refresh, 'token.refresh'), ['expiresIn', 'maxFamilies'], 'token.refresh')
     checkSeconds(options.refresh.expiresIn, 'token.refresh.expiresIn')
+    checkPositiveInteger(options.refresh.maxFamilies, 'token.refresh.maxFamilies')
   }
   const keys = prepareKeys(options)
   const { max: cacheMax, ttl: cacheTtl } = options.cache === undefined ? { max: 0, ttl: 0 } : cacheOptions(options.cache, 'token.cache')
@@ -108,6 +111,7 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
     claimsFor: options.claims,
     accessTtl,
     refreshTtl,
+    maxFamilies: typeof options.refresh === 'object' ? (options.refresh.maxFamilies ?? DEFAULT_MAX_FAMILIES) : DEFAULT_MAX_FAMILIES,
     refreshOn,
     revocation,
     toleranceMs

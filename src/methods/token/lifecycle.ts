@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import { callAsync, callbackError } from '../../callbacks.js'
 import { StoreDataError } from '../../errors.js'
@@ -11,24 +11,30 @@ import type { AuthTokens, IssuedTokens, TokenClaims, TokenClaimsInput, TokenOpti
 // What the store holds about tokens, and the helpers that change it: issuing, refresh-token
 // rotation with reuse detection, revocation and "log out everywhere" (`app.authTokens`).
 
-// Store keys. Refresh tokens are stored by their SHA-256, so a store dump holds no usable token.
+// Store keys.
 const REVOKED = 'tok:rv:' // + jti → access token revoked until its expiry
 const NOT_BEFORE = 'tok:nb:' // + sub → tokens issued before this second are revoked ("log out everywhere")
-const REFRESH = 'tok:rt:' // + hash → refresh token record
-const REFRESH_USED = 'tok:ru:' // + hash → set once, by the refresh that consumed it
-const FAMILY_REVOKED = 'tok:rf:' // + family id → every refresh token of that login is dead
+const FAMILY = 'tok:rf:' // + family id → the family's one record: who, since when, the hash of its current token
+const FAMILIES = 'tok:fs:' // + sub → the user's live families, newest last (capped)
 
 export const REFRESH_TOKEN_MAX_LENGTH = 256
+/**
+ * A refresh token is `<family id>.<secret>`: 128 random bits naming the family (every token rotated
+ * from one login), 256 random bits of secret. The store keeps one record per family with the
+ * SHA-256 of its current secret only, so a store dump holds no usable token, and rotating
+ * replaces the record instead of leaving one record per rotation behind.
+ */
+const REFRESH_TOKEN = /^([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/
 
-interface RefreshRecord {
-  /** Claims from `claims(user)` at login, handed to `lookup` on refresh. */
+interface FamilyRecord {
+  /** Claims from `claims(user)` at login (or at the last rotation), handed to `lookup` on refresh. */
   c: TokenClaimsInput
-  /** Family id: every refresh token rotated from one login. */
-  f: string
   /** When the family started, in seconds: compared with the user's "log out everywhere" time. */
   t: number
   /** Fingerprint of the key that issued it: only a configuration holding that key redeems it. */
   k: string
+  /** SHA-256 (base64url) of the current token's secret: any other secret of this family is a reuse. */
+  h: string
 }
 
 /** What the lifecycle needs from the token method, resolved at registration. */
@@ -47,6 +53,8 @@ export interface LifecycleConfig {
   claimsFor: TokenOptions['claims']
   accessTtl: number
   refreshTtl: number
+  /** Live refresh families per `sub`; the oldest is revoked beyond it. */
+  maxFamilies: number
   refreshOn: boolean
   revocation: boolean
   toleranceMs: number
@@ -100,8 +108,8 @@ function defaultClaims (user: MultiauthUser): TokenClaimsInput {
   throw new TypeError('fastify-multiauth: the user has no string or number `id`; pass token.claims(user) returning { sub }')
 }
 
-/** A stored refresh record: one the plugin cannot read is a server error, never a pass nor a crash. */
-function parseRefreshRecord (stored: string): RefreshRecord {
+/** A stored family record: one the plugin cannot read is a server error, never a pass nor a crash. */
+function parseFamilyRecord (stored: string): FamilyRecord {
   let record: unknown
   try {
     record = JSON.parse(stored)
@@ -109,10 +117,16 @@ function parseRefreshRecord (stored: string): RefreshRecord {
     throw new StoreDataError({ cause: err })
   }
   if (!isPlainObject(record) || !isPlainObject(record.c) || typeof record.c.sub !== 'string' ||
-    typeof record.f !== 'string' || !Number.isSafeInteger(record.t) || typeof record.k !== 'string') {
-    throw new StoreDataError({ cause: new TypeError('refresh token record has the wrong shape') })
+    !Number.isSafeInteger(record.t) || typeof record.k !== 'string' || typeof record.h !== 'string') {
+    throw new StoreDataError({ cause: new TypeError('refresh token family record has the wrong shape') })
   }
-  return record as unknown as RefreshRecord
+  return record as unknown as FamilyRecord
+}
+
+function sameDigest (a: string, b: string): boolean {
+  const x = Buffer.from(a)
+  const y = Buffer.from(b)
+  return x.length === y.length && timingSafeEqual(x, y)
 }
 
 export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
@@ -153,31 +167,50 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
     })
   }
 
-  async function startRefresh (claims: TokenClaimsInput, family: string, familyStart: number): Promise<string> {
-    const refreshToken = randomBytes(32).toString('base64url')
-    const record: RefreshRecord = { c: claims, f: family, t: familyStart, k: config.signingFingerprint }
-    await store.set(REFRESH + digest(refreshToken), JSON.stringify(record), refreshTtl * 1000)
-    return refreshToken
+  function issued (token: string): IssuedTokens {
+    return { token, expiration: accessTtl, access_token: token, token_type: 'Bearer', expires_in: accessTtl }
   }
 
-  async function issueFor (claims: TokenClaimsInput, verifiedAt: number, family: string | undefined, familyStart: number): Promise<IssuedTokens> {
-    const token = signAccessToken(claims, verifiedAt)
-    const issued: IssuedTokens = { token, expiration: accessTtl, access_token: token, token_type: 'Bearer', expires_in: accessTtl }
-    if (refreshOn) issued.refresh_token = await startRefresh(claims, family ?? randomUUID(), familyStart)
-    return issued
+  /** A new family for a login: its record, and its place among the user's families (the oldest beyond the cap dies). */
+  async function startFamily (claims: TokenClaimsInput, familyStart: number): Promise<string> {
+    const family = randomBytes(16).toString('base64url')
+    const secret = randomBytes(32).toString('base64url')
+    const record: FamilyRecord = { c: claims, t: familyStart, k: config.signingFingerprint, h: digest(secret) }
+    await store.set(FAMILY + family, JSON.stringify(record), refreshTtl * 1000)
+    if (store.addCapped !== undefined) {
+      const dropped = await store.addCapped(FAMILIES + claims.sub, family, config.maxFamilies, refreshTtl * 1000)
+      for (const old of dropped) await store.delete(FAMILY + old)
+    }
+    return `${family}.${secret}`
   }
 
-  async function readRefresh (refreshToken: unknown): Promise<{ id: string, record: RefreshRecord } | undefined> {
-    if (typeof refreshToken !== 'string' || refreshToken.length === 0 || refreshToken.length > REFRESH_TOKEN_MAX_LENGTH) return undefined
-    const id = digest(refreshToken)
-    const stored = await store.get(REFRESH + id)
-    return stored === null ? undefined : { id, record: parseRefreshRecord(stored) }
+  /** The family a refresh token names, with its record; `undefined` for a malformed or unknown token. */
+  async function readFamily (refreshToken: unknown): Promise<{ family: string, secret: string, stored: string, record: FamilyRecord } | undefined> {
+    if (typeof refreshToken !== 'string') return undefined
+    const match = REFRESH_TOKEN.exec(refreshToken)
+    if (match === null) return undefined
+    const [, family = '', secret = ''] = match
+    const stored = await store.get(FAMILY + family)
+    return stored === null ? undefined : { family, secret, stored, record: parseFamilyRecord(stored) }
+  }
+
+  /** Rotates atomically: of two requests presenting the same token, only one finds the record unchanged. */
+  async function rotate (family: string, expected: string, next: string): Promise<boolean> {
+    const key = FAMILY + family
+    if (store.compareAndSet !== undefined) return await store.compareAndSet(key, expected, next, refreshTtl * 1000)
+    // A custom store without compare-and-set: read, compare, write (a window of one round trip).
+    if ((await store.get(key)) !== expected) return false
+    await store.set(key, next, refreshTtl * 1000)
+    return true
   }
 
   const helpers: AuthTokens = {
     async issue (user, request, options) {
       const verifiedAt = verifiedSecond(options?.verifiedAt ?? (request as VerifiedRequest | undefined)?.[kVerifiedAt])
-      return await issueFor(await claimsOf(user, request), verifiedAt, undefined, verifiedAt)
+      const claims = await claimsOf(user, request)
+      const result = issued(signAccessToken(claims, verifiedAt))
+      if (refreshOn) result.refresh_token = await startFamily(claims, verifiedAt)
+      return result
     },
 
     async refresh (refreshToken, request) {
@@ -188,24 +221,33 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
         request.log.info({ authMethod: 'token', reason }, 'multiauth: refresh token refused')
         return null
       }
-      const found = await readRefresh(refreshToken)
-      if (found === undefined) return refuse('unknown or expired refresh token')
-      const { id, record } = found
+      const found = await readFamily(refreshToken)
+      if (found === undefined) return refuse('unknown, expired or revoked refresh token')
+      const { family, secret, stored, record } = found
       // Another application sharing the store (same prefix), or a key removed since: not ours to redeem.
       if (!config.fingerprints.has(record.k)) return refuse('refresh token issued under a key this configuration does not hold')
-      // Single use: the first refresh to set this marker wins; anyone presenting the token
-      // again is either the attacker or the victim, so the whole family dies (RFC 9700 §4.14.2).
-      if (!(await store.setIfAbsent(REFRESH_USED + id, '1', refreshTtl * 1000))) {
-        await store.set(FAMILY_REVOKED + record.f, '1', refreshTtl * 1000)
-        request.log.warn({ authMethod: 'token', family: record.f }, 'multiauth: refresh token reused; its family is revoked')
+      const reused = async (): Promise<null> => {
+        // Single use: anyone presenting a spent token of this family is either the attacker or the
+        // victim, so the whole family dies (RFC 9700 §4.14.2).
+        await store.delete(FAMILY + family)
+        request.log.warn({ authMethod: 'token', family }, 'multiauth: refresh token reused; its family is revoked')
         return null
       }
-      const [familyRevoked, notBefore] = await readMany([FAMILY_REVOKED + record.f, NOT_BEFORE + record.c.sub])
-      if (familyRevoked !== null && familyRevoked !== undefined) return refuse('refresh token family revoked')
-      if (record.t < notBeforeOf(notBefore)) return refuse('user logged out everywhere')
+      if (!sameDigest(digest(secret), record.h)) return await reused()
+      if (record.t < notBeforeOf(await store.get(NOT_BEFORE + record.c.sub))) {
+        await store.delete(FAMILY + family)
+        return refuse('user logged out everywhere')
+      }
       const user = await callAsync(timeoutMs, lookup, record.c as TokenClaims, request)
       if (!user) return refuse('lookup returned no user for the refresh token')
-      return await issueFor(await claimsOf(user, request), verifiedAt, record.f, record.t)
+      const claims = await claimsOf(user, request)
+      const nextSecret = randomBytes(32).toString('base64url')
+      const next: FamilyRecord = { c: claims, t: record.t, k: config.signingFingerprint, h: digest(nextSecret) }
+      // Another request rotated this very token in the meantime: a reuse.
+      if (!(await rotate(family, stored, JSON.stringify(next)))) return await reused()
+      const result = issued(signAccessToken(claims, verifiedAt))
+      result.refresh_token = `${family}.${nextSecret}`
+      return result
     },
 
     async revoke (claims) {
@@ -217,8 +259,9 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
     },
 
     async revokeRefreshToken (refreshToken) {
-      const found = await readRefresh(refreshToken)
-      if (found !== undefined) await store.set(FAMILY_REVOKED + found.record.f, '1', refreshTtl * 1000)
+      const found = await readFamily(refreshToken)
+      // Only a token of this family revokes it (a spent one too: its holder's login is over either way).
+      if (found !== undefined && config.fingerprints.has(found.record.k)) await store.delete(FAMILY + found.family)
     },
 
     async revokeAll (sub) {

@@ -73,8 +73,12 @@ export interface TokenOptions {
   clockTolerance?: number
   /** Access-token lifetime in seconds (the `expiration` of `POST /tokens`). Default 900 (15 minutes). */
   expiresIn?: number
-  /** Rotating refresh tokens with reuse detection. `true` or `{ expiresIn }` (seconds, default 1209600 = 14 days). Default off. */
-  refresh?: boolean | { expiresIn?: number }
+  /**
+   * Rotating refresh tokens with reuse detection. `true` or `{ expiresIn, maxFamilies }`: `expiresIn`
+   * in seconds (default 1209600 = 14 days, counted from each rotation); `maxFamilies` live logins
+   * per user (default 50; a new login beyond it revokes the user's oldest). Default off.
+   */
+  refresh?: boolean | { expiresIn?: number, maxFamilies?: number }
   /** Revocation by `jti` and per-user "log out everywhere", checked in the store on every request. Default off. */
   revocation?: boolean
   /** Opt-in routes `POST {prefix}`, `{prefix}/refresh`, `{prefix}/revoke`. `true` or `{ prefix, methods }`. */

@@ -125,7 +125,7 @@ t.test('a route or context with its own logSerializers.req, registered after the
   await app.register(multiauth, OPTIONS)
   const own = { req: (request: { url: string, headers: unknown }) => ({ url: request.url, headers: request.headers }) }
   app.get('/own', { logSerializers: own }, async () => 'ok')
-  await app.register(async (scope) => { scope.get('/ctx', async () => 'ok') }, { logSerializers: own })
+  await app.register(async (scope) => { scope.get('/ctx', async () => 'ok') }, { logSerializers: own as never })
   await app.ready()
   t.teardown(() => app.close())
   await app.inject({ url: '/own?api_key=SECRET-1', headers: { 'x-api-key': 'SECRET-2' } })

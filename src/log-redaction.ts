@@ -20,6 +20,8 @@ type Serializers = Record<string, Serializer | undefined>
 const SERIALIZERS = Symbol.for('pino.serializers')
 const WRAPPED = Symbol('fastify-multiauth.redacting')
 export const REDACTED = '[Redacted]'
+/** Free-text fields of a serializer's output (an error's). */
+const TEXT_FIELDS = ['message', 'stack']
 
 /** Query parameters that carry a credential wherever they appear: RFC 6750 §2.3's bearer token, seed 1's API key. */
 const QUERY_PARAMS = ['access_token', 'api_key']
@@ -39,6 +41,13 @@ function decodedKey (key: string): string {
   }
 }
 
+/** Whether the query (after `q`) may hold one of `names`: a plain substring test, unless an encoded name could hide one. */
+function mayName (url: string, q: number, names: ReadonlySet<string>): boolean {
+  if (url.includes('%', q) || url.includes('+', q)) return true
+  for (const name of names) if (url.includes(name, q)) return true
+  return false
+}
+
 /**
  * Removes the parameters named in `names` from the query of `url`, compared as Fastify's query
  * parser reads them (percent-decoded, `+` as space). Only called for a logged line whose URL
@@ -46,7 +55,7 @@ function decodedKey (key: string): string {
  */
 export function redactQueryParams (url: string, names: ReadonlySet<string>): string {
   const q = url.indexOf('?')
-  if (q === -1) return url
+  if (q === -1 || !mayName(url, q, names)) return url
   const kept = url.slice(q + 1).split('&').filter((pair) => {
     const eq = pair.indexOf('=')
     return !names.has(decodedKey(eq === -1 ? pair : pair.slice(0, eq)))
@@ -61,13 +70,18 @@ export function redactQueryParam (url: string, name: string): string {
 
 /** The same in free text (a log message, an error message): each whitespace-free run with a `?` is a URL. Linear time. */
 export function redactQueryParamsInText (text: string, names: ReadonlySet<string>): string {
+  const q = text.indexOf('?')
+  if (q === -1 || !mayName(text, q, names)) return text
   return text.split(/(\s+)/).map((part) => part.includes('?') ? redactQueryParams(part, names) : part).join('')
 }
 
+/** A copy of `headers` with the credential ones replaced, or `headers` itself when it holds none. */
 function redactHeaders (headers: Record<string, unknown>, names: ReadonlySet<string>): Record<string, unknown> {
-  const copy: Record<string, unknown> = {}
-  for (const name of Object.keys(headers)) copy[name] = names.has(name.toLowerCase()) ? REDACTED : headers[name]
-  return copy
+  let copy: Record<string, unknown> | undefined
+  for (const name of Object.keys(headers)) {
+    if (names.has(name.toLowerCase())) (copy ??= { ...headers })[name] = REDACTED
+  }
+  return copy ?? headers
 }
 
 /** Reads what JSON.stringify (pino) writes: own properties, none when there is a toJSON. */
@@ -81,18 +95,24 @@ function redacting (original: Serializer, r: Redaction): Serializer {
   const wrapped = function redactCredentials (value: unknown): unknown {
     const out = original(value) as Record<string, unknown> | null
     if (out === null || typeof out !== 'object' || typeof out.toJSON === 'function') return out
+    // Copied only when something is removed: Fastify's own output (no headers, most URLs without
+    // a credential) goes through as it is.
     let copy: Record<string, unknown> | undefined
-    for (const field of ['url', 'message', 'stack']) {
+    const url = ownField(out, 'url')
+    if (typeof url === 'string') {
+      const redacted = redactQueryParams(url, r.query)
+      if (redacted !== url) (copy ??= { ...out }).url = redacted
+    }
+    for (const field of TEXT_FIELDS) {
       const text = ownField(out, field)
-      if (typeof text === 'string' && text.includes('?')) {
-        copy ??= { ...out }
-        copy[field] = field === 'url' ? redactQueryParams(text, r.query) : redactQueryParamsInText(text, r.query)
-      }
+      if (typeof text !== 'string') continue
+      const redacted = redactQueryParamsInText(text, r.query)
+      if (redacted !== text) (copy ??= { ...out })[field] = redacted
     }
     const headers = ownField(out, 'headers')
     if (headers !== null && typeof headers === 'object') {
-      copy ??= { ...out }
-      copy.headers = redactHeaders(headers as Record<string, unknown>, r.headers)
+      const redacted = redactHeaders(headers as Record<string, unknown>, r.headers)
+      if (redacted !== headers) (copy ??= { ...out }).headers = redacted
     }
     return copy ?? out
   }
@@ -103,7 +123,7 @@ function redactingMessage (original: Serializer | undefined, r: Redaction): Seri
   if (original !== undefined && (original as { [WRAPPED]?: boolean })[WRAPPED] === true) return original
   const wrapped = function redactCredentialsInMessage (value: unknown): unknown {
     const msg = original === undefined ? value : original(value)
-    return typeof msg === 'string' && msg.includes('?') ? redactQueryParamsInText(msg, r.query) : msg
+    return typeof msg === 'string' ? redactQueryParamsInText(msg, r.query) : msg
   }
   return Object.assign(wrapped, { [WRAPPED]: true })
 }

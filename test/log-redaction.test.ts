@@ -161,6 +161,18 @@ t.test('two registrations on one logger (two scopes) wrap once and redact both a
   t.notMatch(logs.text(), SECRETS)
 })
 
+t.test('with Basic only (the main example\'s case: no query keys accepted), ?api_key= and ?access_token= still never reach the log', async (t) => {
+  const logs = capture()
+  const app = Fastify({ logger: { level: 'info', stream: logs.stream } })
+  await app.register(multiauth, { basic: { verify: () => null } })
+  app.get('/either', { onRequest: app.authGuard(['basic']) }, async () => 'ok')
+  await app.ready()
+  t.teardown(() => app.close())
+  t.equal((await app.inject({ url: '/either?api_key=SECRET-1&access_token=SECRET-2&q=1' })).statusCode, 401)
+  t.same(logs.lines().filter((l) => l.msg === 'incoming request').map((l) => l.req.url), ['/either?q=1'])
+  t.notMatch(logs.text(), SECRETS)
+})
+
 t.test('a logger that is not pino: the plugin says at registration that it cannot redact', async (t) => {
   const warnings: unknown[] = []
   const noop = (): void => {}

@@ -8,10 +8,17 @@
 // share one. A block that is partial on purpose is fenced as ```ts nocheck <reason>; a
 // nocheck without a reason is an error. scripts/docs-prelude.d.ts declares what snippets may
 // take as given (the application's `db`, a `handler`, and `app` for a continuing snippet).
-import { execFileSync } from 'node:child_process'
+//
+// A block fenced as ```ts run (the README's quick start) is also run, as printed: started
+// with tsx on a free port (PORT), `fastify-multiauth` being src/index.ts, until it listens;
+// then the next ```sh run block is run with sh and the real curl (`localhost:3000` pointing at
+// that port), and its output must be exactly the block's `#> ` lines; then the server is stopped.
+import { execFile, execFileSync, spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { connect, createServer } from 'node:net'
 import { join, relative } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { promisify } from 'node:util'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const out = join(root, '.docs-check')
@@ -22,6 +29,7 @@ if (existsSync(join(root, 'README.md'))) files.push(join(root, 'README.md'))
 
 const FENCE = /^```(\S*)(.*)$/
 const blocks = [] // { source, line, code, name }
+const runs = [] // { server: block, shell: { source, line, code } | undefined }
 const problems = []
 let skipped = 0
 for (const file of files) {
@@ -40,7 +48,12 @@ for (const file of files) {
       } else {
         const name = `${relative(root, file).replace(/[\\/.]/g, '_')}_L${i + 1}.mts`
         blocks.push({ source: relative(root, file), line: i + 2, code: lines.slice(i + 1, end).join('\n'), name })
+        if (rest === 'run') runs.push({ server: blocks.at(-1), shell: undefined })
       }
+    } else if (lang === 'sh' && rest === 'run') {
+      const run = runs.at(-1)
+      if (run === undefined || run.server.source !== relative(root, file) || run.shell !== undefined) problems.push(`${relative(root, file)}:${i + 1}: a "sh run" block must follow its "ts run" block`)
+      else run.shell = { source: relative(root, file), line: i + 2, code: lines.slice(i + 1, end).join('\n') }
     }
     i = end
   }
@@ -87,9 +100,70 @@ for (let n = 0; n < programs.length; n++) {
     }
   }
 }
+
+async function freePort () {
+  return await new Promise((resolve, reject) => {
+    const server = createServer().once('error', reject)
+    server.listen(0, '127.0.0.1', () => { const { port } = server.address(); server.close(() => resolve(port)) })
+  })
+}
+
+const portOpen = async (port) => await new Promise((resolve) => {
+  const socket = connect(port, 'localhost')
+  socket.once('connect', () => { socket.destroy(); resolve(true) })
+  socket.once('error', () => resolve(false))
+})
+
+/**
+ * Starts a "ts run" block as a user would (tsx, an ES module), runs its "sh run" block against
+ * it and compares the output with the `#> ` lines. Bounded: 60 s to listen, 60 s for the shell.
+ */
+async function runBlock ({ server, shell }) {
+  const where = `${server.source}:${server.line - 1}`
+  if (shell === undefined) return [`${where}: a "ts run" block needs a "sh run" block after it (the commands that try it)`]
+  const port = await freePort()
+  const file = join(out, `run_${server.name}`)
+  // The published package name maps to the source, as for the type check.
+  writeFileSync(file, server.code.replaceAll("'fastify-multiauth'", `'${pathToFileURL(join(root, 'src', 'index.ts')).href}'`))
+  const child = spawn(process.execPath, ['--import', 'tsx', file], { cwd: root, env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (chunk) => { stderr += chunk })
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  try {
+    const deadline = Date.now() + 60_000
+    while (!(await portOpen(port))) {
+      if (child.exitCode !== null || Date.now() > deadline) return [`${where}: the block did not start listening (exit ${child.exitCode}): ${stderr.trim()}`]
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    // A command followed by `#> ` lines gets a newline after its output (curl -s prints none),
+    // so that two outputs never share a line.
+    const lines = shell.code.split('\n')
+    const expected = lines.filter((l) => l.startsWith('#> ')).map((l) => l.slice(3) + '\n').join('')
+    const script = lines.map((l, i) => l.startsWith('#') || l.trim() === '' || !(lines[i + 1] ?? '').startsWith('#> ') ? l : `${l}; echo`)
+      .join('\n').replaceAll('localhost:3000', `localhost:${port}`)
+    let actual
+    try {
+      actual = (await promisify(execFile)('sh', ['-c', script], { cwd: out, timeout: 60_000, encoding: 'utf8' })).stdout
+    } catch (err) {
+      return [`${shell.source}:${shell.line - 1}: the commands failed: ${err.message}`]
+    }
+    // Compared line by line, blank lines aside (whether a command's output ends with a newline is not the point).
+    if (actual.split('\n').filter(Boolean).join('\n') !== expected.split('\n').filter(Boolean).join('\n')) return [`${shell.source}:${shell.line - 1}: the commands printed\n${actual}but the block says (#> lines)\n${expected}`]
+    return []
+  } finally {
+    if (child.exitCode === null) child.kill('SIGTERM')
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+    await exited
+    clearTimeout(timer)
+  }
+}
+
+if (problems.length === 0) {
+  for (const run of runs) problems.push(...await runBlock(run))
+}
 if (problems.length === 0) rmSync(out, { recursive: true, force: true })
 
-console.log(`docs: ${blocks.length} TypeScript blocks checked in ${programs.length} programs, ${skipped} marked nocheck, ${files.length} files`)
+console.log(`docs: ${blocks.length} TypeScript blocks checked in ${programs.length} programs, ${skipped} marked nocheck, ${runs.length} run with their commands, ${files.length} files`)
 if (problems.length > 0) {
   console.error(problems.join('\n'))
   const count = problems.filter((p) => !p.startsWith(' ')).length

@@ -11,6 +11,7 @@ import { createTokenMethod } from './methods/token/index.js'
 import type { TokenOptions } from './methods/token/index.js'
 import type { MethodContext } from './methods/context.js'
 import { setupOpenApi } from './openapi.js'
+import { redactCredentialsInLogs } from './log-redaction.js'
 import { createGuardLimits } from './rate-limit.js'
 import type { RateLimitOptions } from './rate-limit.js'
 import { createOAuth2Method } from './methods/oauth2.js'
@@ -161,6 +162,8 @@ async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<
   app.decorateRequest('auth', null)
   // Security requirements and schemes in @fastify/swagger's document, when the application has it.
   setupOpenApi(app, methods)
+  // Credentials never reach the logs, on any route or 404, whatever the registration order.
+  redactCredentialsInLogs(app)
   for (const method of methods.values()) await method.setup?.(app)
 }
 

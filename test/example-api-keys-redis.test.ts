@@ -1,97 +1,108 @@
 import t from 'tap'
-import { spawn, spawnSync } from 'node:child_process'
-import { connect } from 'node:net'
-import { dirname } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { redisSkipReason } from './helpers/redis.js'
+import type { Test } from 'tap'
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { portClosed, root, runFlow, startExample, statuses } from './helpers/example-process.js'
+import { freePort, redisSkipReason } from './helpers/redis.js'
 
-// The example as a user runs it: one command, its own redis-server, real HTTP.
-const root = dirname(dirname(fileURLToPath(import.meta.url)))
+// The example as a user runs it: one command, its own redis-server, real HTTP; the admin script
+// against the same Redis; and what a user without Redis sees.
 const skip = redisSkipReason()
+const tsx = import.meta.resolve('tsx')
+
+/** Runs an example script with tsx from `cwd` (the repository root unless said), bounded. */
+function run (script: string, args: string[], env: NodeJS.ProcessEnv, cwd = root): { status: number | null, stdout: string, stderr: string } {
+  return spawnSync(process.execPath, ['--import', tsx, join(root, script), ...args], { cwd, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 30_000 })
+}
 
 function admin (redisUrl: string, ...args: string[]): any {
-  const res = spawnSync(process.execPath, ['--import', 'tsx', 'examples/api-keys-redis/admin.ts', ...args, '--json'], {
-    cwd: root, env: { ...process.env, REDIS_URL: redisUrl }, encoding: 'utf8', timeout: 30_000
-  })
+  const res = run('examples/api-keys-redis/admin.ts', [...args, '--json'], { REDIS_URL: redisUrl })
   if (res.status !== 0) throw new Error(`admin ${args.join(' ')} failed: ${res.stderr}`)
   return JSON.parse(res.stdout)
 }
 
-async function portOpen (port: number): Promise<boolean> {
-  return await new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1')
-    socket.once('connect', () => { socket.destroy(); resolve(true) })
-    socket.once('error', () => resolve(false))
-  })
+/** One line on stderr, no stack trace. */
+function oneLine (t: Test, stderr: string, pattern: RegExp): void {
+  const lines = stderr.split('\n').filter((l) => l.trim() !== '')
+  t.equal(lines.length, 1, `one line on stderr: ${JSON.stringify(stderr)}`)
+  t.match(lines[0], pattern)
+  t.notMatch(stderr, /^\s+at /m, 'no stack trace')
 }
 
-t.test('examples/api-keys-redis: server and admin script over real HTTP', { skip }, async (t) => {
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0' }
-  delete env.REDIS_URL // the example must start its own redis-server
-  const server = spawn(process.execPath, ['--import', 'tsx', 'examples/api-keys-redis/server.ts'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
-  const exited = new Promise<number | null>((resolve) => server.once('exit', resolve))
-  t.teardown(async () => { if (server.exitCode === null) { server.kill('SIGKILL'); await exited } })
-  let stdout = ''
-  let stderr = ''
-  server.stderr.on('data', (chunk) => { stderr += chunk })
-  const ready = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no curl line in 30 s; stdout: ${stdout} stderr: ${stderr}`)), 30_000)
-    server.stdout.on('data', (chunk) => {
-      stdout += chunk
-      if (/^curl .*$/m.test(stdout)) { clearTimeout(timer); resolve(stdout) }
-    })
-    server.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited (${code}): ${stderr}`)) })
-  })
-  const redisUrl = (/^REDIS_URL=(\S+)$/m.exec(ready) as RegExpExecArray)[1] as string
-  const [, demoKey, base] = /^curl -H 'X-API-Key: (\S+)' (http:\/\/\S+)\/orders$/m.exec(ready) as RegExpExecArray
-  t.ok(demoKey && base, 'prints a ready curl line')
-  const call = (key: string | undefined, path = '/orders') => fetch(base + path, { headers: key === undefined ? {} : { 'x-api-key': key } })
+t.test('examples/api-keys-redis: server and admin script over real HTTP, on the same Redis', { skip }, async (t) => {
+  const { flow, base, stdout, child } = await startExample(t, 'api-keys-redis', { REDIS_URL: '' }) // the example starts its own redis-server
+  const redisUrl = (/^REDIS_URL=(\S+)$/m.exec(stdout) as RegExpExecArray)[1] as string
+  const demoKey = (/^KEY=(\S+)$/m.exec(flow) as RegExpExecArray)[1] as string
+  t.match(flow, /^curl -s http:\/\/127\.0\.0\.1:\d+\/orders -H "X-API-Key: \$KEY"/m, 'prints a ready curl line')
 
+  // The printed lines, pasted into a shell from the repository root (they call admin.ts).
+  const out = await runFlow(flow, root)
+  t.same(statuses(out), [200, 200, 403], 'the demo key on /orders; a key issued by admin.ts: /me yes, /orders no (scope)')
+  t.match(out, '{"orders":[{"id":1,"item":"coffee"}]} HTTP 200')
+  t.match(out, /^www-authenticate: ApiKey realm="orders-api", header="X-API-Key"\r$/m, 'no key: 401 with the challenge')
+
+  const call = async (key: string | undefined, path = '/orders'): Promise<Response> => await fetch(base + path, { headers: key === undefined ? {} : { 'x-api-key': key } })
   const ok = await call(demoKey)
   t.equal(ok.status, 200)
-  t.same(await ok.json(), { orders: [{ id: 1, item: 'coffee' }] })
   t.equal(ok.headers.get('ratelimit-limit'), '60')
   const missing = await call(undefined)
   t.equal(missing.status, 401)
-  t.equal(missing.headers.get('www-authenticate'), 'ApiKey realm="orders-api", header="X-API-Key"')
   t.same(await missing.json(), { error: 'unauthorized', message: 'Authentication required' })
-  const typo = (demoKey as string).slice(0, -1) + ((demoKey as string).endsWith('a') ? 'b' : 'a')
+  const typo = demoKey.slice(0, -1) + (demoKey.endsWith('a') ? 'b' : 'a')
   t.same(await (await call(typo)).json(), { error: 'unauthorized', message: 'Invalid credentials' })
 
-  // Issue a key limited to 2 requests a minute, with the admin script.
-  const issued = admin(redisUrl, 'issue', 'carol', '--scopes', 'orders:read', '--rate', '2')
+  // A key made by admin.ts is accepted by the server: both use REDIS_URL, nothing else.
+  const issued = admin(redisUrl, 'issue', 'dave', '--scopes', 'orders:read', '--rate', '2')
   t.match(issued.key, /^demo_live_/)
   t.equal((await call(issued.key)).status, 200)
   t.equal((await call(issued.key)).status, 200)
   const limited = await call(issued.key)
-  t.equal(limited.status, 429)
+  t.equal(limited.status, 429, 'its own rate limit (2 a minute)')
   t.ok(Number(limited.headers.get('retry-after')) > 0)
-
-  // A key without the scope: 403. A test-environment key: 401 on this live server.
-  const noScope = admin(redisUrl, 'issue', 'dave')
-  t.equal((await call(noScope.key)).status, 403)
-  t.equal((await call(noScope.key, '/me')).status, 200)
   const testKey = admin(redisUrl, 'issue', 'erin', '--env', 'test', '--scopes', 'orders:read')
-  t.equal((await call(testKey.key)).status, 401)
+  t.equal((await call(testKey.key)).status, 401, 'a test-environment key on this live server')
 
   // Rotate with a grace period: both keys work; revoke the old one: only the new one works.
-  const rotated = admin(redisUrl, 'rotate', noScope.id, '--grace', '3600')
-  t.equal((await call(noScope.key, '/me')).status, 200, 'old key during the grace')
+  const plain = admin(redisUrl, 'issue', 'frank')
+  const rotated = admin(redisUrl, 'rotate', plain.id, '--grace', '3600')
+  t.equal((await call(plain.key, '/me')).status, 200, 'old key during the grace')
   t.equal((await call(rotated.key, '/me')).status, 200, 'new key')
-  admin(redisUrl, 'revoke', noScope.id)
-  t.equal((await call(noScope.key, '/me')).status, 401, 'revoked')
+  admin(redisUrl, 'revoke', plain.id)
+  t.equal((await call(plain.key, '/me')).status, 401, 'revoked')
   t.equal((await call(rotated.key, '/me')).status, 200)
 
   const listed = admin(redisUrl, 'list') as Array<Record<string, unknown>>
-  t.equal(listed.length, 5, "demo, carol, dave, erin and dave's rotated key")
+  t.equal(listed.length, 6, "demo, carol (from the printed flow), dave, erin, frank and frank's rotated key")
   t.notOk(JSON.stringify(listed).includes(issued.key), 'list never shows a key')
   t.ok(listed.every((r) => r.hash === undefined), 'nor a hash')
 
   // Stopping the server stops the redis-server it started.
-  const port = Number(new URL(redisUrl).port)
-  server.kill('SIGTERM')
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
+  child.kill('SIGTERM')
   t.equal(await exited, 0)
-  const deadline = Date.now() + 5000
-  while (await portOpen(port) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
-  t.equal(await portOpen(port), false, 'its redis-server is gone')
+  t.ok(await portClosed(Number(new URL(redisUrl).port)), 'its redis-server is gone')
+})
+
+t.test('examples/api-keys-redis without Redis: one line saying how to get it, exit 1, no stack trace', async (t) => {
+  // No redis-server on PATH (node and tsx are found by absolute path), no REDIS_URL.
+  const res = run('examples/api-keys-redis/server.ts', [], { PATH: '/nonexistent', REDIS_URL: '', PORT: '0' })
+  t.equal(res.status, 1)
+  oneLine(t, res.stderr, /^api-keys-redis: needs Redis, and redis-server is not installed: install it \(Debian\/Ubuntu: apt-get install redis-server.*\) or set REDIS_URL=/)
+
+  const port = await freePort() // nothing listens there
+  const unreachable = run('examples/api-keys-redis/server.ts', [], { REDIS_URL: `redis://127.0.0.1:${port}`, PORT: '0' })
+  t.equal(unreachable.status, 1)
+  oneLine(t, unreachable.stderr, new RegExp(`^api-keys-redis: cannot reach Redis at REDIS_URL=redis://127\\.0\\.0\\.1:${port} \\(connect ECONNREFUSED .*\\); start that Redis, fix REDIS_URL, or unset it`))
+})
+
+t.test('admin.ts without REDIS_URL refuses, in one line, instead of writing a file the server never reads', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'admin-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const res = run('examples/api-keys-redis/admin.ts', ['issue', 'alice'], { REDIS_URL: '' }, dir)
+  t.equal(res.status, 1)
+  oneLine(t, res.stderr, /^admin\.ts: needs REDIS_URL, the Redis the server uses: start the server \(npm run example -- api-keys-redis\) and copy the REDIS_URL=… line it prints$/)
+  t.same(readdirSync(dir), [], 'no api-keys.json (or anything else) written')
+  t.notOk(existsSync(join(root, 'api-keys.json')))
 })

@@ -1,13 +1,16 @@
 import t from 'tap'
-import { startExample } from './helpers/example-process.js'
+import { runFlow, startExample, statuses } from './helpers/example-process.js'
 
 // Seed 1's Basic snippet as a real process over real HTTP.
 
 const basic = (user: string, password: string): string => 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64')
 
 t.test('examples/basic-hashed over real HTTP', async (t) => {
-  const { base, curl } = await startExample(t, 'basic-hashed')
-  t.match(curl, /^curl -s -u john:hello http:\/\/127\.0\.0\.1:\d+\/$/, 'prints a ready curl line')
+  const { base, curl, flow } = await startExample(t, 'basic-hashed')
+  t.match(curl, /^curl -s -u john:hello http:\/\/127\.0\.0\.1:\d+\/ -w ' HTTP %\{http_code\}\\n'$/, 'prints a ready curl line')
+  const out = await runFlow(flow, process.cwd())
+  t.same(statuses(out), [200, 401], 'the printed curl lines, run as printed')
+  t.match(out, 'Hello, john! HTTP 200')
 
   for (const [user, password] of [['john', 'hello'], ['susan', 'bye']]) {
     const res = await fetch(`${base}/`, { headers: { authorization: basic(user as string, password as string) } })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { startExample } from './helpers/example-process.js'
+import { runFlow, startExample, statuses } from './helpers/example-process.js'
 
 // Seed 1's "combining methods" as a real process over real HTTP: any-of, roles, mode 'all',
 // API keys in the header and in the query string.
@@ -9,8 +9,10 @@ const ALICE_KEY = 'abc123def456'
 const BOB_KEY = 'ghi789jkl012'
 
 t.test('examples/combined over real HTTP', async (t) => {
-  const { base, curl } = await startExample(t, 'combined')
-  t.match(curl, /^curl -s -H 'X-API-Key: abc123def456' http:\/\/127\.0\.0\.1:\d+\/me$/, 'prints a ready curl line')
+  const { base, curl, flow } = await startExample(t, 'combined')
+  t.match(curl, /^curl -s -H 'X-API-Key: abc123def456' http:\/\/127\.0\.0\.1:\d+\/me -w ' HTTP %\{http_code\}\\n'$/, 'prints a ready curl line')
+  const out = await runFlow(flow, process.cwd())
+  t.same(statuses(out), [200, 200, 403, 200], 'the printed curl lines, run as printed: /me, /data?api_key=, bob on /admin, /transfer')
   const call = async (path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<{ status: number, body: any, challenge: string | null }> => {
     const res = await fetch(base + path, { method, headers })
     return { status: res.status, body: await res.json(), challenge: res.headers.get('www-authenticate') }

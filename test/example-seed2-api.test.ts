@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { Validator } from '@seriousme/openapi-schema-validator'
-import { startExample } from './helpers/example-process.js'
+import { runFlow, startExample, statuses } from './helpers/example-process.js'
 
 // Seed 2's API as a user runs it: one process, a real SQLite file, real HTTP.
 
@@ -16,8 +16,11 @@ t.test('examples/seed2-api over real HTTP', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'seed2-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const dbFile = join(dir, 'users.sqlite')
-  const { base, curl, stdout } = await startExample(t, 'seed2-api', { DB_FILE: dbFile, JWT_SECRET: '' })
-  t.match(curl, /^curl -s -u alice@example\.com:wonderland -X POST http:\/\/127\.0\.0\.1:\d+\/api\/v1\/tokens\/$/, 'prints a ready curl line')
+  const { base, flow, stdout } = await startExample(t, 'seed2-api', { DB_FILE: dbFile, JWT_SECRET: '' })
+  t.match(flow, /^TOKEN=\$\(curl -s -u alice@example\.com:wonderland -X POST http:\/\/127\.0\.0\.1:\d+\/api\/v1\/tokens\/ \| sed /m, 'prints the token request')
+  const out = await runFlow(flow, dir)
+  t.same(statuses(out), [200, 200, 403], 'the printed curl lines, run as printed: token as Basic user name, as Bearer; bob unconfirmed')
+  t.match(out, /^eyJ[\w-]+\.[\w-]+\.[\w-]+$/m, 'the token, extracted by the printed sed')
   t.match(stdout, `created and seeded ${dbFile}`, 'the database is created on first start')
 
   // The database is a real SQLite file holding argon2id hashes, never passwords.

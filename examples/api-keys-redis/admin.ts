@@ -1,23 +1,35 @@
-// Admin script: issue, list, rotate and revoke API keys.
+// Admin script: issue, list, rotate and revoke API keys, in the Redis the server reads.
 //
-//   npx tsx examples/api-keys-redis/admin.ts issue alice --scopes orders:read --env live --rate 100
-//   npx tsx examples/api-keys-redis/admin.ts list
-//   npx tsx examples/api-keys-redis/admin.ts rotate <id> --grace 3600
-//   npx tsx examples/api-keys-redis/admin.ts revoke <id>
+//   REDIS_URL=redis://… npx tsx examples/api-keys-redis/admin.ts issue alice --scopes orders:read --env live --rate 100
+//   REDIS_URL=redis://… npx tsx examples/api-keys-redis/admin.ts list
+//   REDIS_URL=redis://… npx tsx examples/api-keys-redis/admin.ts rotate <id> --grace 3600
+//   REDIS_URL=redis://… npx tsx examples/api-keys-redis/admin.ts revoke <id>
 //
-// Records go to Redis when REDIS_URL is set, else to the file in KEYS_FILE (default ./api-keys.json).
+// REDIS_URL is required and must be the server's: the server prints the line to copy when it
+// starts (its own throwaway redis-server's address, when it was not given one).
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
 import { generateApiKey, rotateApiKey } from '../../src/index.js'
-import { fileKeys, redisKeys } from './keys.js'
+import { redisKeys, SetupError } from './keys.js'
 import type { KeyRepository, StoredKey } from './keys.js'
 
 const PREFIX = 'demo'
 
-export function openRepository (): KeyRepository {
-  if (process.env.REDIS_URL) return redisKeys(new Redis(process.env.REDIS_URL, { maxRetriesPerRequest: 1 }))
-  return fileKeys(process.env.KEYS_FILE ?? 'api-keys.json')
+export async function openRepository (redisUrl = process.env.REDIS_URL): Promise<KeyRepository> {
+  if (redisUrl === undefined || redisUrl === '') {
+    throw new SetupError('needs REDIS_URL, the Redis the server uses: start the server (npm run example -- api-keys-redis) and copy the REDIS_URL=… line it prints')
+  }
+  const client = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null })
+  let lastError: Error | undefined
+  client.on('error', (err: Error) => { lastError = err }) // the failed connect() below says it, once
+  try {
+    await client.connect()
+  } catch (err) {
+    client.disconnect()
+    throw new SetupError(`cannot reach Redis at REDIS_URL=${redisUrl} (${(lastError ?? err as Error).message})`)
+  }
+  return redisKeys(client)
 }
 
 export async function issueKey (repo: KeyRepository, user: string, options: { environment?: string, scopes?: string[], rate?: number, expiresInDays?: number } = {}): Promise<{ key: string, record: StoredKey }> {
@@ -52,7 +64,7 @@ async function main (): Promise<void> {
     }
   })
   const [command, arg] = positionals
-  const repo = openRepository()
+  const repo = await openRepository()
   const print = (value: unknown, text: string): void => { console.log(values.json ? JSON.stringify(value) : text) }
   try {
     switch (command) {
@@ -100,5 +112,5 @@ async function main (): Promise<void> {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((err: Error) => { console.error(err.message); process.exitCode = 1 })
+  main().catch((err: Error) => { console.error(`admin.ts: ${err.message}`); process.exitCode = 1 })
 }

@@ -1,9 +1,11 @@
-// Where the example keeps its API-key records: Redis (one JSON value per key id, under
-// "example:apikey:<id>", plus a set of ids) or a JSON file. Records hold the SHA-256 hash,
-// never the key.
-import { readFile, writeFile, rename } from 'node:fs/promises'
-import { Redis } from 'ioredis'
+// Where the example keeps its API-key records: Redis, one JSON value per key id under
+// "example:apikey:<id>", plus a set of ids. The server and admin.ts both use it, through the same
+// REDIS_URL. Records hold the SHA-256 hash, never the key.
+import type { Redis } from 'ioredis'
 import type { ApiKeyRecord } from '../../src/index.js'
+
+/** A setup failure for the person at the terminal (no Redis, wrong REDIS_URL): printed as one line, without a stack. */
+export class SetupError extends Error {}
 
 export interface User { id: string }
 
@@ -37,28 +39,5 @@ export function redisKeys (client: Redis, prefix = 'example:apikey:'): KeyReposi
       return values.flatMap((v) => v === null ? [] : [JSON.parse(v) as StoredKey])
     },
     async close () { client.disconnect() }
-  }
-}
-
-export function fileKeys (path: string): KeyRepository {
-  const load = async (): Promise<Record<string, StoredKey>> => {
-    try {
-      return JSON.parse(await readFile(path, 'utf8'))
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {}
-      throw err
-    }
-  }
-  return {
-    async get (id) { return (await load())[id] ?? null },
-    async put (record) {
-      const all = await load()
-      all[record.id] = record
-      // Write then rename: a crash never leaves a half-written keys file.
-      await writeFile(path + '.tmp', JSON.stringify(all, null, 2) + '\n', { mode: 0o600 })
-      await rename(path + '.tmp', path)
-    },
-    async list () { return Object.values(await load()) },
-    async close () {}
   }
 }

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process'
 import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
+import { SetupError } from './keys.js'
 
 async function freePort (): Promise<number> {
   return await new Promise((resolve, reject) => {
@@ -18,8 +19,11 @@ export async function startLocalRedis (): Promise<{ url: string, stop: () => voi
   const port = await freePort()
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
   const failed = new Promise<never>((_resolve, reject) => {
-    child.once('error', (err) => reject(new Error(`could not start redis-server (${err.message}); install it (apt-get install -y redis-server) or set REDIS_URL`)))
+    child.once('error', (err) => reject(new SetupError((err as NodeJS.ErrnoException).code === 'ENOENT'
+      ? 'needs Redis, and redis-server is not installed: install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or set REDIS_URL=redis://host:port to use a running Redis'
+      : `could not start redis-server (${err.message}); install it (apt-get install redis-server) or set REDIS_URL=redis://host:port`)))
   })
+  failed.catch(() => {}) // raced below; never an unhandled rejection
   const url = `redis://127.0.0.1:${port}`
   const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
   probe.on('error', () => {})
@@ -29,7 +33,7 @@ export async function startLocalRedis (): Promise<{ url: string, stop: () => voi
       if (up) break
       await sleep(50)
     }
-    await probe.ping()
+    await probe.ping().catch((err: Error) => { throw new SetupError(`redis-server did not answer in 10 s (${err.message}); set REDIS_URL=redis://host:port to use a running Redis`) })
   } finally {
     probe.disconnect()
   }

@@ -1,21 +1,31 @@
 // An API that authenticates with API keys kept in Redis, with per-key rate limits.
 //
-//   npx tsx examples/api-keys-redis/server.ts
+//   npm run example -- api-keys-redis     (or: npx tsx examples/api-keys-redis/server.ts)
 //
-// Uses REDIS_URL when set, else starts its own local redis-server. Prints a ready curl line.
-// Manage keys with admin.ts against the same REDIS_URL (the server prints it).
+// Uses REDIS_URL when set, else starts its own throwaway redis-server. Prints the REDIS_URL for
+// admin.ts (which manages keys in that same Redis) and the curl lines to try.
 import Fastify from 'fastify'
 import multiauth, { RedisStore } from '../../src/index.js'
-import { issueKey } from './admin.js'
-import { redisKeys } from './keys.js'
+import { issueKey, openRepository } from './admin.js'
+import { redisKeys, SetupError } from './keys.js'
 import { startLocalRedis } from './local-redis.js'
 
-const local = process.env.REDIS_URL ? undefined : await startLocalRedis()
-const redisUrl = process.env.REDIS_URL ?? (local as { url: string }).url
+/** No Redis is a setup problem, not a bug: one line on stderr saying what to do, no stack trace. */
+function exitOnSetupError (err: unknown): never {
+  if (!(err instanceof SetupError)) throw err
+  console.error(`api-keys-redis: ${err.message}`)
+  process.exit(1)
+}
+
+const local = process.env.REDIS_URL ? undefined : await startLocalRedis().catch(exitOnSetupError)
+const redisUrl = process.env.REDIS_URL || (local as { url: string }).url
+// Reachable? Asked once with a client that does not retry, so a wrong REDIS_URL is one clear line.
+const hint = process.env.REDIS_URL ? '; start that Redis, fix REDIS_URL, or unset it to let the example start its own redis-server' : ''
+await (await openRepository(redisUrl).catch((err: unknown) => exitOnSetupError(err instanceof SetupError ? new SetupError(err.message + hint) : err))).close()
 const store = new RedisStore({ connection: redisUrl, commandTimeout: 500 })
 const keys = redisKeys(store.client)
 
-const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'warn', redact: ['req.headers["x-api-key"]'] } })
+const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'warn' } }) // the plugin keeps keys out of the logs
 
 await app.register(multiauth, {
   realm: 'orders-api',
@@ -50,6 +60,16 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => 
 
 const address = await app.listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' })
 const { key } = await issueKey(keys, 'demo-user', { scopes: ['orders:read'] })
+const admin = `REDIS_URL=${redisUrl} npx tsx examples/api-keys-redis/admin.ts`
 console.log(`REDIS_URL=${redisUrl}`)
-console.log(`listening on ${address}; a demo key was issued for demo-user. Try:`)
-console.log(`curl -H 'X-API-Key: ${key}' ${address}/orders`)
+console.log(`listening on ${address}; keys live in the Redis above (manage them with: ${admin} issue|list|rotate|revoke).`)
+console.log('Try it with curl: a demo key for demo-user was issued (shown once); paste these lines into a shell:')
+console.log(`KEY=${key}`)
+console.log(`curl -s ${address}/orders -H "X-API-Key: $KEY" -w ' HTTP %{http_code}\\n'`)
+console.log('# no key: 401 with a challenge that names the header')
+console.log(`curl -s -i ${address}/orders; echo`)
+console.log('# issue a key without the orders:read scope with the admin script (same Redis): /me works, /orders is 403')
+console.log(`OTHER=$(${admin} issue carol --json | sed -E 's/.*"key":"([^"]+)".*/\\1/')`)
+console.log(`curl -s ${address}/me -H "X-API-Key: $OTHER" -w ' HTTP %{http_code}\\n'`)
+console.log(`curl -s ${address}/orders -H "X-API-Key: $OTHER" -w ' HTTP %{http_code}\\n'`)
+console.log()

@@ -35,5 +35,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => { app.close().then(() => process.exit(0), () => process.exit(1)) })
 }
 const address = await app.listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' })
-console.log(`basic-hashed example on ${address} (john / hello, susan / bye). Try:`)
-console.log(`curl -s -u john:hello ${address}/`)
+console.log(`basic-hashed example on ${address} (john / hello, susan / bye). Try it with curl:`)
+console.log(`curl -s -u john:hello ${address}/ -w ' HTTP %{http_code}\\n'`)
+console.log(`curl -s -u john:bye ${address}/ -w ' HTTP %{http_code}\\n'`)
+console.log()

@@ -24,7 +24,8 @@ const accounts = new Map<string, { user: User, passwordHash: string }>([
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('base64url')
 const apiKeys = new Map<string, string>([[sha256('abc123def456'), 'alice'], [sha256('ghi789jkl012'), 'bob']])
 
-const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'warn', redact: ['req.headers["x-api-key"]', 'req.headers.authorization'] } })
+// No `redact` needed for credentials: the plugin keeps keys, tokens and passwords out of the logs.
+const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'warn' } })
 
 await app.register(multiauth, {
   realm: 'combined',
@@ -76,8 +77,12 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => { app.close().then(() => process.exit(0), () => process.exit(1)) })
 }
 const address = await app.listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' })
-console.log(`combined example on ${address} (alice / wonderland is admin, bob / builder is not; API keys abc123def456 → alice, ghi789jkl012 → bob). Try:`)
-console.log(`curl -s -H 'X-API-Key: abc123def456' ${address}/me`)
-console.log(`  curl -s '${address}/data?api_key=ghi789jkl012'`)
-console.log(`  curl -s -u bob:builder ${address}/admin`)
-console.log(`  curl -s -X POST -u alice:wonderland -H 'X-API-Key: abc123def456' ${address}/transfer`)
+console.log(`combined example on ${address} (alice / wonderland is admin, bob / builder is not; API keys abc123def456 → alice, ghi789jkl012 → bob). Try it with curl:`)
+console.log(`curl -s -H 'X-API-Key: abc123def456' ${address}/me -w ' HTTP %{http_code}\\n'`)
+console.log('# seed 1 also takes the key from the query string (the plugin keeps it out of the logs)')
+console.log(`curl -s '${address}/data?api_key=ghi789jkl012' -w ' HTTP %{http_code}\\n'`)
+console.log('# bob is not an admin: 403')
+console.log(`curl -s -u bob:builder ${address}/admin -w ' HTTP %{http_code}\\n'`)
+console.log('# mode all: the key and the password, of the same user')
+console.log(`curl -s -X POST -u alice:wonderland -H 'X-API-Key: abc123def456' ${address}/transfer -w ' HTTP %{http_code}\\n'`)
+console.log()

@@ -147,5 +147,11 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 const address = await app.listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' })
 console.log(`${created ? 'created and seeded' : 'using'} ${dbFile} (alice@example.com / wonderland, confirmed; bob@example.com / builder, unconfirmed)`)
-console.log(`seed 2 API on ${address}; OpenAPI document at ${address}/openapi.json. Try:`)
-console.log(`curl -s -u alice@example.com:wonderland -X POST ${address}/api/v1/tokens/`)
+console.log(`seed 2 API on ${address}; OpenAPI document at ${address}/openapi.json. Try it with curl (paste the lines into a shell):`)
+console.log(`TOKEN=$(curl -s -u alice@example.com:wonderland -X POST ${address}/api/v1/tokens/ | sed -E 's/.*"token":"([^"]+)".*/\\1/'); echo "$TOKEN"`)
+console.log('# seed 2 sends the token as the Basic user name with an empty password; a Bearer header works too')
+console.log(`curl -s -u "$TOKEN:" ${address}/api/v1/users/me -w ' HTTP %{http_code}\\n'`)
+console.log(`curl -s -H "Authorization: Bearer $TOKEN" ${address}/api/v1/users/me -w ' HTTP %{http_code}\\n'`)
+console.log('# bob has not confirmed his account: 403')
+console.log(`curl -s -u bob@example.com:builder ${address}/api/v1/users/me -w ' HTTP %{http_code}\\n'`)
+console.log()

@@ -1,6 +1,7 @@
 // Cookie sessions with a login form, a protected page and logout, stored in Redis.
-// Run: npx tsx examples/sessions/server.ts   (REDIS_URL=redis://… to use your Redis;
-// otherwise a throwaway local redis-server is started, or memory if there is none).
+// Run: npm run example -- sessions   (REDIS_URL=redis://… to use your Redis; otherwise a
+// throwaway local redis-server is started, or memory if there is none). It prints the flow as
+// curl lines with a cookie jar, the way a browser would do it.
 import { pathToFileURL } from 'node:url'
 import Fastify from 'fastify'
 import type { FastifyError, FastifyInstance } from 'fastify'
@@ -29,7 +30,7 @@ export async function start (options: { port?: number, redisUrl?: string } = {})
   ])
   const cleanup: Array<() => Promise<void>> = []
   let store: MultiauthStore
-  const redisUrl = options.redisUrl ?? process.env.REDIS_URL
+  const redisUrl = options.redisUrl ?? (process.env.REDIS_URL || undefined)
   if (redisUrl !== undefined) {
     store = new RedisStore({ connection: redisUrl })
   } else if (redisAvailable) {
@@ -103,9 +104,28 @@ export async function start (options: { port?: number, redisUrl?: string } = {})
   }
 }
 
+/** The flow a browser goes through, as curl lines with a cookie jar (a file named `jar`). */
+export function curlFlow (url: string): string[] {
+  const status = "-o /dev/null -w 'HTTP %{http_code}\\n'"
+  return [
+    '# 1. Sign in: the form posts user name and password; the session cookie lands in the cookie jar',
+    `curl -s -c jar -b jar -X POST ${url}/login -d 'username=alice&password=wonderland' -o /dev/null -w 'HTTP %{http_code} -> %{redirect_url}\\n'`,
+    '# 2. The protected page, with the session cookie',
+    `curl -s -c jar -b jar ${url}/private -w '\\nHTTP %{http_code}\\n'`,
+    '# 3. Log out: a POST needs an Origin header naming this site (the CSRF check refuses it without one: 403)',
+    `curl -s -b jar -X POST ${url}/logout ${status}`,
+    `curl -s -b jar -X POST ${url}/logout -H 'Origin: ${url}' -o /dev/null -w 'HTTP %{http_code} -> %{redirect_url}\\n'`,
+    '# 4. The session is gone on the server, not only from the jar (logout ran without -c, so the jar still has the old cookie): 401',
+    `curl -s -b jar ${url}/private ${status}`
+  ]
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const server = await start()
-  console.log(`Sessions example on ${server.url}/ — sign in as alice / wonderland`)
+  console.log(`Sessions example on ${server.url}/ — open it in a browser and sign in as alice / wonderland.`)
+  console.log('Or with curl: paste these lines, in order, into a shell (they keep cookies in a file named jar):')
+  for (const line of curlFlow(server.url)) console.log(line)
+  console.log()
   const stop = (): void => { server.close().then(() => process.exit(0), () => process.exit(1)) }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)

@@ -2,7 +2,8 @@
 //   seed 1 (flask-jwt-extended): POST /login with JSON credentials → access token; GET /protected needs Bearer.
 //   seed 2 (Flask-HTTPAuth):     POST /api/v1/tokens/ with Basic → { token, expiration: 3600 }; a token
 //                                 cannot mint a token; Basic "<token>:" (empty password) is a token.
-// Run: npx tsx examples/tokens/server.ts   (PORT and JWT_SECRET are read from the environment)
+// Run: npm run example -- tokens   (PORT and JWT_SECRET are read from the environment). It prints
+// the whole flow as curl lines: log in, call, refresh, reuse of a spent refresh token (refused), log out.
 import { randomBytes } from 'node:crypto'
 import Fastify from 'fastify'
 import multiauth, { hashPassword, verifyPassword } from '../../src/index.js'
@@ -16,7 +17,7 @@ const users = new Map<string, User>([
 const byId = (id: string): User | undefined => [...users.values()].find((u) => u.id === id)
 
 // A real deployment sets JWT_SECRET (at least 32 bytes) so tokens survive restarts and work on every instance.
-const secret = process.env.JWT_SECRET ?? randomBytes(32).toString('base64url')
+const secret = process.env.JWT_SECRET || randomBytes(32).toString('base64url')
 
 const app = Fastify({ logger: { level: 'warn' } })
 
@@ -74,5 +75,22 @@ app.get('/protected', { onRequest: app.authGuard(['token', 'basic']) }, async (r
 }))
 
 const address = await app.listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' })
-console.log(`fastify-multiauth tokens example listening on ${address}`)
-console.log(`try: curl -s -u alice@example.com:wonderland -X POST ${address}/api/v1/tokens/`)
+const json = 'content-type: application/json'
+const field = (name: string): string => `sed -E 's/.*"${name}":"([^"]+)".*/\\1/'`
+console.log(`fastify-multiauth tokens example listening on ${address} (user alice@example.com, password wonderland)`)
+console.log('The whole flow with curl: paste these lines, in order, into a POSIX shell (sh, bash, zsh):')
+console.log('# 1. Log in (seed 1: JSON credentials): an access token and a refresh token')
+console.log(`TOKENS=$(curl -s -X POST ${address}/login -H '${json}' -d '{"username":"alice@example.com","password":"wonderland"}'); echo "$TOKENS"`)
+console.log(`ACCESS=$(echo "$TOKENS" | ${field('access_token')}); REFRESH=$(echo "$TOKENS" | ${field('refresh_token')})`)
+console.log('# 2. Call a protected route with the access token')
+console.log(`curl -s ${address}/protected -H "Authorization: Bearer $ACCESS" -w ' HTTP %{http_code}\\n'`)
+console.log('# 3. Refresh: a new pair of tokens; the refresh token just used is now spent')
+console.log(`curl -s -X POST ${address}/api/v1/tokens/refresh -H '${json}' -d "{\\"refresh_token\\":\\"$REFRESH\\"}" -w ' HTTP %{http_code}\\n'`)
+console.log('# 4. Present the spent refresh token again: refused, and every refresh token of this login is revoked')
+console.log(`curl -s -X POST ${address}/api/v1/tokens/refresh -H '${json}' -d "{\\"refresh_token\\":\\"$REFRESH\\"}" -w ' HTTP %{http_code}\\n'`)
+console.log('# 5. Log out: revoke the access token (204); the next call with it is refused (401)')
+console.log(`curl -s -X POST ${address}/api/v1/tokens/revoke -H "Authorization: Bearer $ACCESS" -w 'HTTP %{http_code}\\n'`)
+console.log(`curl -s ${address}/protected -H "Authorization: Bearer $ACCESS" -w ' HTTP %{http_code}\\n'`)
+console.log('# Seed 2\'s way to a token: Basic on POST /api/v1/tokens/ gives { token, expiration }')
+console.log(`curl -s -u alice@example.com:wonderland -X POST ${address}/api/v1/tokens/ -w ' HTTP %{http_code}\\n'`)
+console.log()

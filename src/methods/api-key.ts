@@ -3,6 +3,7 @@ import { apiKeyId, apiKeyMatches, parseApiKey } from '../api-keys.js'
 import type { ApiKeyRecord } from '../api-keys.js'
 import { BadRequestError, MultiauthOptionError } from '../errors.js'
 import { assertSingleHeader, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../headers.js'
+import { redactCredentialsInLogs } from '../log-redaction.js'
 import { AuthFailure, isThenable } from '../types.js'
 import type { AuthMethod, AuthSuccess, Awaitable, Falsy, MultiauthUser } from '../types.js'
 import { checkFunction, checkKeys, checkObject, checkPositiveInteger, checkQuotable, checkString } from '../validate.js'
@@ -125,21 +126,7 @@ function outcome (user: MultiauthUser | Falsy): AuthSuccess | AuthFailure {
   return user ? { user, method: 'apiKey' } : REFUSED
 }
 
-/** Removes `name` from the query of a URL, for logs. Only runs when a line is logged. */
-export function redactQueryParam (url: string, name: string): string {
-  const q = url.indexOf('?')
-  if (q === -1) return url
-  const kept = url.slice(q + 1).split('&').filter((pair) => {
-    const eq = pair.indexOf('=')
-    const key = eq === -1 ? pair : pair.slice(0, eq)
-    try {
-      return decodeURIComponent(key.replace(/\+/g, ' ')) !== name
-    } catch {
-      return key !== name
-    }
-  })
-  return kept.length === 0 ? url.slice(0, q) : `${url.slice(0, q)}?${kept.join('&')}`
-}
+export { redactQueryParam } from '../log-redaction.js'
 
 export function createApiKeyMethod (raw: unknown, ctx: MethodContext): AuthMethod {
   const options = checkObject(raw, 'apiKey') as unknown as ApiKeyOptions
@@ -204,25 +191,9 @@ export function createApiKeyMethod (raw: unknown, ctx: MethodContext): AuthMetho
       ...(queryName === undefined ? {} : { apiKeyQuery: { type: 'apiKey', in: 'query', name: queryName } as const })
     }),
     setup (app) {
-      if (queryName === undefined) return
-      // Keep the key out of access logs: every route registered after the plugin logs
-      // its URL without the parameter (design: "the plugin's request serializer drops it").
-      app.addHook('onRoute', (route) => {
-        const serializers = route.logSerializers ?? {}
-        if (serializers.req !== undefined) return
-        route.logSerializers = {
-          ...serializers,
-          req (req: FastifyRequest['raw'] & { ip?: string, socket?: { remotePort?: number } }) {
-            return {
-              method: req.method,
-              url: redactQueryParam(req.url ?? '', queryName),
-              host: req.headers?.host,
-              remoteAddress: req.ip ?? req.socket?.remoteAddress,
-              remotePort: req.socket?.remotePort
-            }
-          }
-        }
-      })
+      // The key never reaches the logs: the query parameter is dropped from every logged URL and
+      // message, the header from any logged headers (src/log-redaction.ts).
+      redactCredentialsInLogs(app, { query: queryName, header })
     }
   }
 }

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import type { FastifyRequest } from 'fastify'
 import { attachCredentialCache, VerifiedCredentialCache } from '../credential-cache.js'
 import { cacheOptions } from '../expiring-lru.js'
@@ -42,7 +43,6 @@ const OPTION_KEYS = ['verify', 'findUser', 'onRehash', 'allowToken', 'maxLength'
 // RFC 7617 §2: user-id and password MUST NOT contain control characters (Unicode Cc: C0, DEL, C1).
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
-const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 const EMPTY_USERNAME = new AuthFailure('empty username')
 const UNKNOWN_USER = new AuthFailure('unknown user')
@@ -53,17 +53,20 @@ function verified (user: MultiauthUser | Falsy): AuthSuccess | AuthFailure {
   return user ? { user, method: 'basic' } : REFUSED
 }
 
-/** Decodes `token68` of a Basic Authorization header strictly (RFC 7617 with UTF-8, §2.1). */
+/**
+ * Decodes `token68` of a Basic Authorization header strictly (RFC 7617). The bytes are read as
+ * UTF-8 when they are valid UTF-8 (§2.1, the charset="UTF-8" the challenge announces), else as
+ * ISO-8859-1 (Appendix B: what clients did before charset existed, and what Python `requests`
+ * still sends for a `str` password). A Latin-1 byte sequence that is also valid UTF-8 is read
+ * as UTF-8 — the one ambiguity, which §2.1 settles that way. Control characters are refused
+ * either way.
+ */
 export function decodeBasicCredentials (param: string): BasicCredentials {
   const bytes = Buffer.from(param, 'base64')
   // Node's decoder is lenient (skips junk, ignores padding); only the canonical encoding is accepted.
   if (bytes.length === 0 || bytes.toString('base64') !== param) throw new BadRequestError('invalid base64')
-  let decoded: string
-  try {
-    decoded = utf8.decode(bytes)
-  } catch {
-    throw new BadRequestError('credentials are not valid UTF-8')
-  }
+  // No BOM stripping, no replacement characters: the decode is the exact inverse of the bytes.
+  const decoded = bytes.toString(isUtf8(bytes) ? 'utf8' : 'latin1')
   const colon = decoded.indexOf(':')
   if (colon === -1) throw new BadRequestError('no colon between user-id and password')
   if (CONTROL.test(decoded)) throw new BadRequestError('control character in credentials')

@@ -52,7 +52,9 @@ t.test(`[RFC 7617, RFC 7235, design] ${FUZZ_RUNS} arbitrary requests: 2xx only f
     }
     statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1
     // The oracle, written independently of the code under test.
-    const basicOk = auth !== undefined && /^basic /i.test(auth) && auth.slice(6).trim() === GOOD_BASIC
+    // RFC 9110 §5.5: SP/HTAB around the field value are not part of it; then "basic" 1*SP token68.
+    const field = auth?.replace(/^[ \t]+|[ \t]+$/g, '')
+    const basicOk = field !== undefined && /^basic +/i.test(field) && field.replace(/^basic +/i, '') === GOOD_BASIC
     // inject normalises the URL as WHATWG URL does (drops tabs/newlines, trims, percent-encodes);
     // the oracle looks at the query the server actually receives.
     const search = q === undefined ? '' : new URL(`/r?${q}`, 'http://localhost').search.slice(1)

@@ -22,8 +22,10 @@ const secret = process.env.JWT_SECRET || randomBytes(32).toString('base64url')
 const app = Fastify({ logger: { level: 'warn' } })
 
 // Seed 2's consistent JSON errors: { error: 'unauthorized', message: 'Invalid credentials' }.
-app.setErrorHandler((err: { statusCode?: number, message: string }, _request, reply) => {
+app.setErrorHandler((err: { statusCode?: number, message: string, oauthError?: string }, _request, reply) => {
   const status = err.statusCode ?? 500
+  // The token endpoint (/tokens/refresh, /tokens/revoke) keeps the RFC 6749 error body OAuth clients read.
+  if (err.oauthError !== undefined) return reply.code(status).send({ error: err.oauthError, error_description: err.message })
   const error = status === 401 ? 'unauthorized' : status === 403 ? 'forbidden' : status < 500 ? 'bad request' : 'internal error'
   return reply.code(status).send({ error, message: status < 500 ? err.message : 'Internal server error' })
 })
@@ -86,9 +88,9 @@ console.log('# 2. Call a protected route with the access token')
 console.log(`curl -s ${address}/protected -H "Authorization: Bearer $ACCESS" -w ' HTTP %{http_code}\\n'`)
 console.log('# 3. Refresh: a new pair of tokens; the refresh token just used is now spent')
 console.log(`curl -s -X POST ${address}/api/v1/tokens/refresh -H '${json}' -d "{\\"refresh_token\\":\\"$REFRESH\\"}" -w ' HTTP %{http_code}\\n'`)
-console.log('# 4. Present the spent refresh token again: refused, and every refresh token of this login is revoked')
+console.log('# 4. Present the spent refresh token again: refused (400 invalid_grant), and every refresh token of this login is revoked')
 console.log(`curl -s -X POST ${address}/api/v1/tokens/refresh -H '${json}' -d "{\\"refresh_token\\":\\"$REFRESH\\"}" -w ' HTTP %{http_code}\\n'`)
-console.log('# 5. Log out: revoke the access token (204); the next call with it is refused (401)')
+console.log('# 5. Log out: revoke the access token (200); the next call with it is refused (401)')
 console.log(`curl -s -X POST ${address}/api/v1/tokens/revoke -H "Authorization: Bearer $ACCESS" -w 'HTTP %{http_code}\\n'`)
 console.log(`curl -s ${address}/protected -H "Authorization: Bearer $ACCESS" -w ' HTTP %{http_code}\\n'`)
 console.log('# Seed 2\'s way to a token: Basic on POST /api/v1/tokens/ gives { token, expiration }')

@@ -5,7 +5,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import querystring from 'fast-querystring'
 import { buildApp } from '../helpers/app.js'
-import { FUZZ_RUNS, fuzzParams } from '../helpers/security.js'
+import { COVERAGE, FUZZ_RUNS, fuzzParams } from '../helpers/security.js'
 
 const USER = 'alice'
 const PASSWORD = 'pa:ss'
@@ -66,5 +66,5 @@ t.test(`[RFC 7617, RFC 7235, design] ${FUZZ_RUNS} arbitrary requests: 2xx only f
     return res.statusCode === 400 || res.statusCode === 401
   }), fuzzParams(t))
   t.comment(`statuses: ${JSON.stringify(statuses)}; callbacks called ${verified} times`)
-  t.ok((statuses[200] ?? 0) > 0 && (statuses[400] ?? 0) > 0 && (statuses[401] ?? 0) > 0, 'all three outcomes were exercised')
+  t.ok((statuses[200] ?? 0) > 0 && (statuses[400] ?? 0) > 0 && (statuses[401] ?? 0) > 0, 'all three outcomes were exercised', COVERAGE)
 })

@@ -35,6 +35,14 @@ if (FUZZ_SEED >= 2 ** 31) throw new Error(`FUZZ_SEED must fit in 32 bits, got ${
 fc.configureGlobal({ ...fc.readConfigureGlobal(), seed: FUZZ_SEED })
 
 /**
+ * Timeout for a whole fuzz test file, to pass to the root `t.setTimeout()`: its run time grows
+ * with FUZZ_RUNS, so the suite's 120 s per file does not fit `FUZZ_RUNS=50000`, nor 10,000 on a
+ * loaded machine (fuzz-methods, 5 properties: ~25 s idle, 78 s measured on a loaded two-core
+ * machine). 120 s + 20 ms per run: 320 s at the default, four times the loaded figure.
+ */
+export const FUZZ_FILE_TIMEOUT_MS = 120_000 + FUZZ_RUNS * 20
+
+/**
  * Whether to check that the generators reached each outcome (a valid key, a 400, a 200...).
  * Those counts are random unless FUZZ_SEED is set; at 1,000 runs or more the rarest one
  * (a 400 in the bearer-token property, about 1.8 % of runs) is expected 18+ times, so

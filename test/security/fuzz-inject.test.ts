@@ -5,7 +5,9 @@ import t from 'tap'
 import fc from 'fast-check'
 import querystring from 'fast-querystring'
 import { buildApp } from '../helpers/app.js'
-import { COVERAGE, FUZZ_RUNS, fuzzParams } from '../helpers/security.js'
+import { COVERAGE, FUZZ_FILE_TIMEOUT_MS, FUZZ_RUNS, fuzzParams } from '../helpers/security.js'
+
+t.setTimeout(FUZZ_FILE_TIMEOUT_MS) // scales with FUZZ_RUNS (see the helper)
 
 const USER = 'alice'
 const PASSWORD = 'pa:ss'

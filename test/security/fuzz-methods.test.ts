@@ -13,9 +13,11 @@ import { API_KEY_MAX_LENGTH } from '../../src/api-keys.js'
 import type { ApiKeyRecord } from '../../src/index.js'
 import { createTokenMethod } from '../../src/methods/token.js'
 import { buildApp } from '../helpers/app.js'
-import { COVERAGE, FUZZ_RUNS, fuzzParams } from '../helpers/security.js'
+import { COVERAGE, FUZZ_FILE_TIMEOUT_MS, FUZZ_RUNS, fuzzParams } from '../helpers/security.js'
 import { bearer, claimsFor, handMadeJwt, SECRET, tokenApp } from '../helpers/tokens.js'
 import { cookieFrom, sessionApp } from '../helpers/session-app.js'
+
+t.setTimeout(FUZZ_FILE_TIMEOUT_MS) // scales with FUZZ_RUNS (see the helper)
 
 const SLOW_MS = 2000
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'

@@ -11,7 +11,9 @@ import { authorizationParam } from '../../src/headers.js'
 import { decodeBasicCredentials } from '../../src/methods/basic.js'
 import { createApiKeyMethod, redactQueryParam } from '../../src/methods/api-key.js'
 import { MemoryStore } from '../../src/stores/memory.js'
-import { COVERAGE, FUZZ_RUNS, fuzzParams } from '../helpers/security.js'
+import { COVERAGE, FUZZ_FILE_TIMEOUT_MS, FUZZ_RUNS, fuzzParams } from '../helpers/security.js'
+
+t.setTimeout(FUZZ_FILE_TIMEOUT_MS) // scales with FUZZ_RUNS (see the helper)
 
 // eslint-disable-next-line no-control-regex
 const CONTROL_CC = /[\u0000-\u001f\u007f-\u009f]/

@@ -6,11 +6,9 @@ import { isUtf8 } from 'node:buffer'
 import { BadRequestError, hashPassword } from '../src/index.js'
 import { decodeBasicCredentials } from '../src/methods/basic.js'
 import { buildApp } from './helpers/app.js'
+import { COVERAGE, FUZZ_RUNS, fuzzParams } from './helpers/security.js'
 import { SECRET } from './helpers/tokens.js'
 
-const FUZZ_RUNS = Number(process.env.FUZZ_RUNS ?? 10_000)
-// Printed so that a failure can be replayed: FUZZ_SEED=<seed> npx tap test/basic-charset.test.ts
-const FUZZ_SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31))
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
@@ -23,11 +21,10 @@ const text = (unit: fc.Arbitrary<string> | 'grapheme' | 'binary', maxLength = 24
 const latin1Char = fc.oneof(fc.integer({ min: 0x20, max: 0x7e }), fc.integer({ min: 0xa0, max: 0xff })).map((c) => String.fromCharCode(c))
 
 t.test('property: UTF-8 credentials decode to themselves; ISO-8859-1 ones too whenever their bytes are not UTF-8', async (t) => {
-  t.comment(`fast-check seed ${FUZZ_SEED}, ${FUZZ_RUNS} runs; replay: FUZZ_SEED=${FUZZ_SEED} npx tap test/basic-charset.test.ts`)
   fc.assert(fc.property(text('binary').map((s) => s.replace(/:/g, '')), text('binary'), (username, password) => {
     const decoded = decodeBasicCredentials(b64(Buffer.from(`${username}:${password}`, 'utf8')))
     return decoded.username === username && decoded.password === password
-  }), { seed: FUZZ_SEED, numRuns: FUZZ_RUNS })
+  }), fuzzParams(t))
 
   let latin1 = 0
   let ambiguous = 0
@@ -43,8 +40,8 @@ t.test('property: UTF-8 credentials decode to themselves; ISO-8859-1 ones too wh
     if (/[^\x20-\x7e]/.test(username + password)) ambiguous++
     const asUtf8 = bytes.toString('utf8')
     return `${decoded.username}:${decoded.password}` === asUtf8
-  }), { seed: FUZZ_SEED, numRuns: FUZZ_RUNS })
-  t.ok(latin1 > FUZZ_RUNS / 4, `non-UTF-8 ISO-8859-1 inputs were generated (${latin1}); ${ambiguous} were also valid UTF-8`)
+  }), fuzzParams(t))
+  t.ok(latin1 > FUZZ_RUNS / 4, `non-UTF-8 ISO-8859-1 inputs were generated (${latin1}); ${ambiguous} were also valid UTF-8`, COVERAGE)
 })
 
 t.test('the ambiguity, pinned: ISO-8859-1 bytes that are valid UTF-8 are read as UTF-8', async (t) => {

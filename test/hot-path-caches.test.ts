@@ -170,15 +170,22 @@ t.test('token.cache: a cached token skips the signature check, but revocation, "
   t.equal((await app.inject({ url: '/', headers: bearer(cy) })).statusCode, 401, 'lookup runs for a cached token: a deleted user is refused')
 })
 
-t.test('token.cache: an entry never outlives the token (exp + clock tolerance)', async (t) => {
+t.test('token.cache: an entry never outlives the token (exp + clock tolerance) (pinned clock)', async (t) => {
+  // Date.now pinned before the app exists, so issuing, verifying and the cache's own clock
+  // (captured at construction) all read it: no sleeping across a second boundary.
+  const realNow = Date.now
+  let now = 1_900_000_000_000 // the start of a whole second
+  Date.now = () => now
+  t.teardown(() => { Date.now = realNow })
   const users = new Set(['ann'])
   const app = await tokenCacheApp(t, { cache: { ttl: 60_000 }, expiresIn: 1, clockTolerance: 0, revocation: false }, users)
-  // exp is whole seconds (iat + 1): issue at the start of a second, so the token is valid for most of one.
-  await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5))
   const { token } = await app.authTokens.issue({ id: 'ann' })
   const exp = JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()).exp as number
+  t.equal(exp, 1_900_000_001, 'exp = iat + 1 s')
   t.equal((await app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })).statusCode, 200, 'accepted (and cached) while valid')
-  await new Promise((resolve) => setTimeout(resolve, exp * 1000 - Date.now() + 50))
+  now = exp * 1000 - 1
+  t.equal((await app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })).statusCode, 200, 'still accepted 1 ms before exp')
+  now = exp * 1000 + 1
   const late = await app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
   t.equal(late.statusCode, 401, 'refused once expired, although the cache TTL is a minute')
   t.match(late.headers['www-authenticate'], /error="invalid_token"/)

@@ -3,6 +3,7 @@ import fc from 'fast-check'
 import { MemoryStore, SessionStoreAdapter } from '../src/index.js'
 import type { MultiauthStore } from '../src/index.js'
 import { cookieFrom, sessionApp } from './helpers/session-app.js'
+import { fuzzParams } from './helpers/security.js'
 
 // With the in-process MemoryStore, SessionStoreAdapter keeps sessions as snapshots instead of
 // JSON text. Whatever a session holds, what comes back must be exactly what the JSON path (the
@@ -51,7 +52,7 @@ t.test('snapshot path and JSON path give back the same session, for arbitrary se
       // Dates become strings on the JSON path: compare both as JSON would see them.
       return JSON.stringify(a) === JSON.stringify(b)
     }
-  ), { numRuns: 500 })
+  ), fuzzParams(t, 500))
   t.equal(compared, 500, '500 sessions compared')
 })
 

@@ -12,13 +12,18 @@ import { authorizationParam } from '../../src/headers.js'
 import { decodeBasicCredentials } from '../../src/methods/basic.js'
 import { createApiKeyMethod, redactQueryParam } from '../../src/methods/api-key.js'
 import { MemoryStore } from '../../src/stores/memory.js'
-import { FUZZ_RUNS } from '../helpers/security.js'
+import { COVERAGE, FUZZ_FILE_TIMEOUT_MS, FUZZ_RUNS, fuzzParams } from '../helpers/security.js'
+
+t.setTimeout(FUZZ_FILE_TIMEOUT_MS) // scales with FUZZ_RUNS (see the helper)
 
 // eslint-disable-next-line no-control-regex
 const CONTROL_CC = /[\u0000-\u001f\u007f-\u009f]/
 const SLOW_MS = 2000 // generous: a GC pause on a loaded machine is not a hang; catastrophic backtracking would be far slower
 
 const REJECTED = Symbol('BadRequestError')
+
+/** `s` with A-Z folded to a-z and nothing else: auth schemes are ASCII tokens (RFC 7235 §2.1), no Unicode case mapping. */
+const asciiLower = (s: string): string => s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32))
 
 /** Calls `fn`, returning its value or REJECTED when it threw a BadRequestError; any other throw fails the property. Tracks the slowest call. */
 function outcome<T> (fn: () => T, stats: { slowest: number }): T | typeof REJECTED {
@@ -61,8 +66,8 @@ t.test(`[RFC 7617 §2] decodeBasicCredentials: ${FUZZ_RUNS} arbitrary inputs →
     const charset = isUtf8(Buffer.from(param, 'base64')) ? 'utf8' : 'latin1'
     if (Buffer.from(`${r.username}:${r.password}`, charset).toString('base64') !== param) return false
     return !r.username.includes(':') && !CONTROL_CC.test(r.username) && !CONTROL_CC.test(r.password)
-  }), { numRuns: FUZZ_RUNS })
-  t.ok(decoded > FUZZ_RUNS / 20, `the generator reaches successful decodes too (${decoded})`)
+  }), fuzzParams(t))
+  t.ok(decoded > FUZZ_RUNS / 20, `the generator reaches successful decodes too (${decoded})`, COVERAGE)
   t.ok(stats.slowest < SLOW_MS, `slowest call ${stats.slowest.toFixed(2)} ms`)
 })
 
@@ -79,13 +84,13 @@ t.test(`[RFC 7235 §2.1] authorizationParam: ${FUZZ_RUNS} arbitrary headers → 
     const r = outcome(() => authorizationParam(fakeRequest({ authorization: value }, raw), 'basic', maxLength), stats)
     // RFC 9110 §5.5: SP/HTAB around a field value are not part of it; then "basic" 1*SP token68.
     const field = value.replace(/^[ \t]+|[ \t]+$/g, '')
-    const ours = field.slice(0, 6).toLowerCase() === 'basic '
+    const ours = asciiLower(field.slice(0, 6)) === 'basic '
     const token = field.slice(6).replace(/^ +/, '')
-    if (r === REJECTED) return (ours && (repeated || value.length > maxLength || !/^[A-Za-z0-9\-._~+/]+=*$/.test(token))) || field.toLowerCase() === 'basic'
+    if (r === REJECTED) return (ours && (repeated || value.length > maxLength || !/^[A-Za-z0-9\-._~+/]+=*$/.test(token))) || asciiLower(field) === 'basic'
     if (r === undefined) return !ours
     // Credentials are returned only for our scheme, within the limit, from a single header.
     return ours && !repeated && value.length <= maxLength && r === token
-  }), { numRuns: FUZZ_RUNS })
+  }), fuzzParams(t))
   t.ok(stats.slowest < SLOW_MS, `slowest call ${stats.slowest.toFixed(2)} ms`)
 })
 
@@ -104,7 +109,7 @@ t.test(`[design: API-key extraction] header/query extraction: ${FUZZ_RUNS} arbit
     const valid = single !== undefined && single.length > 0 && single.length <= 64 && !/[\u0000-\u001f\u007f]/.test(single) // eslint-disable-line no-control-regex
     if (r === REJECTED) return !valid
     return valid && r === single
-  }), { numRuns: FUZZ_RUNS })
+  }), fuzzParams(t))
   t.ok(stats.slowest < SLOW_MS, `slowest call ${stats.slowest.toFixed(2)} ms`)
 })
 
@@ -129,6 +134,6 @@ t.test(`[ASVS 4.0.3 V7.1.1] redactQueryParam: ${FUZZ_RUNS} arbitrary URLs → th
     const before = u.indexOf('?') === -1 ? {} : querystring.parse(u.slice(u.indexOf('?') + 1))
     delete (before as Record<string, unknown>)[NAME]
     return JSON.stringify(Object.entries(before).sort()) === JSON.stringify(Object.entries(after).sort()) && r.startsWith(u.split('?')[0] as string)
-  }), { numRuns: FUZZ_RUNS })
+  }), fuzzParams(t))
   t.ok(stats.slowest < SLOW_MS, `slowest call ${stats.slowest.toFixed(2)} ms`)
 })

@@ -22,6 +22,7 @@ import { MemoryStore } from './stores/memory.js'
 import type { MultiauthStore } from './stores/types.js'
 import type { AuthInfo, AuthMethod, GuardSpec, MethodName, MultiauthUser } from './types.js'
 import { checkFunction, checkKeys, checkObject, checkQuotable, checkString, isPlainObject } from './validate.js'
+import { warnUnsafeOptions } from './warnings.js'
 
 export interface MultiauthOptions {
   /** Realm in every challenge. Default `"api"`. */
@@ -141,6 +142,8 @@ async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<
   // Security requirements and schemes in @fastify/swagger's document, when the application has it.
   setupOpenApi(app, methods)
   for (const method of methods.values()) await method.setup?.(app)
+  // Last: only a configuration that registered without an error is worth a warning.
+  warnUnsafeOptions(app, options, timeoutMs)
 }
 
 export const fastifyMultiauth = fp(multiauth, {

@@ -353,7 +353,7 @@ function inspectApplicationSession (app: FastifyInstance): void {
   if (overHttps.secure !== true) FSTMA001('@fastify/session cookie.secure: false')
   else if (applicationCookie(app, 'http')?.secure !== true) FSTMA001('@fastify/session cookie.secure: "auto"')
   const sameSite = overHttps.sameSite
-  if (sameSite === 'none' || sameSite === 'None') FSTMA007('SameSite=None')
+  if (typeof sameSite === 'string' && sameSite.toLowerCase() === 'none') FSTMA007('SameSite=None')
   else if (sameSite === undefined || sameSite === null || sameSite === false) FSTMA007('without SameSite (Firefox and Safari then treat it as None)')
 }
 

@@ -16,12 +16,17 @@ declare var db: {
     findByEmail (email: string): Promise<UserWithPassword | null>
     upsertByIdentity (provider: string, subject: string, fields: { email?: string | undefined }): Promise<User>
     updatePasswordHash (id: string, hash: string): Promise<void>
+    /** `UPDATE … SET password_hash = newHash WHERE id = id AND password_hash = oldHash`: the rows updated. */
+    replacePasswordHash (id: string, newHash: string, oldHash: string): Promise<number>
   }
   apiKeys: {
     findById (id: string): Promise<(import('fastify-multiauth').ApiKeyRecord<User> & { id: string }) | null>
     insert (record: object): Promise<void>
     update (id: string, fields: object): Promise<void>
+    /** Sets `graceEndsAt`/`replacedBy` only on a record not rotated or revoked yet: the rows updated. */
+    markRotated (id: string, fields: { graceEndsAt: number, replacedBy: string }): Promise<number>
   }
+  transaction<T> (work: (tx: typeof db) => Promise<T>): Promise<T>
   /** `{ user, passwordHash }` for `basic.findUser`. */
   userRecord (email: string): Promise<{ user: User, passwordHash: string } | null>
   userById (id: string): Promise<User | null>

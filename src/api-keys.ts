@@ -208,14 +208,38 @@ export interface RotatedApiKey extends GeneratedApiKey {
   previous: RotatedFrom
 }
 
-/** What `rotateApiKey` needs to know about the old key: the key itself, or its stored record. */
-export type RotationSource = string | { id: string, prefix?: string, environment?: string, start?: string, expiresAt?: number | Date, revoked?: boolean }
+/**
+ * What `rotateApiKey` needs to know about the old key: its stored record (preferred: it shows whether
+ * the key was already rotated, revoked or expired), or the key itself. `null` reads as absent (SQL).
+ */
+export type RotationSource = string | {
+  id: string
+  prefix?: string
+  environment?: string
+  start?: string
+  expiresAt?: number | Date | null
+  revoked?: boolean | null
+  graceEndsAt?: number | Date | null
+  replacedBy?: string | null
+}
+
+/** A record's timestamp (ms or Date); `null`/`undefined` is absent, anything else unreadable is refused. */
+function recordTime (value: unknown, field: string): number | undefined {
+  if (value === undefined || value === null) return undefined
+  const ms = value instanceof Date ? value.getTime() : value
+  if (typeof ms !== 'number' || Number.isNaN(ms)) throw new TypeError(`rotateApiKey: the record's ${field} is not a number of ms or a Date`)
+  return ms
+}
 
 /**
  * Replaces a key without downtime: returns a new key of the same prefix and environment,
  * and `previous` ({ id, graceEndsAt, replacedBy }) to merge into the old record. The old
  * key keeps working until `graceEndsAt` (never beyond its own expiry), then is refused
  * with the log reason "key rotated, grace period over".
+ *
+ * A record that was already rotated (`replacedBy` or `graceEndsAt` set), is revoked or has
+ * expired is refused: rotating it again would give the old key a fresh grace period. The
+ * key string alone cannot show that: write `previous` with a conditional update (docs/api-keys.md).
  */
 export function rotateApiKey (old: RotationSource, options: RotateApiKeyOptions): RotatedApiKey {
   const graceSeconds = options?.graceSeconds
@@ -224,22 +248,27 @@ export function rotateApiKey (old: RotationSource, options: RotateApiKeyOptions)
   let prefix: string | undefined
   let environment: string | undefined
   let expiresAt: number | undefined
+  const now = (options.now ?? Date.now)()
   if (typeof old === 'string') {
     const described = describeApiKey(old)
     ;({ id, prefix, environment } = described)
   } else if (typeof old === 'object' && old !== null && typeof old.id === 'string') {
-    if (old.revoked === true) throw new TypeError('rotateApiKey: the key is revoked; issue a new one instead')
+    // Read the way the plugin reads a record (src/methods/api-key.ts): any truthy `revoked` revokes.
+    if (old.revoked as unknown) throw new TypeError('rotateApiKey: the key is revoked; issue a new one instead')
+    if ((old.replacedBy !== undefined && old.replacedBy !== null) || recordTime(old.graceEndsAt, 'graceEndsAt') !== undefined) {
+      throw new TypeError('rotateApiKey: the key was already rotated (replacedBy/graceEndsAt are set); rotate its replacement, or issue a new key')
+    }
+    expiresAt = recordTime(old.expiresAt, 'expiresAt')
+    if (expiresAt !== undefined && now >= expiresAt) throw new TypeError('rotateApiKey: the key has expired; issue a new one instead')
     id = old.id
     // A record may keep only `start` ("ak_live_3hT9"): it carries the prefix and environment.
     const fromStart = typeof old.start === 'string' ? old.start.split('_') : []
     prefix = old.prefix ?? fromStart[0]
     environment = old.environment ?? fromStart[1]
-    expiresAt = old.expiresAt === undefined ? undefined : +old.expiresAt
   } else {
     throw new TypeError('rotateApiKey: pass the old key or its record ({ id, prefix, environment })')
   }
   if (prefix === undefined || environment === undefined) throw new TypeError('rotateApiKey: the record needs prefix and environment (or start)')
-  const now = (options.now ?? Date.now)()
   const next = generateApiKey({ prefix, environment })
   const graceEnd = now + Math.round(graceSeconds * 1000)
   return {

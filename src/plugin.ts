@@ -24,6 +24,7 @@ import { evicts, RedisStore } from './stores/redis.js'
 import type { MultiauthStore } from './stores/types.js'
 import type { AuthInfo, AuthMethod, GuardSpec, MethodName, MultiauthUser } from './types.js'
 import { checkFunction, checkKeys, checkObject, checkQuotable, checkString, isPlainObject } from './validate.js'
+import { warnUnsafeOptions } from './warnings.js'
 
 export interface MultiauthOptions {
   /** Realm in every challenge. Default `"api"`. */
@@ -165,6 +166,8 @@ async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<
   // Credentials never reach the logs, on any route or 404, whatever the registration order.
   redactCredentialsInLogs(app)
   for (const method of methods.values()) await method.setup?.(app)
+  // Last: only a configuration that registered without an error is worth a warning.
+  warnUnsafeOptions(app, options, timeoutMs)
 }
 
 export const fastifyMultiauth = fp(multiauth, {

@@ -3,6 +3,7 @@ import type { FastifyRequest } from 'fastify'
 import { attachCredentialCache, VerifiedCredentialCache } from '../credential-cache.js'
 import { cacheOptions } from '../expiring-lru.js'
 import type { VerifiedCredentialCacheOptions } from '../expiring-lru.js'
+import { callAsync } from '../callbacks.js'
 import { BadRequestError, MultiauthOptionError } from '../errors.js'
 import { authorizationParam, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../headers.js'
 import { hashPassword, needsRehash, verifyPassword } from '../password.js'
@@ -23,8 +24,13 @@ export interface BasicOptions {
   verify?: (username: string, password: string, request: FastifyRequest) => Awaitable<MultiauthUser | Falsy>
   /** Or return the stored record and let the plugin check the argon2 hash (timing-equalised for unknown users). */
   findUser?: (username: string, request: FastifyRequest) => Awaitable<BasicUserRecord | Falsy>
-  /** With `findUser`: called after a successful login whose hash used weaker parameters than `hashPassword` now does. */
-  onRehash?: (user: MultiauthUser, newHash: string, request: FastifyRequest) => Awaitable<void>
+  /**
+   * With `findUser`: called after a successful login whose hash used weaker parameters than `hashPassword`
+   * now does, with the new hash and the one that was verified. Store `newHash` only where the stored hash is
+   * still `oldHash` (`UPDATE … WHERE password_hash = oldHash`), so a password reset that landed in between
+   * is not undone. The login does not wait for it; bounded by `timeout`, a failure or timeout is logged.
+   */
+  onRehash?: (user: MultiauthUser, newHash: string, oldHash: string, request: FastifyRequest) => Awaitable<void>
   /** Treat `Basic base64(<token>:)` (empty password) as a bearer token, as seed 2's `verify_password` does. Needs `token`. */
   allowToken?: boolean
   /** Longest Authorization header accepted, in characters (default 8192); longer is a 400. */
@@ -127,12 +133,11 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
     if (!(await verifyPassword(record.passwordHash, password))) return WRONG_PASSWORD
     if (cacheKey !== undefined) (cache as VerifiedCredentialCache).add(cacheKey, username, record.passwordHash)
     if (onRehash !== undefined && needsRehash(record.passwordHash)) {
-      try {
-        await onRehash(record.user, await hashPassword(password), request)
-      } catch (err) {
-        // The login itself succeeded; a failed upgrade is retried at the next login.
-        request.log.error({ err }, 'multiauth: basic.onRehash failed')
-      }
+      const newHash = await hashPassword(password)
+      // Not awaited: the login succeeded and does not wait for the application's write. Bounded by
+      // `timeout`; a failure or a timeout is logged, and the upgrade is retried at the next login.
+      callAsync(ctx.timeoutMs, onRehash, record.user, newHash, record.passwordHash, request)
+        .catch((err: unknown) => { request.log.error({ err }, 'multiauth: basic.onRehash failed') })
     }
     return { user: record.user, method: 'basic' }
   }

@@ -101,6 +101,11 @@ const INVALID_TOKEN_ERRORS = [
   joseErrors.JWKSMultipleMatchingKeys, joseErrors.JOSENotSupported
 ]
 
+/** Seconds an id_token's `iat` may lie in the past: the code exchange happens right after the provider issued it. */
+const ID_TOKEN_MAX_AGE = 600
+/** Seconds of clock difference with the provider accepted for `exp`, `nbf` and a future `iat`. */
+const ID_TOKEN_CLOCK_TOLERANCE = 30
+
 /** A 502 whose fixed message says nothing of the provider; `detail` (and the original error) go to the log as its cause. */
 function providerError (detail: string, cause?: unknown): Error {
   return new OAuth2ProviderError({ cause: new Error(detail, cause === undefined ? undefined : { cause }) })
@@ -254,15 +259,22 @@ export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMetho
         audience: clientId,
         algorithms: runtime.algorithms as string[],
         requiredClaims: ['sub', 'exp', 'iat', 'nonce'],
-        clockTolerance: 30
+        // The id_token comes straight from the token endpoint: it was issued moments ago. An `iat` older than
+        // ID_TOKEN_MAX_AGE, or later than now + the clock tolerance, is refused (jose checks both with maxTokenAge).
+        maxTokenAge: ID_TOKEN_MAX_AGE,
+        clockTolerance: ID_TOKEN_CLOCK_TOLERANCE
       }))
     } catch (err) {
       if (INVALID_TOKEN_ERRORS.some((E) => err instanceof E)) return `id_token invalid: ${(err as Error).message}`
       throw providerError('cannot validate the id_token', err)
     }
     if (payload.nonce !== nonce) return 'id_token nonce does not match the one this browser sent'
-    // OIDC Core §3.1.3.7: with several audiences, azp must be us.
-    if (Array.isArray(payload.aud) && payload.aud.length > 1 && payload.azp !== clientId) return 'id_token azp is not this client'
+    // OIDC Core §3.1.3.7: azp, whenever present, must be us; with several audiences it must be present.
+    if ((payload.azp !== undefined || (Array.isArray(payload.aud) && payload.aud.length > 1)) && payload.azp !== clientId) {
+      return 'id_token azp is not this client'
+    }
+    // OIDC Core §2: sub is a non-empty string (a number would be a different account key after String()).
+    if (typeof payload.sub !== 'string' || payload.sub === '') return 'id_token sub is not a non-empty string'
     return payload
   }
 

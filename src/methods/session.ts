@@ -10,6 +10,7 @@ import type { MultiauthStore } from '../stores/types.js'
 import { AuthFailure, isThenable } from '../types.js'
 import type { AuthMethod, AuthSuccess, Awaitable, Falsy, MultiauthUser } from '../types.js'
 import { checkFunction, checkKeys, checkObject, checkPositiveInteger, checkString, isPlainObject, keyMaterialKind } from '../validate.js'
+import { FSTMA001, FSTMA006, FSTMA007 } from '../warnings.js'
 import type { MethodContext } from './context.js'
 
 
@@ -25,9 +26,15 @@ export interface SessionOptions {
   userId?: (user: MultiauthUser) => string
   /** Signs the session cookie: at least 32 characters; a list rotates (the first signs, all verify). Required unless you registered @fastify/session yourself. */
   secret?: string | string[]
-  /** Cookie name. Default `__Host-sid` when `secure` is true (the prefix pins Secure, Path=/ and no Domain), `sid` otherwise. */
+  /**
+   * Cookie name. Default `__Host-sid` when `secure` is true (the prefix pins Secure, Path=/ and no Domain),
+   * `__Secure-sid` when it is true with a `domain`, `sid` otherwise. A `__Host-`/`__Secure-` name needs `secure: true`.
+   */
   cookieName?: string
-  /** `Secure` cookie attribute. Default true; `false` only for local HTTP development; `'auto'` follows `request.protocol`. */
+  /**
+   * `Secure` cookie attribute. Default true. `false` only for local HTTP development; `'auto'` follows
+   * `request.protocol`, so the cookie cannot carry a `__Host-` prefix. Both emit warning FSTMA001.
+   */
   secure?: boolean | 'auto'
   /** Cookie `Domain`. Default none (host-only), which is the safest. */
   domain?: string
@@ -294,6 +301,89 @@ export async function logout (request: FastifyRequest): Promise<void> {
   await coreOf(request).end(request)
 }
 
+/** The attributes a session cookie was set with: a cookie is only replaced (cleared) by one with the same name, Path and Domain, and a `__Host-` one only by a Secure one. */
+interface CookieAttributes {
+  path: string
+  domain?: string
+  secure: boolean
+  httpOnly: boolean
+  sameSite?: boolean | 'lax' | 'strict' | 'none'
+  partitioned?: boolean
+}
+
+/** Read from the session's own cookie (as @fastify/session resolved it for this session), whatever configured it. */
+function attributesOf (cookie: Record<string, unknown> | undefined): CookieAttributes {
+  const attributes: CookieAttributes = {
+    path: typeof cookie?.path === 'string' ? cookie.path : '/',
+    secure: cookie?.secure === true,
+    httpOnly: cookie?.httpOnly !== false
+  }
+  if (typeof cookie?.domain === 'string') attributes.domain = cookie.domain
+  const sameSite = cookie?.sameSite
+  if (typeof sameSite === 'boolean' || sameSite === 'lax' || sameSite === 'strict' || sameSite === 'none') attributes.sameSite = sameSite
+  if (cookie?.partitioned === true) attributes.partitioned = true
+  return attributes
+}
+
+/**
+ * The default cookie name: a prefix whenever the cookie is always Secure, so the browser
+ * enforces what the flags say (RFC 6265bis §4.1.3). With `'auto'` the Secure flag varies per
+ * request while the name is fixed at registration, so no prefix can apply.
+ */
+function defaultCookieName (secure: boolean | 'auto', domain: string | undefined): string {
+  if (secure !== true) return 'sid'
+  return domain === undefined ? '__Host-sid' : '__Secure-sid'
+}
+
+/** Browsers drop a `__Host-`/`__Secure-` cookie whose flags break its prefix (case-insensitively): refuse that at registration. */
+function checkCookiePrefix (name: string, secure: boolean | 'auto', domain: string | undefined): void {
+  const prefix = /^__(host|secure)-/i.exec(name)?.[1]?.toLowerCase()
+  if (prefix === undefined) return
+  const label = prefix === 'host' ? '__Host-' : '__Secure-'
+  if (secure !== true) {
+    throw new MultiauthOptionError(`session.cookieName "${name}" has the ${label} prefix, which browsers accept only on a Secure cookie: it needs session.secure: true (with ${JSON.stringify(secure)} the cookie would be refused or lose its protection)`)
+  }
+  if (prefix === 'host' && domain !== undefined) {
+    throw new MultiauthOptionError(`session.cookieName "${name}": a __Host- cookie cannot have a Domain; remove session.domain or use the __Secure- prefix`)
+  }
+}
+
+/**
+ * The cookie settings of an application's own @fastify/session registration, read through its
+ * public `decryptSession` decorator: an id that does not verify yields a fresh session with
+ * exactly those settings (nothing is read from or written to the store).
+ */
+function applicationCookie (app: FastifyInstance, protocol: 'http' | 'https'): Record<string, unknown> | undefined {
+  const probe: { protocol: string, session?: { cookie?: Record<string, unknown> } } = { protocol }
+  try {
+    ;(app as unknown as { decryptSession: (id: string, request: object, done: () => void) => void }).decryptSession('', probe, () => {})
+  } catch {
+    return undefined
+  }
+  return probe.session?.cookie
+}
+
+/** Refuses what cannot be made safe in the application's @fastify/session registration, warns about the rest. */
+function inspectApplicationSession (app: FastifyInstance): void {
+  const overHttps = applicationCookie(app, 'https')
+  if (overHttps === undefined) return
+  if (overHttps.httpOnly === false) {
+    throw new MultiauthOptionError('@fastify/session is registered with cookie.httpOnly: false: any script on the page (one XSS) could read the session cookie and take the session elsewhere; remove httpOnly: false')
+  }
+  if (overHttps.secure !== true) FSTMA001('@fastify/session cookie.secure: false')
+  else if (applicationCookie(app, 'http')?.secure !== true) FSTMA001('@fastify/session cookie.secure: "auto"')
+  const sameSite = overHttps.sameSite
+  if (typeof sameSite === 'string' && sameSite.toLowerCase() === 'none') FSTMA007('SameSite=None')
+  else if (sameSite === undefined || sameSite === null || sameSite === false) FSTMA007('without SameSite (Firefox and Safari then treat it as None)')
+}
+
+/** A session @fastify/session saved although it holds nothing and the request had no cookie: `saveUninitialized: true`. */
+function savedEmptySession (session: Record<string, unknown> | null | undefined): boolean {
+  if (session === null || session === undefined || typeof session.isSaved !== 'function' || session.isSaved() !== true) return false
+  for (const key in session) if (key !== 'cookie') return false
+  return true
+}
+
 function defaultUserId (user: MultiauthUser): string {
   const id = (user as { id?: unknown }).id
   if (typeof id === 'string' && id.length > 0) return id
@@ -349,16 +439,16 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
   const secure = options.secure ?? true
   const maxAge = options.maxAge ?? 2 * HOUR
   const absoluteTimeout = options.absoluteTimeout ?? DEFAULT_ABSOLUTE_TIMEOUT
-  // Filled in setup(): the cookie @fastify/session writes, so logout() can clear exactly it.
-  let cookieName = options.cookieName ?? (secure === true && options.domain === undefined ? '__Host-sid' : 'sid')
-  let clearOptions: { path: string, domain?: string, secure?: boolean, httpOnly: boolean, sameSite: 'lax' } = {
-    path: '/', domain: options.domain, secure: secure === true, httpOnly: true, sameSite: 'lax'
-  }
+  // Final in setup() (the application's own @fastify/session names its cookie).
+  let cookieName = options.cookieName ?? defaultCookieName(secure, options.domain)
+  checkCookiePrefix(cookieName, secure, options.domain)
 
   async function destroy (request: FastifyRequest): Promise<void> {
     if (request.session === null || typeof request.session?.destroy !== 'function') return
+    // Read before destroy() drops the session: the clearing cookie must carry the attributes this one was set with.
+    const attributes = attributesOf(request.session.cookie as unknown as Record<string, unknown> | undefined)
     await request.session.destroy()
-    ;(request as unknown as Record<symbol, boolean>)[kLoggedOut] = true
+    ;(request as unknown as Record<symbol, CookieAttributes>)[kLoggedOut] = attributes
   }
 
   const core: SessionCore = {
@@ -398,14 +488,15 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
   }
 
   async function setup (app: FastifyInstance): Promise<void> {
-    if (app.hasPlugin('@fastify/session')) {
+    const applicationOwned = app.hasPlugin('@fastify/session')
+    if (applicationOwned) {
       // The application owns the cookie settings; only our own options apply.
       const conflicting = REGISTRATION_KEYS.filter((key) => (options as unknown as Record<string, unknown>)[key] !== undefined)
       if (conflicting.length > 0) {
         throw new MultiauthOptionError(`@fastify/session is already registered, so session.${conflicting.join(', session.')} cannot apply; configure them on your @fastify/session registration (and pass session.cookieName if it is not "sessionId")`)
       }
       cookieName = options.cookieName ?? 'sessionId'
-      clearOptions = { path: '/', httpOnly: true, sameSite: 'lax' }
+      inspectApplicationSession(app)
       app.log.debug('multiauth: using the application\'s @fastify/session registration')
     } else {
       if (options.secret === undefined) throw new MultiauthOptionError('session.secret is required (at least 32 characters) unless you register @fastify/session yourself')
@@ -421,12 +512,43 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
       })
     }
     app.decorate(kCore as unknown as string, core)
+    // Only a list of secrets (ours), or a registration we cannot see into, can verify a cookie with an older one.
+    if (applicationOwned || Array.isArray(options.secret)) app.addHook('onRequest', renewOldSignature)
+    // saveUninitialized is not readable from the application's registration: noticed at the first such save.
+    let watchUninitialized = applicationOwned
     // @fastify/session sends nothing once a session is destroyed; logout() must also clear the cookie.
     // Callback style: it runs on every response, and an async hook would cost a promise each time.
     app.addHook('onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void) => {
-      if ((request as unknown as Record<symbol, boolean>)[kLoggedOut] === true) reply.clearCookie(cookieName, clearOptions)
+      const cleared = (request as unknown as Record<symbol, CookieAttributes | undefined>)[kLoggedOut]
+      if (cleared !== undefined) {
+        reply.clearCookie(cookieName, cleared)
+      } else if (watchUninitialized && request.cookies?.[cookieName] === undefined && savedEmptySession(request.session as unknown as Record<string, unknown>)) {
+        watchUninitialized = false
+        FSTMA006()
+      }
       done(null, payload)
     })
+  }
+
+  /**
+   * Secret rotation: a cookie signed with an older secret verifies, and @fastify/session re-signs
+   * the id with the first secret, but only in memory. Seeing the cookie differ from that value, its
+   * onSend would not save the session and would clear the cookie (without Secure, which a browser
+   * ignores for a __Host- cookie), so every user is logged out once the old secret is retired.
+   * After @fastify/session's onRequest, this points the request's view of the cookie at the
+   * re-signed value: the rolling save then stores the session and sends the cookie signed with
+   * the first secret, once.
+   */
+  function renewOldSignature (request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+    const session = request.session as { sessionId?: unknown, encryptedSessionId?: unknown } | null
+    const raw = request.cookies?.[cookieName]
+    const signed = session?.encryptedSessionId
+    if (raw !== undefined && typeof signed === 'string' && !raw.endsWith(signed)) {
+      // The restored id under another signature (a fresh session from a bad cookie has a new id).
+      const at = raw.indexOf(`${String(session?.sessionId)}.`)
+      if (at !== -1) (request.cookies as Record<string, string>)[cookieName] = raw.slice(0, at) + signed
+    }
+    done()
   }
 
   return {

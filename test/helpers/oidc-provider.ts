@@ -1,8 +1,8 @@
 import { createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { randomBytes } from 'node:crypto'
-import { exportJWK, generateKeyPair } from 'jose'
-import type { JWK } from 'jose'
+import { decodeJwt, exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose'
+import type { JWK, JWTPayload } from 'jose'
 import Provider from 'oidc-provider'
 import { freePort } from './redis.js'
 
@@ -21,6 +21,11 @@ export interface TestProvider {
   tokenRequests: () => number
   /** While true, jwks_uri publishes another key under the same `kid`: id_tokens no longer verify against it. */
   serveForeignJwks: (on: boolean) => void
+  /**
+   * While set, the token endpoint's id_token is re-issued with the claims `edit` returns, signed
+   * with the provider's own key (so only the claims differ from a genuine one). `undefined` stops it.
+   */
+  editIdToken: (edit: ((claims: JWTPayload) => JWTPayload) | undefined) => void
   close: () => Promise<void>
 }
 
@@ -61,6 +66,8 @@ export async function startOidcProvider (options: TestProviderOptions): Promise<
   const real = await signingKey(kid)
   const foreign = await signingKey(kid)
   let foreignJwks = false
+  let idTokenEdit: ((claims: JWTPayload) => JWTPayload) | undefined
+  const realKey = await importJWK(real.privateJwk, 'RS256')
   const grantErrors: string[] = []
   let tokenRequests = 0
 
@@ -106,6 +113,12 @@ export async function startOidcProvider (options: TestProviderOptions): Promise<
       return
     }
     await next()
+    const body = ctx.body as { id_token?: unknown } | undefined
+    if (idTokenEdit !== undefined && ctx.path === '/token' && typeof body?.id_token === 'string') {
+      body.id_token = await new SignJWT(idTokenEdit(decodeJwt(body.id_token)))
+        .setProtectedHeader({ alg: 'RS256', kid })
+        .sign(realKey)
+    }
   })
   const callback = provider.callback()
 
@@ -148,6 +161,7 @@ export async function startOidcProvider (options: TestProviderOptions): Promise<
     grantErrors,
     tokenRequests: () => tokenRequests,
     serveForeignJwks: (on) => { foreignJwks = on },
+    editIdToken: (edit) => { idTokenEdit = edit },
     close: async () => {
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))

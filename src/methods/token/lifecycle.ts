@@ -163,7 +163,8 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
       scope: Array.isArray(scope) ? scope.join(' ') : scope,
       jti: randomUUID(),
       iat: verifiedAt,
-      exp: verifiedAt + accessTtl
+      // The lifetime counts from now, so `expires_in` in the response is exact.
+      exp: nowSeconds() + accessTtl
     })
   }
 

@@ -120,7 +120,7 @@ async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 0) throw new MultiauthOptionError('timeout must be a non-negative integer (milliseconds)')
 
   const methods = new Map<MethodName, AuthMethod>()
-  const ctx: MethodContext = { realm, store: checkStore(options.store), methods }
+  const ctx: MethodContext = { realm, store: checkStore(options.store), methods, timeoutMs }
   for (const [name, factory] of Object.entries(FACTORIES) as Array<[MethodName, MethodFactory | undefined]>) {
     const methodOptions = (options as Record<string, unknown>)[name]
     if (methodOptions === undefined) continue

@@ -9,4 +9,6 @@ export interface MethodContext {
   store: MultiauthStore
   /** All configured methods, filled before any `setup` runs (e.g. Basic's `allowToken` uses `token`). */
   methods: ReadonlyMap<MethodName, AuthMethod>
+  /** The plugin's `timeout` in ms (0 or absent: none); also bounds Basic's wait for an argon2 slot. */
+  timeoutMs?: number
 }

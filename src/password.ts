@@ -172,7 +172,8 @@ export class VerificationSlots {
       const waiter: SlotWaiter = { grant: resolve, timer: undefined }
       if (Number.isFinite(waitMs)) {
         waiter.timer = setTimeout(() => {
-          this.#waiting.splice(this.#waiting.indexOf(waiter), 1)
+          const index = this.#waiting.indexOf(waiter)
+          if (index !== -1) this.#waiting.splice(index, 1)
           resolve(false)
         }, waitMs)
       }

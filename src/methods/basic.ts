@@ -2,7 +2,7 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { attachCredentialCache, VerifiedCredentialCache } from '../credential-cache.js'
 import { cacheOptions } from '../expiring-lru.js'
 import type { VerifiedCredentialCacheOptions } from '../expiring-lru.js'
-import { BadRequestError, MultiauthOptionError } from '../errors.js'
+import { BadRequestError, BusyError, MultiauthOptionError } from '../errors.js'
 import { authorizationParam, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../headers.js'
 import {
   argon2Parameters, argon2Work, CURRENT_PARAMETERS, defaultMaxConcurrentVerifications, hashWithParameters, needsRehash,
@@ -147,9 +147,9 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
     const waitMs = timeoutMs === 0 ? Infinity : timeoutMs - (started === undefined ? 0 : Math.ceil(performance.now() - started))
     if (!(await slots.acquire(waitMs))) throw busy(reply, timeoutMs)
     if (reply.sent) {
-      // Answered meanwhile (the guard's timeout): no argon2 run for nobody.
+      // Answered meanwhile (the guard's timeout): no argon2 run for nobody; the error goes nowhere.
       slots.release()
-      throw busy(reply, timeoutMs)
+      throw new BusyError(String(Math.ceil(timeoutMs / 1000)))
     }
   }
 

@@ -82,7 +82,7 @@ t.test('[issue 12.7] every refusal runs one computation with the costliest param
 })
 
 t.test('[issue 12.7] wall clock: an unknown user, an old-parameter hash and a new one refuse in comparable time', async (t) => {
-  // Before the fix the old-parameter user (5× the work) answered about 5× slower than an unknown user.
+  // Before the fix the old-parameter user (5× the work) answered 7.2× slower than an unknown user in our run.
   // The bound (2×) sits far from both the bug (5×) and the fix (1×), so a loaded machine does not decide it.
   const OLD = { memoryCost: 65536, timeCost: 3, parallelism: 1 }
   const records = new Map<string, BasicUserRecord>([
@@ -169,7 +169,7 @@ t.test('[issue 12.10] the default bound: one per core, at most libuv\'s pool min
 })
 
 t.test('[issue 12.10] a wait for an argon2 slot is bounded by `timeout`: 503 FST_MULTIAUTH_BUSY with Retry-After, before the guard\'s own timeout', async (t) => {
-  // Before the fix there was no slot to wait for (no bound): the second login ran its own argon2 (401).
+  // Before the fix the option did not exist (registration failed) and nothing bounded argon2 work at all.
   // One slot; R0's hash costs far more than `timeout` (13.5× today's set: about 340 ms on an idle
   // machine, more under load, against 100 ms), so R0 holds the slot well after its own 503; R1, an
   // unknown user found by a synchronous findUser, waits `timeout` and gets the 503 BUSY: its wait

@@ -207,6 +207,7 @@ t.test('[issue 12.6] the per-username budget is keyed on the NFC, lower-cased us
 })
 
 t.test('[issue 12.6] normalizeUsername: the application\'s own mapping; a throw or a non-string is a 500 that leaks nothing', async (t) => {
+  // Before the fix the option did not exist (registration failed: unknown option).
   const logs = captureLogs('info')
   const app = await buildApp({
     basic: { verify: async (u, p) => p === 'right' ? { id: u } : null },
@@ -292,6 +293,7 @@ t.test('[issue 12.10] with basic and no rateLimit option, the failure budgets ar
 })
 
 t.test('[issue 12.10] each default is switchable off explicitly; apps without basic get no limits by default', async (t) => {
+  // Before the fix `rateLimit: false` and `max: false` did not exist (registration errors).
   const verify = async (_u: string, p: string) => p === 'right' ? { id: 'x' } : null
   async function refusalsFromOneIp (options: MultiauthOptions, n = 30): Promise<Record<number, number>> {
     const app = await buildApp(options)
@@ -315,6 +317,7 @@ t.test('[issue 12.10] each default is switchable off explicitly; apps without ba
 
 t.test('[issue 12.10] the default failure budgets use Redis counters with a RedisStore', { skip: redisSkipReason() }, async (t) => {
   // Two instances on one redis-server, no rateLimit option: the per-username budget is shared.
+  // Before the fix: no limit without the option (12 × 401, 12 checks).
   const redis = await startRedis()
   t.teardown(() => redis.stop())
   const apps: FastifyInstance[] = []

@@ -84,6 +84,17 @@ function oauthError<T extends new (...args: any[]) => Error> (ErrorClass: T, cod
   return ErrorClass
 }
 
+/**
+ * A bounded queue of the plugin's own (argon2 verifications, failure-budget slots) did not
+ * give this request its turn within `timeout`: the server is saturated, not the client wrong.
+ * Sent with `Retry-After`.
+ */
+export const BusyError = createError(
+  'FST_MULTIAUTH_BUSY',
+  'Too many authentications in progress, retry in %s seconds',
+  503
+)
+
 /** Thrown at registration or guard creation: a programming error, never at request time. */
 export class MultiauthOptionError extends TypeError {
   readonly code = 'FST_MULTIAUTH_INVALID_OPTION'

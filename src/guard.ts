@@ -17,7 +17,7 @@ export interface GuardContext {
   roles?: RolesCallback
   /** Upper bound for one verification (user callbacks, store calls); 0 disables. */
   timeoutMs: number
-  /** Rate limits (src/rate-limit.ts), when the `rateLimit` option is given. */
+  /** Rate limits (src/rate-limit.ts): the failure budgets by default with `basic`, or as `rateLimit` says. */
   limits?: GuardLimits
 }
 
@@ -28,22 +28,22 @@ export interface GuardContext {
  */
 export type GuardRun = (request: FastifyRequest, reply: FastifyReply) => Promise<void> | undefined
 
+/** A method's verification, as the guard runs it: synchronous when the method answered synchronously. */
+export type VerifyOutcome = AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure>
+
 /**
- * Where rate limiting meets authentication. Each hook may throw a 429; the order is the
- * point: failure budgets are checked before any credential is verified, and the keyed
- * budget is counted only after a method has authenticated the request.
+ * Where rate limiting meets authentication (src/rate-limit.ts). Each step may throw a 429 (or
+ * a 503), and stays synchronous when its counter is in this process. The order is the point:
+ * failure budgets are checked before any credential is verified, and the keyed budget is
+ * counted only after a method has authenticated the request.
  */
 export interface GuardLimits {
-  /** Runs the whole guard: per-IP failure budget before, failure counting after a 401/400. */
-  guard (run: GuardRun, request: FastifyRequest, reply: FastifyReply): Promise<void>
-  /** Before one method verifies presented credentials (per-username failure budget). */
-  beforeVerify (method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply): Promise<void>
-  /** After that method refused them. */
-  refused (method: AuthMethod, credentials: unknown, request: FastifyRequest): Promise<void>
-  /** After every verification that `beforeVerify` let through, whatever its outcome (after `refused`). */
-  settled (request: FastifyRequest): void
-  /** After authentication, before roles and scopes: the keyed budget (key id, else user id). */
-  admitted (success: AuthSuccess, request: FastifyRequest, reply: FastifyReply): Promise<void>
+  /** Runs the whole guard: per-IP failure budget before, failure counting after a refusal. */
+  guard (run: GuardRun, request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined
+  /** Runs one method's verification of presented credentials (per-username failure budget for Basic). */
+  verify (method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply, run: () => VerifyOutcome): VerifyOutcome
+  /** After authentication, before roles and scopes: the keyed budget (key id, else user id), when on. */
+  admitted?: (success: AuthSuccess, request: FastifyRequest, reply: FastifyReply) => Promise<void>
 }
 
 const ALL_METHODS: readonly MethodName[] = ['basic', 'token', 'apiKey', 'session', 'oauth2']
@@ -113,25 +113,13 @@ function compile (ctx: GuardContext, spec: GuardSpec): CompiledGuard {
   }
 }
 
-/** Runs a method's verify: a synchronous answer stays synchronous; any throw is mapped once. */
-function runVerify (ctx: GuardContext, method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
-  if (ctx.limits !== undefined) return verifyLimited(ctx, ctx.limits, method, credentials, request, reply)
+/** Runs a method's verify (inside the failure budgets when on): a synchronous answer stays synchronous; any throw is mapped once. */
+function runVerify (ctx: GuardContext, method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply): VerifyOutcome {
+  if (ctx.limits !== undefined) return ctx.limits.verify(method, credentials, request, reply, () => verifyOnce(ctx, method, credentials, request, reply))
   return verifyOnce(ctx, method, credentials, request, reply)
 }
 
-/** The same, inside the failure budgets (per username) when rate limits are on. */
-async function verifyLimited (ctx: GuardContext, limits: GuardLimits, method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply): Promise<AuthSuccess | AuthFailure> {
-  await limits.beforeVerify(method, credentials, request, reply)
-  try {
-    const outcome = await verifyOnce(ctx, method, credentials, request, reply)
-    if (outcome instanceof AuthFailure) await limits.refused(method, credentials, request)
-    return outcome
-  } finally {
-    limits.settled(request)
-  }
-}
-
-function verifyOnce (ctx: GuardContext, method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
+function verifyOnce (ctx: GuardContext, method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply): VerifyOutcome {
   let outcome
   try {
     outcome = method.verify(credentials, request, reply)
@@ -182,14 +170,10 @@ function unauthorized (reply: FastifyReply, guard: CompiledGuard, refused: Set<A
  * the roles callback does, so the common case adds no await.
  */
 function admit (ctx: GuardContext, guard: CompiledGuard, method: AuthMethod, success: AuthSuccess, request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
-  if (ctx.limits !== undefined) return admitLimited(ctx, ctx.limits, guard, method, success, request, reply)
-  return admitNow(ctx, guard, method, success, request, reply)
-}
-
-/** The keyed budget (key id, else user id) is counted once authenticated, before roles and scopes. */
-async function admitLimited (ctx: GuardContext, limits: GuardLimits, guard: CompiledGuard, method: AuthMethod, success: AuthSuccess, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  await limits.admitted(success, request, reply)
-  await admitNow(ctx, guard, method, success, request, reply)
+  // The keyed budget (key id, else user id) is counted once authenticated, before roles and scopes.
+  const counted = ctx.limits?.admitted?.(success, request, reply)
+  if (counted === undefined) return admitNow(ctx, guard, method, success, request, reply)
+  return counted.then(() => admitNow(ctx, guard, method, success, request, reply))
 }
 
 function admitNow (ctx: GuardContext, guard: CompiledGuard, method: AuthMethod, success: AuthSuccess, request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
@@ -334,7 +318,7 @@ function compileCheck (ctx: GuardContext, spec: GuardSpec): { check: GuardRun, d
   // For the OpenAPI document (src/openapi.ts): read at startup, never per request.
   const description = { methods, all: guard.all, scopes: guard.scopes ?? NO_STRINGS, optional: guard.optional }
   if (limits === undefined) return { check, description }
-  // Rate limits count in a store: always asynchronous.
+  // Synchronous when the counters are in this process and nothing has to wait.
   return {
     check: function limitedCheck (request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
       if (isPreflight(request)) return undefined

@@ -22,11 +22,11 @@ export type { MemoryStoreOptions } from './stores/memory.js'
 export { hashPassword, verifyPassword, needsRehash, constantTimeEqual, PASSWORD_HASH_OPTIONS } from './password.js'
 export {
   UnauthorizedError, ForbiddenError, BadRequestError, NotConfiguredError, StoreUnavailableError,
-  CallbackTimeoutError, CallbackError, TooManyRequestsError, OAuth2ProviderError, MultiauthOptionError
+  CallbackTimeoutError, CallbackError, TooManyRequestsError, BusyError, OAuth2ProviderError, MultiauthOptionError
 } from './errors.js'
 export { clearVerifiedCredentials } from './credential-cache.js'
 export type { VerifiedCredentialCacheOptions } from './credential-cache.js'
-export type { RateLimitOptions, FailureBudget } from './rate-limit.js'
+export type { RateLimitOptions, FailureBudget, UsernameFailureBudget } from './rate-limit.js'
 export type { RolesCallback } from './guard.js'
 export {
   generateApiKey, rotateApiKey, parseApiKey, isApiKey, apiKeyId, hashApiKey, describeApiKey, apiKeyMatches

@@ -41,8 +41,12 @@ export interface MultiauthOptions {
   store?: MultiauthStore
   /** Upper bound in ms for one asynchronous verification (callbacks, store); 503 after it. 0 disables. Default 10000. */
   timeout?: number
-  /** Per-credential rate limits and failed-attempt budgets (@fastify/rate-limit); counters in Redis with a RedisStore. Off unless given. */
-  rateLimit?: RateLimitOptions
+  /**
+   * Failed-attempt budgets (per IP, per Basic username) and the per-credential budget;
+   * counters in this process, or in Redis with a RedisStore. Omitted: the failure budgets at
+   * their defaults when `basic` is configured, nothing otherwise. `false`: every limit off.
+   */
+  rateLimit?: RateLimitOptions | false
 }
 
 export type MultiauthVerifier = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
@@ -150,7 +154,7 @@ async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<
   // Guards exist before any method's setup: a setup that awaits a registration (session)
   // loads what an earlier setup queued (the token routes), and those routes call authGuard.
   // The limits come first for the same reason: every guard must be built with them.
-  const limits = options.rateLimit === undefined ? undefined : await createGuardLimits(app, options.rateLimit, ctx.store)
+  const limits = await createGuardLimits(app, options.rateLimit, { store: ctx.store, timeoutMs, basic: methods.has('basic') })
   const guardContext = { methods, roles: options.roles, timeoutMs, limits }
   app.decorate('authGuard', (spec: GuardSpec) => createGuard(guardContext, spec))
   for (const [name, decorator] of VERIFIERS) {

@@ -1,108 +1,295 @@
 import fastifyRateLimit, { normalizeIP } from '@fastify/rate-limit'
 import type { RateLimitPluginOptions } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { MultiauthOptionError, TooManyRequestsError } from './errors.js'
-import type { GuardLimits, GuardRun } from './guard.js'
+import { BusyError, CallbackError, MESSAGE_MISSING, MultiauthOptionError, TooManyRequestsError } from './errors.js'
+import { ExpiringLru } from './expiring-lru.js'
+import type { GuardLimits, GuardRun, VerifyOutcome } from './guard.js'
 import { sha256Text } from './hash.js'
 import { bounded, RedisStore } from './stores/redis.js'
 import type { MultiauthStore } from './stores/types.js'
+import { AuthFailure, isThenable } from './types.js'
 import type { AuthMethod, AuthSuccess } from './types.js'
-import { checkKeys, checkObject } from './validate.js'
+import { checkFunction, checkKeys, checkObject } from './validate.js'
 
 /**
- * Rate limits, all counted by @fastify/rate-limit (its stores, windows and Redis script);
- * this file only decides *what* is counted and *when* relative to authentication.
+ * Rate limits: the failed-attempt budgets (per client IP, per Basic username), checked before
+ * a credential is verified and spent by each refusal, and the per-credential budget, counted
+ * after authentication. This file decides *what* is counted and *when*; the counting is done
+ * in this process (synchronously, so a request that passes pays no promise), or in Redis by
+ * @fastify/rate-limit's script when the store is a `RedisStore`. The per-credential budget is
+ * always @fastify/rate-limit's.
+ *
+ * Omitted, the option means "the failure budgets at their defaults" when `basic` is
+ * configured (password guessing and argon2 work are what they bound), nothing otherwise.
+ * `false` turns every limit off. See docs/api-keys.md, "Rate limits".
  */
 export interface RateLimitOptions {
-  /** Requests per authenticated credential per window: the API key's id, else the user's `id`. Default 1000. A key record's `rateLimit` overrides it. */
-  max?: number
-  /** Window in ms. Default 60 000. */
+  /**
+   * Requests per authenticated credential per window: the API key's id, else the user's `id`.
+   * Default 1000 when `rateLimit` is given; `false` turns this budget off (it is off when
+   * `rateLimit` is omitted). A key record's `rateLimit` overrides it.
+   */
+  max?: number | false
+  /** Window of `max` in ms. Default 60 000. */
   timeWindow?: number
   /**
-   * Refused requests (401/400) per client IP (`request.ip`; IPv6 per /64) per window. Once spent,
-   * requests from that IP get 429 before any credential is checked. `false` turns it off.
-   * Default `{ max: 20, timeWindow: 60_000 }`.
+   * Refused credentials (401 after credentials were presented, 400) per client IP
+   * (`request.ip`; IPv6 per /64) per window. Once spent, requests from that IP get 429 before
+   * any credential is checked. `false` turns it off. Default `{ max: 20, timeWindow: 60_000 }`.
    */
   failuresPerIp?: FailureBudget | false
   /**
    * Refused Basic credentials per username per window, from any IP; once spent that username
-   * gets 429 before its password is checked. `false` turns it off. Default `{ max: 10, timeWindow: 900_000 }`.
+   * gets 429 before its password is checked. `false` turns it off.
+   * Default `{ max: 10, timeWindow: 900_000 }`, usernames compared after NFC + lower-case.
    */
-  failuresPerUser?: FailureBudget | false
+  failuresPerUser?: UsernameFailureBudget | false
 }
 
-export interface FailureBudget { max: number, timeWindow?: number }
+export interface FailureBudget {
+  /** Refusals allowed per window. */
+  max?: number
+  /** Window in ms. */
+  timeWindow?: number
+}
+
+export interface UsernameFailureBudget extends FailureBudget {
+  /**
+   * Maps a username to the name its budget is counted under, so the spellings your lookup
+   * treats as one account share one budget. Synchronous; must return a string. Only the
+   * budget uses it: `verify`/`findUser` still receive the username as sent. Default:
+   * `(username) => username.normalize('NFC').toLowerCase()`.
+   */
+  normalizeUsername?: (username: string) => string
+}
 
 interface Budget { max: number, timeWindow: number }
 
-/** What `createRateLimit()` resolves to (the part we read). */
+/** A counter's state, as `createRateLimit()` resolves it (the part we read). */
 interface LimitResult { max: number, remaining: number, ttlInSeconds: number, isExceeded: boolean }
 type Limiter = (request: FastifyRequest, callOptions?: { increment?: boolean }) => Promise<LimitResult>
 
 const OPTION_KEYS = ['max', 'timeWindow', 'failuresPerIp', 'failuresPerUser']
 const BUDGET_KEYS = ['max', 'timeWindow']
+const USER_BUDGET_KEYS = ['max', 'timeWindow', 'normalizeUsername']
 const PEEK = Object.freeze({ increment: false })
-// In-process counters (no Redis): enough entries that spraying usernames cannot evict a victim's counter cheaply.
+// In-process counters: enough entries that spraying usernames cannot evict a victim's counter cheaply.
 const LOCAL_CACHE = 50_000
+
+/** What `rateLimit` means when the application does not give it and `basic` is configured. */
+const FAILURE_BUDGETS_ONLY: RateLimitOptions = Object.freeze({ max: false })
+
+const defaultNormalizeUsername = (username: string): string => username.normalize('NFC').toLowerCase()
 
 // Per-request inputs for @fastify/rate-limit's keyGenerator/max/timeWindow callbacks.
 const kSubject = Symbol('multiauth.rateLimit.subject')
 const kBudget = Symbol('multiauth.rateLimit.budget')
 const kCounted = Symbol('multiauth.rateLimit.counted')
-const kAttempt = Symbol('multiauth.rateLimit.attempt')
+const kIp = Symbol('multiauth.rateLimit.ip')
+const kUser = Symbol('multiauth.rateLimit.user')
 interface LimitedRequest extends FastifyRequest {
   [kSubject]: string | null
   [kBudget]: AuthSuccess['rateLimit'] | null
   [kCounted]: boolean
-  /** The per-username counter this request's Basic attempt holds a slot of, until it settles. */
-  [kAttempt]: string | null
+  /** The normalised client IP (Redis failure counter's key). */
+  [kIp]: string | null
+  /** The hashed, normalised username (Redis failure counter's key). */
+  [kUser]: string | null
 }
 
-/** Rounds an attempt may wait for a slot before it is refused (each round waits for another attempt to finish). */
-const MAX_WAIT_ROUNDS = 50
+/** A failure budget's counter: in this process (synchronous), or in Redis (a promise). */
+interface FailureCounter {
+  /** The counter's state, without counting. */
+  peek (key: string, request: FastifyRequest): LimitResult | Promise<LimitResult>
+  /** Counts one refusal. */
+  add (key: string, request: FastifyRequest): undefined | Promise<unknown>
+}
+
+/** Fixed windows in this process, like @fastify/rate-limit's LocalStore, but read without a promise. */
+class LocalCounter implements FailureCounter {
+  readonly #windows = new ExpiringLru<{ count: number, resetAt: number }>(LOCAL_CACHE, () => Date.now())
+  readonly #fresh: LimitResult
+
+  constructor (private readonly budget: Budget) {
+    this.#fresh = Object.freeze({ max: budget.max, remaining: budget.max, ttlInSeconds: 0, isExceeded: false })
+  }
+
+  peek (key: string): LimitResult {
+    const window = this.#windows.get(key)
+    if (window === undefined) return this.#fresh
+    const { max } = this.budget
+    return { max, remaining: Math.max(0, max - window.count), ttlInSeconds: Math.ceil((window.resetAt - Date.now()) / 1000), isExceeded: window.count > max }
+  }
+
+  add (key: string): undefined {
+    const window = this.#windows.get(key)
+    if (window !== undefined) {
+      window.count++
+    } else {
+      const resetAt = Date.now() + this.budget.timeWindow
+      this.#windows.set(key, { count: 1, resetAt }, resetAt)
+    }
+    return undefined
+  }
+}
+
+/** `undefined`: the attempt may start (it holds a slot until `leave`). A result: the budget is spent (429). */
+type Admission = LimitResult | undefined
+const PENDING = Symbol('pending')
+
+interface Waiter {
+  request: FastifyRequest
+  reply: FastifyReply
+  /** Set when the admission is decided before `enter` returned (no promise needed). */
+  settled: Admission | typeof PENDING
+  resolve?: (admission: Admission) => void
+  reject?: (err: unknown) => void
+  timer?: NodeJS.Timeout
+}
+
+/** One counter's attempts in this process. Dropped from the map as soon as nobody uses it. */
+interface Gate {
+  /** Attempts holding a slot (being verified, or their refusal being counted). */
+  active: number
+  /** Waiting for a slot, first come first served. */
+  queue: Waiter[]
+  /** A peek at a Redis counter is in flight; its answer serves the whole queue. */
+  peeking: boolean
+  /** Refusals counted through this gate; a Redis peek that overlapped one may be stale. */
+  refusals: number
+}
+
+/** Internal, for tests (not exported by the package): an instance's failure gates. */
+export const kFailureGates = Symbol('multiauth.rateLimit.failureGates')
+export interface FailureGates { ip: Attempts | undefined, user: Attempts | undefined }
 
 /**
- * Failed-attempt budgets are checked with a peek (a success must not spend them) and
- * counted after the refusal, so a peek cannot see attempts still being verified: without
- * this, N concurrent guesses would all pass a budget of M < N. An attempt starts only while
- * (attempts in flight) < (budget remaining); the others wait for one to finish and look
- * again, so guesses are bounded exactly per process and concurrent honest requests are
- * delayed, not refused. Across instances each may overshoot by its own attempts in flight.
+ * Failed-attempt budgets are read before verification (a success must not spend them) and
+ * counted after the refusal, so a read cannot see attempts still being verified: without
+ * this gate, N concurrent guesses would all pass a budget of M < N. An attempt starts only
+ * while (attempts in flight) < (budget remaining). The others queue in arrival order; each
+ * read of the counter admits as many of them as there is room for, and a slot given back (a
+ * success) admits the next. So guesses are bounded exactly per process, concurrent honest
+ * requests are delayed, never refused, and a 429 means the counter itself is spent. A wait is
+ * bounded by the plugin's `timeout` (then 503 `FST_MULTIAUTH_BUSY`). Across instances each
+ * may overshoot by its own attempts in flight.
  */
-class Attempts {
-  private readonly inFlight = new Map<string, { count: number, waiters: Array<() => void> }>()
+export class Attempts {
+  readonly #gates = new Map<string, Gate>()
 
-  /** Resolves the counter's state; when `remaining > 0` the caller holds a slot and must call `end(key)`. */
-  async begin (key: string, peek: () => Promise<LimitResult>): Promise<LimitResult> {
-    for (let round = 0; ; round++) {
-      const state = await peek()
-      let entry = this.inFlight.get(key)
-      if (state.remaining === 0) return state
-      if (entry === undefined || entry.count < state.remaining) {
-        if (entry === undefined) this.inFlight.set(key, entry = { count: 0, waiters: [] })
-        entry.count++
-        return state
-      }
-      if (round === MAX_WAIT_ROUNDS) return { ...state, remaining: 0 }
-      await new Promise<void>((resolve) => { (entry as { waiters: Array<() => void> }).waiters.push(resolve) })
-    }
+  constructor (
+    private readonly counter: FailureCounter,
+    /** Longest wait for a slot in ms (the plugin's `timeout`); 0 waits without bound. */
+    private readonly waitMs: number
+  ) {}
+
+  /** Counters with attempts in flight or waiting (0 when idle: nothing is kept per key). */
+  get size (): number {
+    return this.#gates.size
   }
 
-  end (key: string): void {
-    const entry = this.inFlight.get(key)
-    if (entry === undefined) return
-    entry.count--
-    const waiters = entry.waiters
-    if (entry.count <= 0 && waiters.length === 0) this.inFlight.delete(key)
-    else entry.waiters = []
-    // Everyone waiting looks at the counter again; those that still do not fit wait for the next end.
-    for (const wake of waiters) wake()
+  /** Attempts waiting for a slot, all counters together. */
+  get waiting (): number {
+    let waiting = 0
+    for (const gate of this.#gates.values()) waiting += gate.queue.length
+    return waiting
+  }
+
+  /** Synchronous when the counter is in this process and a slot is free (or the budget is spent). */
+  enter (key: string, request: FastifyRequest, reply: FastifyReply): Admission | Promise<Admission> {
+    let gate = this.#gates.get(key)
+    if (gate === undefined) this.#gates.set(key, gate = { active: 0, queue: [], peeking: false, refusals: 0 })
+    const waiter: Waiter = { request, reply, settled: PENDING }
+    gate.queue.push(waiter)
+    this.#pump(key, gate)
+    if (waiter.settled !== PENDING) return waiter.settled
+    return new Promise((resolve, reject) => {
+      waiter.resolve = resolve
+      waiter.reject = reject
+    })
+  }
+
+  /** Gives the slot back; `refused`: the attempt's refusal has been counted. */
+  leave (key: string, refused: boolean): void {
+    const gate = this.#gates.get(key) as Gate
+    gate.active--
+    if (refused) gate.refusals++
+    this.#pump(key, gate)
+  }
+
+  #pump (key: string, gate: Gate): void {
+    if (gate.peeking) return
+    if (gate.queue.length === 0) {
+      if (gate.active === 0) this.#gates.delete(key)
+      return
+    }
+    const state = this.counter.peek(key, (gate.queue[0] as Waiter).request)
+    if (!isThenable(state)) {
+      this.#admit(key, gate, state)
+      return
+    }
+    gate.peeking = true
+    const refusals = gate.refusals
+    state.then((value) => {
+      gate.peeking = false
+      // A refusal counted while we looked may or may not be in `value`: look again.
+      if (gate.refusals !== refusals) this.#pump(key, gate)
+      else this.#admit(key, gate, value)
+    }, (err: unknown) => {
+      // The counter cannot be read (store down): every waiter fails the same way (503).
+      gate.peeking = false
+      for (const waiter of gate.queue.splice(0)) {
+        clearTimeout(waiter.timer)
+        ;(waiter.reject as (err: unknown) => void)(err)
+      }
+      if (gate.active === 0) this.#gates.delete(key)
+    })
+  }
+
+  #admit (key: string, gate: Gate, state: LimitResult): void {
+    if (state.remaining <= 0) {
+      // Spent: nothing in flight can give budget back. Everyone waiting gets the 429.
+      const spent = { ...state, remaining: 0 }
+      for (const waiter of gate.queue.splice(0)) this.#settle(waiter, spent)
+    } else {
+      for (let room = state.remaining - gate.active; room > 0 && gate.queue.length > 0; room--) {
+        gate.active++
+        this.#settle(gate.queue.shift() as Waiter, undefined)
+      }
+      // The rest wait for a slot to be given back (`leave`), each at most `waitMs`.
+      if (this.waitMs > 0) {
+        for (const waiter of gate.queue) waiter.timer ??= setTimeout(() => this.#expire(key, gate, waiter), this.waitMs)
+      }
+    }
+    if (gate.queue.length === 0 && gate.active === 0) this.#gates.delete(key)
+  }
+
+  #settle (waiter: Waiter, admission: Admission): void {
+    clearTimeout(waiter.timer)
+    if (waiter.resolve === undefined) waiter.settled = admission
+    else waiter.resolve(admission)
+  }
+
+  #expire (key: string, gate: Gate, waiter: Waiter): void {
+    const index = gate.queue.indexOf(waiter)
+    if (index === -1) return
+    gate.queue.splice(index, 1)
+    if (gate.queue.length === 0 && gate.active === 0 && !gate.peeking) this.#gates.delete(key)
+    waiter.request.log.info({ reason: 'no failure-budget slot within timeout' }, 'multiauth: busy')
+    ;(waiter.reject as (err: unknown) => void)(busy(waiter.reply, this.waitMs))
   }
 }
 
-function checkBudget (value: unknown, path: string, fallback: Budget): Budget {
+/** 503 with `Retry-After`: the request waited `timeout` for its turn; come back after about as long. */
+export function busy (reply: FastifyReply, waitedMs: number): Error {
+  const seconds = String(Math.max(1, Math.ceil(waitedMs / 1000)))
+  reply.header('retry-after', seconds)
+  return new BusyError(seconds)
+}
+
+function checkBudget (value: unknown, path: string, keys: readonly string[], fallback: Budget): Budget {
   const raw = checkObject(value, path)
-  checkKeys(raw, BUDGET_KEYS, path)
+  checkKeys(raw, keys, path)
   const max = raw.max ?? fallback.max
   const timeWindow = raw.timeWindow ?? fallback.timeWindow
   if (!Number.isSafeInteger(max) || (max as number) < 1) throw new MultiauthOptionError(`${path}.max must be a positive integer`)
@@ -130,18 +317,52 @@ function userId (success: AuthSuccess): string | undefined {
 }
 
 /**
- * Registers @fastify/rate-limit once per budget, each in its own encapsulated scope (its
- * `createRateLimit()` uses the registration's settings), and returns the guard's limits.
+ * What spends the per-IP budget: refused credentials (401 after credentials were presented)
+ * and malformed ones (400). A request that presented nothing costs no verification and
+ * guesses nothing; counting it would lock out honest clients doing the 401-challenge round
+ * trip, or a monitor polling a guarded route.
  */
-export async function createGuardLimits (app: FastifyInstance, raw: unknown, store: MultiauthStore): Promise<GuardLimits> {
-  const options = checkObject(raw, 'rateLimit') as RateLimitOptions
+function isRefusal (err: unknown): boolean {
+  const { statusCode, message } = (err ?? {}) as { statusCode?: number, message?: string }
+  return statusCode === 400 || (statusCode === 401 && message !== MESSAGE_MISSING)
+}
+
+export interface LimitsContext {
+  store: MultiauthStore
+  /** The plugin's `timeout`: the longest wait for a failure-budget slot. */
+  timeoutMs: number
+  /** Whether `basic` is configured: the failure budgets are then on by default. */
+  basic: boolean
+}
+
+/**
+ * Validates `rateLimit`, registers @fastify/rate-limit where it counts (the per-credential
+ * budget; the failure budgets with Redis), each in its own encapsulated scope (its
+ * `createRateLimit()` uses the registration's settings), and returns the guard's limits, or
+ * `undefined` when every limit is off.
+ */
+export async function createGuardLimits (app: FastifyInstance, raw: unknown, ctx: LimitsContext): Promise<GuardLimits | undefined> {
+  if (raw === false) return undefined
+  if (raw === undefined && !ctx.basic) return undefined
+  if (raw !== undefined && (typeof raw !== 'object' || raw === null || Array.isArray(raw))) {
+    throw new MultiauthOptionError('rateLimit must be an object, or false to turn every limit off')
+  }
+  const options = (raw ?? FAILURE_BUDGETS_ONLY) as RateLimitOptions
   checkKeys(options as Record<string, unknown>, OPTION_KEYS, 'rateLimit')
-  const keyed = checkBudget({ max: options.max, timeWindow: options.timeWindow }, 'rateLimit', { max: 1000, timeWindow: 60_000 })
-  const perIp = options.failuresPerIp === false ? undefined : checkBudget(options.failuresPerIp ?? {}, 'rateLimit.failuresPerIp', { max: 20, timeWindow: 60_000 })
-  const perUser = options.failuresPerUser === false ? undefined : checkBudget(options.failuresPerUser ?? {}, 'rateLimit.failuresPerUser', { max: 10, timeWindow: 900_000 })
+  let keyed: Budget | undefined
+  if (options.max === false) {
+    if (options.timeWindow !== undefined) throw new MultiauthOptionError('rateLimit.timeWindow is the window of rateLimit.max, which is false (off)')
+  } else {
+    keyed = checkBudget({ max: options.max, timeWindow: options.timeWindow }, 'rateLimit', BUDGET_KEYS, { max: 1000, timeWindow: 60_000 })
+  }
+  const perIp = options.failuresPerIp === false ? undefined : checkBudget(options.failuresPerIp ?? {}, 'rateLimit.failuresPerIp', BUDGET_KEYS, { max: 20, timeWindow: 60_000 })
+  const perUser = options.failuresPerUser === false ? undefined : checkBudget(options.failuresPerUser ?? {}, 'rateLimit.failuresPerUser', USER_BUDGET_KEYS, { max: 10, timeWindow: 900_000 })
+  const normalizeUsername = (options.failuresPerUser === false ? undefined : options.failuresPerUser?.normalizeUsername) ?? defaultNormalizeUsername
+  checkFunction(normalizeUsername, 'rateLimit.failuresPerUser.normalizeUsername')
+  if (keyed === undefined && perIp === undefined && perUser === undefined) return undefined
 
   // Counters live where the store lives: shared in Redis, or in this process.
-  const redis = store instanceof RedisStore ? store : undefined
+  const redis = ctx.store instanceof RedisStore ? ctx.store : undefined
   const call = redis === undefined
     ? async (limiter: Limiter, request: FastifyRequest, callOptions?: { increment: boolean }) => await limiter(request, callOptions)
     : async (limiter: Limiter, request: FastifyRequest, callOptions?: { increment: boolean }) => await bounded(redis.commandTimeout, limiter(request, callOptions))
@@ -163,84 +384,157 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, sto
     return limiter as Limiter
   }
 
-  const subject = (request: FastifyRequest): string => (request as LimitedRequest)[kSubject] as string
-  const keyedLimiter = await register('rl:', {
-    keyGenerator: subject,
-    max: (request: FastifyRequest) => (request as LimitedRequest)[kBudget]?.max ?? keyed.max,
-    timeWindow: (request: FastifyRequest) => (request as LimitedRequest)[kBudget]?.timeWindow ?? keyed.timeWindow
-  })
-  // The default keyGenerator: request.ip, IPv6 grouped per /64.
-  const ipLimiter = perIp === undefined ? undefined : await register('rl:fail:ip:', { ...perIp })
-  const userLimiter = perUser === undefined ? undefined : await register('rl:fail:user:', { ...perUser, keyGenerator: subject })
+  /** A failure budget's counter: in this process, or @fastify/rate-limit's in Redis (its key read from the request). */
+  async function failureCounter (budget: Budget, namespace: string, key: typeof kIp | typeof kUser): Promise<FailureCounter> {
+    if (redis === undefined) return new LocalCounter(budget)
+    const limiter = await register(namespace, { ...budget, keyGenerator: (request: FastifyRequest) => (request as LimitedRequest)[key] as string })
+    return {
+      peek: async (_key, request) => await call(limiter, request, PEEK),
+      add: async (_key, request) => await call(limiter, request)
+    }
+  }
+
+  const keyedLimiter = keyed === undefined
+    ? undefined
+    : await register('rl:', {
+      keyGenerator: (request: FastifyRequest) => (request as LimitedRequest)[kSubject] as string,
+      max: (request: FastifyRequest) => (request as LimitedRequest)[kBudget]?.max ?? keyed.max,
+      timeWindow: (request: FastifyRequest) => (request as LimitedRequest)[kBudget]?.timeWindow ?? keyed.timeWindow
+    })
+  const ipCounter = perIp === undefined ? undefined : await failureCounter(perIp, 'rl:fail:ip:', kIp)
+  const userCounter = perUser === undefined ? undefined : await failureCounter(perUser, 'rl:fail:user:', kUser)
 
   app.decorateRequest(kSubject, null)
   app.decorateRequest(kBudget, null)
   app.decorateRequest(kCounted, false)
+  app.decorateRequest(kIp, null)
+  app.decorateRequest(kUser, null)
 
-  app.decorateRequest(kAttempt, null)
-  const ipAttempts = new Attempts()
-  const userAttempts = new Attempts()
+  const ipAttempts = ipCounter === undefined ? undefined : new Attempts(ipCounter, ctx.timeoutMs)
+  const userAttempts = userCounter === undefined ? undefined : new Attempts(userCounter, ctx.timeoutMs)
+  app.decorate(kFailureGates, { ip: ipAttempts, user: userAttempts } satisfies FailureGates)
+
+  /** The per-username counter's key: normalised (the application's function may throw: a 500), then hashed. */
+  function userKey (username: string): string {
+    let normal: unknown
+    try {
+      normal = normalizeUsername(username)
+    } catch (err) {
+      throw new CallbackError({ cause: err })
+    }
+    if (typeof normal !== 'string') throw new CallbackError({ cause: new TypeError('rateLimit.failuresPerUser.normalizeUsername must return a string') })
+    // Hashed: counters must not put user names (or tokens, with allowToken) in Redis, and stay small in memory.
+    return sha256Text(normal, 'base64url').slice(0, 22)
+  }
+
+  // --- per IP: around the whole guard ---
+
+  function runForIp (ip: string, spent: Admission, run: GuardRun, request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
+    if (spent !== undefined) {
+      request.log.info({ reason: 'too many failed attempts from this IP' }, 'multiauth: rate limited')
+      throw tooMany(reply, spent)
+    }
+    let pending
+    try {
+      pending = run(request, reply)
+    } catch (err) {
+      return afterIpFailure(ip, err, request)
+    }
+    if (pending === undefined) {
+      ;(ipAttempts as Attempts).leave(ip, false)
+      return undefined
+    }
+    return pending.then(() => { (ipAttempts as Attempts).leave(ip, false) }, async (err: unknown) => await afterIpFailure(ip, err, request))
+  }
+
+  /** Counts a refusal against the IP (synchronously in process), gives the slot back, rethrows. */
+  function afterIpFailure (ip: string, err: unknown, request: FastifyRequest): Promise<never> {
+    const attempts = ipAttempts as Attempts
+    if (!isRefusal(err)) {
+      attempts.leave(ip, false)
+      throw err
+    }
+    const counted = (ipCounter as FailureCounter).add(ip, request)
+    if (counted === undefined) {
+      attempts.leave(ip, true)
+      throw err
+    }
+    return counted.then(() => { attempts.leave(ip, true); throw err }, (storeErr: unknown) => { attempts.leave(ip, true); throw storeErr })
+  }
+
+  // --- per username: around Basic's verification ---
+
+  function verifyForUser (key: string, spent: Admission, request: FastifyRequest, reply: FastifyReply, run: () => VerifyOutcome): VerifyOutcome {
+    const attempts = userAttempts as Attempts
+    if (spent !== undefined) {
+      request.log.info({ reason: 'too many failed attempts for this username' }, 'multiauth: rate limited')
+      throw tooMany(reply, spent)
+    }
+    let outcome
+    try {
+      outcome = run()
+    } catch (err) {
+      attempts.leave(key, false)
+      throw err
+    }
+    if (!isThenable(outcome)) return afterUserOutcome(key, outcome, request)
+    return Promise.resolve(outcome).then((value) => afterUserOutcome(key, value, request), (err: unknown) => {
+      attempts.leave(key, false)
+      throw err
+    })
+  }
+
+  /** A refusal is counted against the username before its slot is given back. */
+  function afterUserOutcome (key: string, outcome: AuthSuccess | AuthFailure, request: FastifyRequest): VerifyOutcome {
+    const attempts = userAttempts as Attempts
+    if (!(outcome instanceof AuthFailure)) {
+      attempts.leave(key, false)
+      return outcome
+    }
+    const counted = (userCounter as FailureCounter).add(key, request)
+    if (counted === undefined) {
+      attempts.leave(key, true)
+      return outcome
+    }
+    return counted.then(() => { attempts.leave(key, true); return outcome }, (err: unknown) => { attempts.leave(key, true); throw err })
+  }
 
   return {
-    async guard (run: GuardRun, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-      if (ipLimiter === undefined) return await run(request, reply)
+    guard (run: GuardRun, request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
+      if (ipAttempts === undefined) return run(request, reply)
       const ip = normalizeIP(request.ip)
-      const state = await ipAttempts.begin(ip, async () => await call(ipLimiter, request, PEEK))
-      if (state.remaining === 0) {
-        request.log.info({ reason: 'too many failed attempts from this IP' }, 'multiauth: rate limited')
-        throw tooMany(reply, state)
-      }
-      try {
-        await run(request, reply)
-      } catch (err) {
-        const status = (err as { statusCode?: number }).statusCode
-        if (status === 401 || status === 400) await call(ipLimiter, request)
-        throw err
-      } finally {
-        ipAttempts.end(ip)
-      }
+      ;(request as LimitedRequest)[kIp] = ip
+      const admission = ipAttempts.enter(ip, request, reply)
+      if (!isThenable(admission)) return runForIp(ip, admission, run, request, reply)
+      return admission.then((spent) => runForIp(ip, spent, run, request, reply))
     },
 
-    async beforeVerify (method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-      if (userLimiter === undefined || method.name !== 'basic') return
-      // The username is hashed: counters must not put user names (or tokens, with allowToken) in Redis.
-      const username = (credentials as { username: string }).username
-      const hashed = sha256Text(username, 'base64url').slice(0, 22)
-      ;(request as LimitedRequest)[kSubject] = hashed
-      const state = await userAttempts.begin(hashed, async () => await call(userLimiter, request, PEEK))
-      if (state.remaining === 0) {
-        request.log.info({ reason: 'too many failed attempts for this username' }, 'multiauth: rate limited')
-        throw tooMany(reply, state)
+    verify (method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply, run: () => VerifyOutcome): VerifyOutcome {
+      if (userAttempts === undefined || method.name !== 'basic') return run()
+      const key = userKey((credentials as { username: string }).username)
+      ;(request as LimitedRequest)[kUser] = key
+      const admission = userAttempts.enter(key, request, reply)
+      if (!isThenable(admission)) return verifyForUser(key, admission, request, reply, run)
+      return admission.then((spent) => verifyForUser(key, spent, request, reply, run))
+    },
+
+    admitted: keyedLimiter === undefined
+      ? undefined
+      : async function admitted (success: AuthSuccess, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+        const limited = request as LimitedRequest
+        // Two guards on one request (a scope hook plus a route hook) count it once.
+        if (limited[kCounted]) return
+        limited[kCounted] = true
+        const id = userId(success)
+        // The IP fallback is normalised like the failure budget's (IPv4-mapped IPv6 as IPv4, IPv6 per /64).
+        limited[kSubject] = success.keyId !== undefined ? `key:${success.keyId}` : id !== undefined ? `user:${id}` : `ip:${normalizeIP(request.ip)}`
+        limited[kBudget] = success.rateLimit ?? null
+        const result = await call(keyedLimiter, request)
+        if (result.isExceeded) {
+          request.log.info({ reason: 'rate limit of the credential exceeded', keyId: success.keyId }, 'multiauth: rate limited')
+          throw tooMany(reply, result)
+        }
+        setHeaders(reply, result, result.remaining)
       }
-      ;(request as LimitedRequest)[kAttempt] = hashed
-    },
-
-    async refused (method: AuthMethod, _credentials: unknown, request: FastifyRequest): Promise<void> {
-      // kSubject still holds the hashed username set by beforeVerify.
-      if (userLimiter !== undefined && method.name === 'basic') await call(userLimiter, request)
-    },
-
-    settled (request: FastifyRequest): void {
-      const limited = request as LimitedRequest
-      if (limited[kAttempt] === null) return
-      userAttempts.end(limited[kAttempt])
-      limited[kAttempt] = null
-    },
-
-    async admitted (success: AuthSuccess, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-      const limited = request as LimitedRequest
-      // Two guards on one request (a scope hook plus a route hook) count it once.
-      if (limited[kCounted]) return
-      limited[kCounted] = true
-      const id = userId(success)
-      limited[kSubject] = success.keyId !== undefined ? `key:${success.keyId}` : id !== undefined ? `user:${id}` : `ip:${request.ip}`
-      limited[kBudget] = success.rateLimit ?? null
-      const result = await call(keyedLimiter, request)
-      if (result.isExceeded) {
-        request.log.info({ reason: 'rate limit of the credential exceeded', keyId: success.keyId }, 'multiauth: rate limited')
-        throw tooMany(reply, result)
-      }
-      setHeaders(reply, result, result.remaining)
-    }
   }
 }

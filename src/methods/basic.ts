@@ -1,12 +1,17 @@
 import { isUtf8 } from 'node:buffer'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { attachCredentialCache, VerifiedCredentialCache } from '../credential-cache.js'
 import { cacheOptions } from '../expiring-lru.js'
 import type { VerifiedCredentialCacheOptions } from '../expiring-lru.js'
 import { callAsync } from '../callbacks.js'
-import { BadRequestError, MultiauthOptionError } from '../errors.js'
+import { BadRequestError, BusyError, MultiauthOptionError } from '../errors.js'
 import { authorizationParam, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../headers.js'
-import { hashPassword, needsRehash, verifyPassword } from '../password.js'
+import {
+  argon2Parameters, argon2Work, CURRENT_PARAMETERS, defaultMaxConcurrentVerifications, hashWithParameters, needsRehash,
+  verifyParsed, VerificationSlots
+} from '../password.js'
+import type { Argon2Parameters } from '../password.js'
+import { busy } from '../rate-limit.js'
 import { AuthFailure, isThenable } from '../types.js'
 import type { AuthMethod, AuthSuccess, Awaitable, Falsy, MultiauthUser } from '../types.js'
 import { checkBoolean, checkFunction, checkKeys, checkObject, checkPositiveInteger } from '../validate.js'
@@ -41,11 +46,18 @@ export interface BasicOptions {
    * See docs/basic.md, "Verified-credential cache".
    */
   cache?: Partial<VerifiedCredentialCacheOptions>
+  /**
+   * With `findUser`: argon2 verifications run at once at most (per process); more wait in
+   * arrival order for what is left of `timeout`, then get 503 `FST_MULTIAUTH_BUSY` with
+   * `Retry-After`. Default: the number of cores, at most libuv's thread pool size minus one
+   * (UV_THREADPOOL_SIZE, default 4). See docs/basic.md, "Cost of a login".
+   */
+  maxConcurrentVerifications?: number
 }
 
 export interface BasicCredentials { username: string, password: string }
 
-const OPTION_KEYS = ['verify', 'findUser', 'onRehash', 'allowToken', 'maxLength', 'cache']
+const OPTION_KEYS = ['verify', 'findUser', 'onRehash', 'allowToken', 'maxLength', 'cache', 'maxConcurrentVerifications']
 // RFC 7617 §2: user-id and password MUST NOT contain control characters (Unicode Cc: C0, DEL, C1).
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
@@ -54,6 +66,7 @@ const EMPTY_USERNAME = new AuthFailure('empty username')
 const UNKNOWN_USER = new AuthFailure('unknown user')
 const WRONG_PASSWORD = new AuthFailure('wrong password')
 const REFUSED = new AuthFailure('verify callback refused the credentials')
+const EQUALISER_PASSWORD = 'fastify-multiauth timing equaliser'
 
 function verified (user: MultiauthUser | Falsy): AuthSuccess | AuthFailure {
   return user ? { user, method: 'basic' } : REFUSED
@@ -88,11 +101,15 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
   checkFunction(options.onRehash, 'basic.onRehash', false)
   checkBoolean(options.allowToken, 'basic.allowToken')
   checkPositiveInteger(options.maxLength, 'basic.maxLength')
+  checkPositiveInteger(options.maxConcurrentVerifications, 'basic.maxConcurrentVerifications')
   if ((options.verify === undefined) === (options.findUser === undefined)) {
     throw new MultiauthOptionError('basic needs exactly one of basic.verify(username, password, request) or basic.findUser(username, request)')
   }
   if (options.onRehash !== undefined && options.findUser === undefined) {
     throw new MultiauthOptionError('basic.onRehash only applies with basic.findUser')
+  }
+  if (options.maxConcurrentVerifications !== undefined && options.findUser === undefined) {
+    throw new MultiauthOptionError('basic.maxConcurrentVerifications only applies with basic.findUser (with basic.verify the password check is yours)')
   }
   let cache: VerifiedCredentialCache | undefined
   if (options.cache !== undefined) {
@@ -102,41 +119,102 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
   }
   const { verify: verifyCallback, findUser, onRehash, allowToken = false } = options
   const maxLength = options.maxLength ?? DEFAULT_MAX_CREDENTIAL_LENGTH
-  // Verified against for unknown users, so they cost the same argon2 run as a wrong password.
-  let dummyHash = ''
+  const slots = new VerificationSlots(options.maxConcurrentVerifications ?? defaultMaxConcurrentVerifications())
+  const timeoutMs = ctx.timeoutMs ?? 0
+  /**
+   * Timing equaliser: a hash of our own with the costliest argon2 parameters seen so far
+   * (hashPassword's at first, then any costlier set a record uses). An unknown user is
+   * verified against it, and a record with cheaper parameters is verified alongside it, so
+   * every refusal costs what the costliest user in use costs: old-parameter hashes waiting
+   * for `onRehash` do not tell which usernames exist.
+   */
+  let equaliser = { params: CURRENT_PARAMETERS, work: argon2Work(CURRENT_PARAMETERS), hash: '' }
+  /** Work of the equaliser being made in the background (one at a time), 0 when none. */
+  let preparing = 0
+  let log: FastifyBaseLogger | undefined
 
-  /** `findUser`, without a promise when it answers synchronously and the cache already holds the login. */
-  function checkStoredPassword (username: string, password: string, request: FastifyRequest): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
-    const record = (findUser as NonNullable<BasicOptions['findUser']>)(username, request)
-    return isThenable(record)
-      ? Promise.resolve(record).then((value) => checkRecord(username, password, value, request))
-      : checkRecord(username, password, record, request)
+  function learn (params: Argon2Parameters, work: number): void {
+    if (work <= equaliser.work || work <= preparing) return
+    preparing = work
+    hashWithParameters(EQUALISER_PASSWORD, params).then((hash) => {
+      if (work > equaliser.work) equaliser = { params, work, hash }
+    }, (err: unknown) => {
+      log?.error({ err }, 'multiauth: could not make the argon2 timing equaliser for a costlier parameter set')
+    }).finally(() => {
+      if (preparing === work) preparing = 0
+    })
   }
 
-  function checkRecord (username: string, password: string, record: BasicUserRecord | Falsy, request: FastifyRequest): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
+  /**
+   * Waits for an argon2 slot, for what is left of `timeout` since findUser was called
+   * (`started`; the whole of it after a synchronous findUser). After a synchronous findUser
+   * this timer is set before the guard's own and has the same duration, so it fires first
+   * (Node runs timers of one duration in the order they were set): the answer is our 503 with
+   * Retry-After. After an asynchronous one the guard's timeout may answer first (its 503).
+   */
+  async function takeSlot (reply: FastifyReply, started: number | undefined): Promise<void> {
+    const waitMs = timeoutMs === 0 ? Infinity : timeoutMs - (started === undefined ? 0 : Math.ceil(performance.now() - started))
+    if (!(await slots.acquire(waitMs))) throw busy(reply, timeoutMs)
+    if (reply.sent) {
+      // Answered meanwhile (the guard's timeout): no argon2 run for nobody; the error goes nowhere.
+      slots.release()
+      throw new BusyError(String(Math.ceil(timeoutMs / 1000)))
+    }
+  }
+
+  /** `findUser`, without a promise when it answers synchronously and the cache already holds the login. */
+  function checkStoredPassword (username: string, password: string, request: FastifyRequest, reply: FastifyReply): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
+    const record = (findUser as NonNullable<BasicOptions['findUser']>)(username, request)
+    if (!isThenable(record)) return checkRecord(username, password, record, request, reply, undefined)
+    const started = performance.now()
+    return Promise.resolve(record).then((value) => checkRecord(username, password, value, request, reply, started))
+  }
+
+  function checkRecord (username: string, password: string, record: BasicUserRecord | Falsy, request: FastifyRequest, reply: FastifyReply, started: number | undefined): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
     // A record without a user is refused like an unknown user: a falsy user never passes.
-    if (!record || !record.user) return refuseUnknownUser(password)
+    if (!record || !record.user) return refuseUnknownUser(password, reply, started)
     // A hit needs the hash findUser returns now, so a changed hash is never served from the cache.
     const cacheKey = cache?.key(username, password)
     if (cacheKey !== undefined && (cache as VerifiedCredentialCache).has(cacheKey, record.passwordHash)) {
       return { user: record.user, method: 'basic' }
     }
-    return checkPassword(username, password, record, cacheKey, request)
+    return checkPassword(username, password, record, cacheKey, request, reply, started)
   }
 
-  async function refuseUnknownUser (password: string): Promise<AuthFailure> {
-    await verifyPassword(dummyHash, password)
+  async function refuseUnknownUser (password: string, reply: FastifyReply, started: number | undefined): Promise<AuthFailure> {
+    await takeSlot(reply, started)
+    try {
+      await verifyParsed(equaliser.hash, equaliser.params, password)
+    } finally {
+      slots.release()
+    }
     return UNKNOWN_USER
   }
 
-  async function checkPassword (username: string, password: string, record: BasicUserRecord, cacheKey: string | undefined, request: FastifyRequest): Promise<AuthSuccess | AuthFailure> {
-    if (!(await verifyPassword(record.passwordHash, password))) return WRONG_PASSWORD
+  async function checkPassword (username: string, password: string, record: BasicUserRecord, cacheKey: string | undefined, request: FastifyRequest, reply: FastifyReply, started: number | undefined): Promise<AuthSuccess | AuthFailure> {
+    // Bad data (not argon2, or absurd parameters) is a server error before any work is done.
+    const params = argon2Parameters(record.passwordHash)
+    const work = argon2Work(params)
+    learn(params, work)
+    let newHash: string | undefined
+    await takeSlot(reply, started)
+    try {
+      const check = verifyParsed(record.passwordHash, params, password)
+      // Cheaper than the costliest set in use: the equaliser runs alongside, so a wrong password takes as long as an unknown user.
+      const ok = work < equaliser.work
+        ? (await Promise.all([check, verifyParsed(equaliser.hash, equaliser.params, password)]))[0]
+        : await check
+      if (!ok) return WRONG_PASSWORD
+      if (onRehash !== undefined && needsRehash(record.passwordHash)) newHash = await hashWithParameters(password, CURRENT_PARAMETERS)
+    } finally {
+      slots.release()
+    }
     if (cacheKey !== undefined) (cache as VerifiedCredentialCache).add(cacheKey, username, record.passwordHash)
-    if (onRehash !== undefined && needsRehash(record.passwordHash)) {
-      const newHash = await hashPassword(password)
-      // Not awaited: the login succeeded and does not wait for the application's write. Bounded by
-      // `timeout`; a failure or a timeout is logged, and the upgrade is retried at the next login.
-      callAsync(ctx.timeoutMs, onRehash, record.user, newHash, record.passwordHash, request)
+    if (newHash !== undefined) {
+      // Outside the argon2 slot, and not awaited: the login succeeded and does not wait for the
+      // application's write. Bounded by `timeout`; a failure or a timeout is logged, and the
+      // upgrade is retried at the next login. The verified hash lets the write be conditional.
+      callAsync(ctx.timeoutMs, onRehash as NonNullable<BasicOptions['onRehash']>, record.user, newHash, record.passwordHash, request)
         .catch((err: unknown) => { request.log.error({ err }, 'multiauth: basic.onRehash failed') })
     }
     return { user: record.user, method: 'basic' }
@@ -157,7 +235,7 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
       const param = authorizationParam(request, 'basic', maxLength)
       return param === undefined ? undefined : decodeBasicCredentials(param)
     },
-    verify ({ username, password }: BasicCredentials, request) {
+    verify ({ username, password }: BasicCredentials, request, reply) {
       if (allowToken && password === '' && username !== '') {
         // Seed 2: an empty password means the user-id is a token.
         const token = ctx.methods.get('token')
@@ -165,14 +243,15 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
         return token.verify(username, request, undefined as never)
       }
       if (username === '') return EMPTY_USERNAME
-      return check(username, password, request)
+      return check(username, password, request, reply)
     },
     async setup (app) {
       if (cache !== undefined) attachCredentialCache(app, cache)
       if (allowToken && !ctx.methods.has('token')) {
         throw new MultiauthOptionError('basic.allowToken needs the token option to be configured')
       }
-      if (findUser !== undefined) dummyHash = await hashPassword('fastify-multiauth timing equaliser')
+      log = app.log
+      if (findUser !== undefined) equaliser = { ...equaliser, hash: await hashWithParameters(EQUALISER_PASSWORD, CURRENT_PARAMETERS) }
     },
     securitySchemes: () => ({
       basic: allowToken

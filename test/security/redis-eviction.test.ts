@@ -69,6 +69,9 @@ t.test('noeviction under maxmemory: writes fail closed (503), no revocation is e
   t.comment(`logins until Redis was full: ${JSON.stringify(Object.fromEntries(statuses))}`)
   t.ok(full, 'Redis filled up: a login that must write got 503 (OOM), not a token without its refresh family')
   t.same([...statuses.keys()].filter((s) => s !== 200 && s !== 503), [], 'only 200 and 503')
-  t.equal(await me(revoked.token), 401, 'the revoked token is still refused when Redis is full')
-  t.equal(await me(beforeReset.token), 401, 'and so is the token issued before "log out everywhere"')
+  // Refused either way: 401, or 503 when the refusal's failure count (the per-IP budget, in the
+  // same full Redis) cannot be written. Never a 200.
+  const refusedWhenFull = [await me(revoked.token), await me(beforeReset.token)]
+  t.ok([401, 503].includes(refusedWhenFull[0] as number), `the revoked token is still refused when Redis is full (${String(refusedWhenFull[0])})`)
+  t.ok([401, 503].includes(refusedWhenFull[1] as number), `and so is the token issued before "log out everywhere" (${String(refusedWhenFull[1])})`)
 })

@@ -4,6 +4,7 @@ export default fastifyMultiauth
 export { fastifyMultiauth }
 export type { MultiauthOptions, MultiauthVerifier } from './plugin.js'
 export type { MultiauthGuardHook } from './guard.js'
+export { multiauthOpenApi } from './openapi.js'
 export type { AuthInfo, AuthMethod, AuthSuccess, Awaitable, Falsy, GuardOptions, GuardSpec, MethodName, MultiauthUser, OpenApiSecurityScheme, RoleRequirement, UserRoles } from './types.js'
 export { AuthFailure } from './types.js'
 export type { BasicOptions, BasicUserRecord } from './methods/basic.js'

@@ -1,19 +1,19 @@
 import type { FastifyInstance, RouteOptions } from 'fastify'
+import { MultiauthOptionError } from './errors.js'
 import type { AuthMethod, MethodName, OpenApiSecurityScheme } from './types.js'
 import { isPlainObject } from './validate.js'
 
-// OpenAPI for guarded routes, with @fastify/swagger registered by the application.
-//
-// @fastify/swagger builds its document lazily, from the route options it saw in `onRoute`,
-// and it throws when an operation's `security` names a scheme that `components` lacks. The
-// components come from the application's own swagger options, which a plugin cannot reach,
-// so the document is completed in two steps, none of them at request time:
-//  1. at `onReady`, every route guarded by `authGuard` or a `verify*` decorator (route hooks,
-//     and hooks the route inherits from `addHook` in its plugin) gets its requirements in
-//     an extension key of its schema, which @fastify/swagger copies to the operation (a
-//     route's own `schema.security` moves there too, and wins);
-//  2. `app.swagger()` is wrapped: it adds our `components.securitySchemes` and turns the
-//     extension key into the operation's `security`, once per generated document.
+// OpenAPI for guarded routes, through @fastify/swagger's public `transform` and `transformObject`
+// options, which `multiauthOpenApi(app, options)` adds to the application's own swagger options
+// (wrapping its own transforms). @fastify/swagger calls them when it builds a document, after
+// `ready`, so the order in which the two plugins are registered does not matter:
+//  - `transform`, per route: the route's security requirements, computed from the guards in the
+//    hooks of its route options (a route's own `schema.security` wins). Our schemes are put in the
+//    document's components first, because @fastify/swagger looks up every scheme an operation
+//    (or the global `security`) names while it builds that operation.
+//  - `transformObject`, per document: the same schemes, also when no route was guarded.
+// No Fastify internals: hooks added with `addHook` are not in the route options, so they are not
+// seen (docs/openapi.md says how to declare such routes). Nothing happens at request time.
 
 /** What a guard hook tells the document: set once, when the guard is built. */
 export interface GuardDescription {
@@ -25,28 +25,31 @@ export interface GuardDescription {
 
 /** A Security Requirement Object: scheme name → scopes (every entry of one object is required). */
 type Requirement = Record<string, string[]>
+type Schemes = Record<string, OpenApiSecurityScheme>
 
-/** Carries the requirements from the route schema to the operation; removed by the wrapped `swagger()`. */
-export const SECURITY_EXTENSION = 'x-multiauth-security'
-const kGuard = Symbol('fastify-multiauth.guard')
-const kWrapped = Symbol('fastify-multiauth.swagger')
+/** What the plugin leaves on its instance for the transforms: its configured methods. */
+interface OpenApiState {
+  readonly methods: ReadonlyMap<MethodName, AuthMethod>
+  /** Every configured scheme, and each method's scheme names; read on the first document. */
+  schemes?: { all: Schemes, names: ReadonlyMap<MethodName, string[]> }
+}
+
+// Registry symbols, so that the ESM and the CommonJS build of this package understand each other.
+const kGuard = Symbol.for('fastify-multiauth.guard')
+const kState = Symbol.for('fastify-multiauth.openapi')
 /** Hooks that run before the handler and can refuse the request. */
 const GUARD_HOOKS = ['onRequest', 'preParsing', 'preValidation', 'preHandler'] as const
 
-/** Marks a guard hook, so that routes using it can be found at startup. Costs nothing per request. */
+/** Marks a guard hook, so that routes using it can be documented. Costs nothing per request. */
 export function describeGuard<T extends object> (hook: T, description: GuardDescription): T {
   Object.defineProperty(hook, kGuard, { value: description })
   return hook
 }
 
-function guardOf (hook: unknown): GuardDescription | undefined {
-  return typeof hook === 'function' ? (hook as unknown as Record<symbol, GuardDescription | undefined>)[kGuard] : undefined
-}
-
 function guardsIn (hooks: unknown): GuardDescription[] {
   const list = Array.isArray(hooks) ? hooks : [hooks]
   return list.flatMap((hook) => {
-    const guard = guardOf(hook)
+    const guard = typeof hook === 'function' ? (hook as unknown as Record<symbol, GuardDescription | undefined>)[kGuard] : undefined
     return guard === undefined ? [] : [guard]
   })
 }
@@ -83,113 +86,113 @@ function unique (requirements: Requirement[]): Requirement[] {
   })
 }
 
-/**
- * Fastify keeps the hooks an instance got from `addHook` under a private symbol, and offers
- * no public accessor. Read-only use; when a future Fastify changes it, only guards added
- * with `addHook` go unseen (route-level guards still are).
- */
-function hookListOf (root: FastifyInstance): (instance: FastifyInstance) => Record<string, unknown> | undefined {
-  const symbol = Object.getOwnPropertySymbols(root).find((s) => s.description === 'fastify.hooks')
-  return (instance) => {
-    const hooks = symbol === undefined ? undefined : (instance as unknown as Record<symbol, unknown>)[symbol]
-    return typeof hooks === 'object' && hooks !== null ? hooks as Record<string, unknown> : undefined
-  }
-}
-
-/** Security requirements of one route, or `undefined` when nothing guards it. */
-function routeRequirements (
-  route: RouteOptions, inherited: Record<string, unknown> | undefined, schemeNames: ReadonlyMap<MethodName, string[]>
-): Requirement[] | undefined {
-  const guards: GuardDescription[] = []
-  // In the order Fastify runs them: the plugin's hooks before the route's own, hook by hook.
-  for (const name of GUARD_HOOKS) {
-    if (inherited !== undefined) guards.push(...guardsIn(inherited[name]))
-    if (route[name] !== undefined) guards.push(...guardsIn(route[name]))
-  }
+/** Security requirements of one route from the hooks of its options, or `undefined` when none is a guard. */
+function routeRequirements (route: RouteOptions, schemeNames: ReadonlyMap<MethodName, string[]>): Requirement[] | undefined {
+  const guards = GUARD_HOOKS.flatMap((name) => guardsIn(route[name]))
   if (guards.length === 0) return undefined
   // Several guards on one route must all pass.
   return unique(guards.map((g) => requirementsOf(g, schemeNames)).reduce(both))
 }
 
-type SwaggerFunction = (this: unknown, options?: { yaml?: boolean }) => unknown
-
 /** OpenAPI 3.0 allows scopes only for oauth2/openIdConnect schemes; 3.1 for every type. */
-function scopesAllowed (doc: Record<string, unknown>, scheme: unknown): boolean {
-  if (typeof doc.openapi === 'string' && !doc.openapi.startsWith('3.0')) return true
+function scopesAllowed (version: string, scheme: unknown): boolean {
+  if (!version.startsWith('3.0')) return true
   const type = isPlainObject(scheme) ? scheme.type : undefined
   return type === 'oauth2' || type === 'openIdConnect'
 }
 
-function completeDocument (doc: unknown, schemes: Readonly<Record<string, OpenApiSecurityScheme>>): void {
-  // Swagger 2.0 documents keep the extension key as it is: it is valid there too.
-  if (!isPlainObject(doc) || typeof doc.openapi !== 'string') return
-  const components = isPlainObject(doc.components) ? doc.components : (doc.components = {})
-  // A scheme the application declared under the same name is its own choice: kept.
-  const declared = { ...schemes, ...(isPlainObject(components.securitySchemes) ? components.securitySchemes : {}) }
-  components.securitySchemes = declared
-  for (const item of Object.values(isPlainObject(doc.paths) ? doc.paths : {})) {
-    if (!isPlainObject(item)) continue
-    for (const operation of Object.values(item)) {
-      if (!isPlainObject(operation) || !(SECURITY_EXTENSION in operation)) continue
-      const requirements = operation[SECURITY_EXTENSION] as Requirement[]
-      delete operation[SECURITY_EXTENSION]
-      operation.security = requirements.map((r) => Object.fromEntries(Object.entries(r).map(
-        ([name, scopes]) => [name, scopesAllowed(doc, declared[name]) ? scopes : []]
-      )))
-    }
+/** An OpenAPI 3 document being built; `undefined` for Swagger 2.0, which is left as generated. */
+function openApiDocument (input: unknown): (Record<string, unknown> & { openapi: string }) | undefined {
+  const doc = isPlainObject(input) ? input.openapiObject : undefined
+  return isPlainObject(doc) && typeof doc.openapi === 'string' ? doc as Record<string, unknown> & { openapi: string } : undefined
+}
+
+/** Makes `app` answer `multiauthOpenApi`'s transforms: a decoration, inherited by child contexts. */
+export function setupOpenApi (app: FastifyInstance, methods: ReadonlyMap<MethodName, AuthMethod>): void {
+  const state: OpenApiState = { methods }
+  app.decorate(kState, state)
+}
+
+function schemesOf (state: OpenApiState): NonNullable<OpenApiState['schemes']> {
+  if (state.schemes !== undefined) return state.schemes
+  const all: Schemes = {}
+  const names = new Map<MethodName, string[]>()
+  for (const [name, method] of state.methods) {
+    const own = method.securitySchemes?.() ?? {}
+    Object.assign(all, own)
+    names.set(name, Object.keys(own))
   }
+  state.schemes = { all, names }
+  return state.schemes
+}
+
+/** The parts of @fastify/swagger's transform input this module reads (it does not depend on @fastify/swagger). */
+interface TransformInput { schema?: unknown, url: string, route: RouteOptions, openapiObject?: unknown, swaggerObject?: unknown }
+type Transform = (input: TransformInput) => { schema?: unknown, url?: string } | undefined
+type TransformObject = (input: { openapiObject?: unknown, swaggerObject?: unknown }) => unknown
+
+function optionalFunction<T> (value: unknown, path: string): T | undefined {
+  if (value === undefined || value === null) return undefined
+  if (typeof value !== 'function') throw new MultiauthOptionError(`multiauthOpenApi: ${path} must be a function`)
+  return value as T
 }
 
 /**
- * Wraps `app.swagger()` so that every document it returns is complete. The object form is
- * cached by @fastify/swagger and completed once. YAML is the same completed document in JSON
- * notation, which is YAML 1.2 (we do not bundle a YAML writer).
+ * The application's @fastify/swagger options, completed with `transform` and `transformObject`
+ * that document fastify-multiauth's security schemes and each guarded route's requirements.
+ * Its own `transform` runs first (we document the schema it returns), its own `transformObject`
+ * last (it sees the completed document). Works whichever plugin is registered first; `app` is
+ * the instance fastify-multiauth is registered on, or a child of it.
  */
-function wrapSwagger (original: SwaggerFunction, schemes: Readonly<Record<string, OpenApiSecurityScheme>>): SwaggerFunction {
+export function multiauthOpenApi<O extends object> (app: FastifyInstance, options: O): O {
+  if (!isPlainObject(options)) throw new MultiauthOptionError('multiauthOpenApi: the @fastify/swagger options must be an object')
+  const ownTransform = optionalFunction<Transform>(options.transform, 'options.transform')
+  const ownTransformObject = optionalFunction<TransformObject>(options.transformObject, 'options.transformObject')
+  if (options.mode !== undefined && options.mode !== 'dynamic') {
+    throw new MultiauthOptionError('multiauthOpenApi: options.mode must be \'dynamic\' (a static specification is not generated from the routes)')
+  }
   const completed = new WeakSet<object>()
-  const wrapped: SwaggerFunction = function swagger (options) {
-    if (options?.yaml === true) return JSON.stringify(wrapped.call(this), null, 2)
-    const doc = original.call(this, options)
-    if (typeof doc === 'object' && doc !== null && !completed.has(doc)) {
-      completeDocument(doc, schemes)
+
+  function state (): OpenApiState {
+    const found = (app as unknown as Record<symbol, OpenApiState | undefined>)[kState]
+    if (found === undefined) throw new MultiauthOptionError('multiauthOpenApi(app, options): fastify-multiauth is not registered on app or a parent of it')
+    return found
+  }
+
+  /** Our schemes in the document's components, once per document; a scheme of the application's own under the same name is kept. */
+  function addSchemes (doc: Record<string, unknown>): Schemes {
+    const components = isPlainObject(doc.components) ? doc.components : (doc.components = {})
+    if (!completed.has(doc)) {
+      // A new object: @fastify/swagger's document shares the application's `securitySchemes` option.
+      components.securitySchemes = { ...schemesOf(state()).all, ...(isPlainObject(components.securitySchemes) ? components.securitySchemes : {}) }
       completed.add(doc)
     }
-    return doc
+    return components.securitySchemes as Schemes
   }
-  Object.defineProperty(wrapped, kWrapped, { value: true })
-  return wrapped
-}
 
-/**
- * Installs the two steps on the plugin's instance. Routes are only remembered (a reference
- * each) until `onReady`; without @fastify/swagger nothing else happens.
- */
-export function setupOpenApi (app: FastifyInstance, methods: ReadonlyMap<MethodName, AuthMethod>): void {
-  const routes: Array<{ instance: FastifyInstance, route: RouteOptions }> = []
-  app.addHook('onRoute', function rememberRoute (this: FastifyInstance, route) {
-    routes.push({ instance: this, route })
-  })
-  app.addHook('onReady', async function documentGuards () {
-    const pending = routes.splice(0)
-    const swagger = (app as unknown as { swagger?: SwaggerFunction }).swagger
-    if (typeof swagger !== 'function' || (swagger as unknown as Record<symbol, unknown>)[kWrapped] === true) return
-    const schemes: Record<string, OpenApiSecurityScheme> = {}
-    const schemeNames = new Map<MethodName, string[]>()
-    for (const [name, method] of methods) {
-      const own = method.securitySchemes?.() ?? {}
-      Object.assign(schemes, own)
-      schemeNames.set(name, Object.keys(own))
-    }
-    const hooksOf = hookListOf(app)
-    for (const { instance, route } of pending) {
-      const { security: own, ...schema } = (isPlainObject(route.schema) ? route.schema : {}) as Record<string, unknown>
-      // A route that states its own `security` keeps it; it travels the same way, because
-      // @fastify/swagger would throw on names of ours that its components do not hold yet.
-      const requirements = own ?? routeRequirements(route, hooksOf(instance), schemeNames)
-      if (requirements === undefined) continue
-      // A copy: one schema object may be shared by several routes with different guards.
-      route.schema = { ...schema, [SECURITY_EXTENSION]: requirements } as RouteOptions['schema']
-    }
-    ;(app as unknown as { swagger: SwaggerFunction }).swagger = wrapSwagger(swagger, schemes)
-  })
+  function transform (input: TransformInput): { schema: unknown, url: string } {
+    const result = ownTransform?.(input)
+    // @fastify/swagger's rule: a missing schema or url in a transform's result means the route's.
+    const schema = result?.schema || input.schema
+    const url = result?.url || input.url
+    const doc = openApiDocument(input)
+    if (doc === undefined) return { schema, url }
+    const declared = addSchemes(doc)
+    if (isPlainObject(schema) && schema.security !== undefined) return { schema, url }
+    const requirements = routeRequirements(input.route, schemesOf(state()).names)
+    if (requirements === undefined) return { schema, url }
+    const security = requirements.map((r) => Object.fromEntries(Object.entries(r).map(
+      ([name, scopes]) => [name, scopesAllowed(doc.openapi, declared[name]) ? scopes : []]
+    )))
+    // A copy: the route's schema (possibly shared by several routes) is left as it is.
+    return { schema: { ...(isPlainObject(schema) ? schema : {}), security }, url }
+  }
+
+  function transformObject (input: { openapiObject?: unknown, swaggerObject?: unknown }): unknown {
+    const doc = openApiDocument(input)
+    if (doc !== undefined) addSchemes(doc)
+    return ownTransformObject === undefined ? (input.openapiObject ?? input.swaggerObject) : ownTransformObject(input)
+  }
+
+  return { ...options, transform, transformObject }
 }

@@ -165,7 +165,7 @@ async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<
   // Another plugin (the application's own @fastify/jwt, @fastify/passport) may own `request.user` already.
   if (!app.hasRequestDecorator('user')) app.decorateRequest('user', null)
   app.decorateRequest('auth', null)
-  // Security requirements and schemes in @fastify/swagger's document, when the application has it.
+  // What multiauthOpenApi's @fastify/swagger transforms read: the configured methods.
   setupOpenApi(app, methods)
   // Credentials never reach the logs, on any route or 404, whatever the registration order.
   redactCredentialsInLogs(app)

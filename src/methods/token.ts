@@ -1,5 +1,4 @@
 import { createHash, createPrivateKey, createPublicKey, KeyObject, randomBytes, randomUUID } from 'node:crypto'
-import fastifyJwt from '@fastify/jwt'
 import type { FastifyJWTOptions, JWT } from '@fastify/jwt'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { BadRequestError, MESSAGE_INVALID, MESSAGE_MISSING, MultiauthOptionError, UnauthorizedError } from '../errors.js'
@@ -7,6 +6,7 @@ import { authorizationParam, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../headers.js
 import { cacheOptions, ExpiringLru } from '../expiring-lru.js'
 import type { VerifiedCredentialCacheOptions } from '../expiring-lru.js'
 import type { MultiauthStore } from '../stores/types.js'
+import { loadPeers } from '../peer.js'
 import { AuthFailure, isThenable } from '../types.js'
 import type { AuthMethod, AuthSuccess, Awaitable, Falsy, MethodName, MultiauthUser } from '../types.js'
 import {
@@ -321,6 +321,7 @@ interface RefreshRecord {
 }
 
 export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod {
+  const [fastifyJwt] = loadPeers('the "token" option', ['@fastify/jwt'])
   const options = checkObject(raw, 'token') as unknown as TokenOptions
   checkKeys(options as unknown as Record<string, unknown>, OPTION_KEYS, 'token')
   checkFunction(options.lookup, 'token.lookup')

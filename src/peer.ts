@@ -42,7 +42,8 @@ export const PEER_RANGES: Readonly<Record<PeerName, string>> = {
 
 // Synchronous, so that a missing package fails the registration (or `new RedisStore()`) at once,
 // before anything else is set up. The same in both builds (tsup.config.ts gives the CommonJS
-// build __filename for import.meta.url). jose is ESM-only: Node >= 22.12 require()s it.
+// build __filename for import.meta.url). jose is ESM-only: Node >= 22.13 require()s it
+// without a flag or warning (22.12 printed an ExperimentalWarning).
 const requirePeer = createRequire(import.meta.url)
 
 function isMissing (err: unknown, name: string): boolean {

@@ -6,10 +6,16 @@ export default defineConfig({
   dts: true,
   clean: true,
   sourcemap: true,
-  target: 'node20',
+  target: 'node22',
   // Runtime dependencies stay external; users install them with the package.
   splitting: false,
   shims: false,
+  // src/peer.ts loads optional peers with createRequire(import.meta.url); CommonJS has no
+  // import.meta, and createRequire takes the module's own path just as well. (tsup's shim builds
+  // a URL from 'file:' + __filename, which breaks on a path containing '#' or '%'.)
+  esbuildOptions (options, { format }) {
+    if (format === 'cjs') options.define = { ...options.define, 'import.meta.url': '__filename' }
+  },
   // CommonJS: `require('fastify-multiauth')` is the plugin itself, as with Fastify's own
   // plugins, and still carries `.default`, `.fastifyMultiauth` and every named export.
   footer: ({ format }) => format === 'cjs'

@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto'
-import fastifyOauth2 from '@fastify/oauth2'
 import type { OAuth2Namespace } from '@fastify/oauth2'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose'
-import type { JWTPayload } from 'jose'
+import type { createRemoteJWKSet, JWTPayload } from 'jose'
 import { BadRequestError, MESSAGE_INVALID, MultiauthOptionError, OAuth2ProviderError, UnauthorizedError } from '../errors.js'
 import { bounded, callAsync, isOwnError, storeError } from '../callbacks.js'
 import { pluginRouteErrorHandler } from '../route-errors.js'
+import { loadPeers } from '../peer.js'
 import type { AuthMethod, Awaitable, Falsy, MultiauthUser, OpenApiSecurityScheme } from '../types.js'
 import { checkFunction, checkKeys, checkObject, checkPositiveInteger, checkString, isPlainObject } from '../validate.js'
 import type { MethodContext } from './context.js'
@@ -94,12 +93,6 @@ const GITHUB_AUTH = {
 const GITHUB_API = 'https://api.github.com'
 /** Asymmetric JWS algorithms only: an id_token "signed" with the client secret or `none` is refused. */
 const ASYMMETRIC = /^(RS|PS|ES)(256|384|512)$|^EdDSA$|^Ed25519$/
-/** jose errors that mean "this id_token is not valid for us" (401), as opposed to a provider or network failure (502). */
-const INVALID_TOKEN_ERRORS = [
-  joseErrors.JWTClaimValidationFailed, joseErrors.JWTExpired, joseErrors.JWTInvalid, joseErrors.JWSInvalid,
-  joseErrors.JWSSignatureVerificationFailed, joseErrors.JWKSNoMatchingKey, joseErrors.JOSEAlgNotAllowed,
-  joseErrors.JWKSMultipleMatchingKeys, joseErrors.JOSENotSupported
-]
 
 /** Seconds an id_token's `iat` may lie in the past: the code exchange happens right after the provider issued it. */
 const ID_TOKEN_MAX_AGE = 600
@@ -172,6 +165,13 @@ function optionalString (value: unknown): string | undefined {
 }
 
 export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMethod {
+  const [fastifyOauth2, { createRemoteJWKSet, errors: joseErrors, jwtVerify }] = loadPeers('the "oauth2" option', ['@fastify/oauth2', 'jose'])
+  /** jose errors that mean "this id_token is not valid for us" (401), as opposed to a provider or network failure (502). */
+  const INVALID_TOKEN_ERRORS = [
+    joseErrors.JWTClaimValidationFailed, joseErrors.JWTExpired, joseErrors.JWTInvalid, joseErrors.JWSInvalid,
+    joseErrors.JWSSignatureVerificationFailed, joseErrors.JWKSNoMatchingKey, joseErrors.JOSEAlgNotAllowed,
+    joseErrors.JWKSMultipleMatchingKeys, joseErrors.JOSENotSupported
+  ]
   const options = checkObject(raw, 'oauth2') as unknown as OAuth2Options
   checkKeys(options as unknown as Record<string, unknown>, OPTION_KEYS, 'oauth2')
   checkFunction(options.onLogin, 'oauth2.onLogin')

@@ -1,11 +1,10 @@
-import fastifyCookie from '@fastify/cookie'
-import fastifySession from '@fastify/session'
-import type { SessionStore } from '@fastify/session'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { callbackError, storeError } from '../callbacks.js'
 import { MultiauthOptionError, NotConfiguredError, StoreUnavailableError } from '../errors.js'
 import { sha256Text } from '../hash.js'
 import { kGetLocal, kSetLocalUnless, MemoryStore } from '../stores/memory.js'
+import { loadPeers } from '../peer.js'
+import type { SessionStore } from '../peer.js'
 import type { MultiauthStore } from '../stores/types.js'
 import { AuthFailure, isThenable } from '../types.js'
 import type { AuthMethod, AuthSuccess, Awaitable, Falsy, MultiauthUser } from '../types.js'
@@ -392,6 +391,7 @@ function defaultUserId (user: MultiauthUser): string {
 }
 
 export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMethod & { core: SessionCore } {
+  const [fastifyCookie, fastifySession] = loadPeers('the "session" option', ['@fastify/cookie', '@fastify/session'])
   const options = checkObject(raw, 'session') as unknown as SessionOptions
   checkKeys(options as unknown as Record<string, unknown>, OPTION_KEYS, 'session')
   checkFunction(options.lookup, 'session.lookup')

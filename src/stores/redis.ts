@@ -1,6 +1,6 @@
-import { Redis } from 'ioredis'
-import type { RedisOptions } from 'ioredis'
+import type { Redis, RedisOptions } from 'ioredis'
 import { StoreUnavailableError } from '../errors.js'
+import { loadPeers } from '../peer.js'
 import type { MultiauthStore } from './types.js'
 
 export interface RedisStoreOptions {
@@ -108,10 +108,15 @@ export class RedisStore implements MultiauthStore {
     // Commands issued while (re)connecting wait in ioredis' queue, bounded by our own
     // timeout; after one reconnection attempt ioredis fails them, so the queue stays small.
     const failFast: RedisOptions = { maxRetriesPerRequest: 1 }
-    this.client = options.client ??
-      (typeof options.connection === 'string'
-        ? new Redis(options.connection, failFast)
-        : new Redis({ ...failFast, ...options.connection }))
+    if (options.client !== undefined) {
+      this.client = options.client
+    } else {
+      // ioredis is an optional peer dependency: loaded only here, for a client the store owns.
+      const [{ Redis: RedisClient }] = loadPeers('RedisStore', ['ioredis'])
+      this.client = typeof options.connection === 'string'
+        ? new RedisClient(options.connection, failFast)
+        : new RedisClient({ ...failFast, ...options.connection })
+    }
     // ioredis emits 'error' on every failed reconnect; without a listener Node would crash.
     if (this.#owned) this.client.on('error', () => {})
     this.client.defineCommand('multiauthIncrement', { numberOfKeys: 1, lua: INCREMENT })

@@ -11,7 +11,14 @@ export async function rawRequest (port: number, head: string, timeoutMs = 5000):
     const timer = setTimeout(() => { socket.destroy(); reject(new Error('raw request timed out')) }, timeoutMs)
     socket.setEncoding('latin1')
     socket.on('data', (chunk: string) => { data += chunk })
-    socket.on('error', (err) => { clearTimeout(timer); reject(err) })
+    socket.on('error', (err) => {
+      // A server that answers before reading the whole request and then closes (Node 24 refusing
+      // oversized headers with 431) resets the connection after its answer: 'close' still
+      // resolves that answer. Before, the reset failed these tests on Node 24.
+      if (/^HTTP\/1\.1 \d{3}/.test(data)) return
+      clearTimeout(timer)
+      reject(err)
+    })
     socket.on('close', () => {
       clearTimeout(timer)
       const match = /^HTTP\/1\.1 (\d{3})/.exec(data)

@@ -1,4 +1,3 @@
-import fastifyJwt from '@fastify/jwt'
 import type { FastifyJWTOptions, JWT } from '@fastify/jwt'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { BadRequestError, MultiauthOptionError } from '../../errors.js'
@@ -8,6 +7,7 @@ import { AuthFailure, isThenable } from '../../types.js'
 import type { AuthMethod, AuthSuccess, Falsy, MultiauthUser } from '../../types.js'
 import { checkBoolean, checkFunction, checkKeys, checkObject, checkPositiveInteger, checkString } from '../../validate.js'
 import type { MethodContext } from '../context.js'
+import { loadPeers } from '../../peer.js'
 import { prepareKeys } from './keys.js'
 import type { PreparedKey } from './keys.js'
 import { createTokenLifecycle } from './lifecycle.js'
@@ -64,6 +64,7 @@ function scopesOf (claims: Record<string, unknown>): readonly string[] {
 }
 
 export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod {
+  const [fastifyJwt] = loadPeers('the "token" option', ['@fastify/jwt'])
   const options = checkObject(raw, 'token') as unknown as TokenOptions
   checkKeys(options as unknown as Record<string, unknown>, OPTION_KEYS, 'token')
   checkFunction(options.lookup, 'token.lookup')

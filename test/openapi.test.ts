@@ -354,7 +354,7 @@ t.test('no private Fastify API: no hook list read, no decorator replaced', async
 })
 
 t.test('CommonJS build: works alone and together with the ES module build', async (t) => {
-  // The package's CJS build, made the way tsup makes it (same footer), into a directory inside
+  // The package's CJS build, made the way tsup.config.ts makes it (same define and footer), into a directory inside
   // the repository so that it resolves the same node_modules.
   const dir = await mkdtemp(join(root, '.openapi-cjs-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
@@ -364,10 +364,12 @@ t.test('CommonJS build: works alone and together with the ES module build', asyn
     bundle: true,
     platform: 'node',
     format: 'cjs',
-    target: 'node20',
+    target: 'node22',
     packages: 'external',
     outfile,
     logLevel: 'silent',
+    // As tsup.config.ts does for the CommonJS build.
+    define: { 'import.meta.url': '__filename' },
     footer: { js: 'module.exports = Object.assign(module.exports.default, module.exports);' }
   })
   const require = createRequire(outfile)

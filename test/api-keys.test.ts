@@ -5,7 +5,7 @@ import {
   apiKeyId, describeApiKey, generateApiKey, hashApiKey, isApiKey, parseApiKey, rotateApiKey
 } from '../src/index.js'
 import type { ApiKeyRecord, MultiauthOptions } from '../src/index.js'
-import { crc32 } from '../src/api-keys.js'
+import { crc32 } from '../src/methods/api-key/key-format.js'
 import { buildApp } from './helpers/app.js'
 
 const BASE62 = /^[0-9A-Za-z]+$/

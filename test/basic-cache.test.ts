@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import argon2 from 'argon2'
 import { clearVerifiedCredentials, hashPassword, MultiauthOptionError } from '../src/index.js'
 import type { BasicUserRecord } from '../src/index.js'
-import { VerifiedCredentialCache } from '../src/credential-cache.js'
+import { VerifiedCredentialCache } from '../src/methods/basic/credential-cache.js'
 import { basicHeader, buildApp } from './helpers/app.js'
 
 // Counts real argon2 verifications (calls through to the real argon2), so a test can tell

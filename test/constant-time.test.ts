@@ -1,7 +1,7 @@
 import t from 'tap'
 import { createHash } from 'node:crypto'
 import { constantTimeEqual } from '../src/index.js'
-import { sha256, sha256Text } from '../src/hash.js'
+import { sha256, sha256Text } from '../src/lib/hash.js'
 
 // constantTimeEqual hashes both sides (one-shot crypto.hash where Node has it), so inputs of
 // any length compare without leaking it; these pin its answers and the digests it relies on.

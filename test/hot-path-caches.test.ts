@@ -3,7 +3,7 @@ import type { Test } from 'tap'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { generateApiKey, hashPassword, MultiauthOptionError } from '../src/index.js'
 import type { ApiKeyRecord, BasicUserRecord, MultiauthUser, TokenOptions } from '../src/index.js'
-import { ExpiringLru } from '../src/expiring-lru.js'
+import { ExpiringLru } from '../src/lib/expiring-lru.js'
 import { basicHeader, buildApp, traced } from './helpers/app.js'
 import { handMadeJwt, SECRET } from './helpers/tokens.js'
 

@@ -14,7 +14,7 @@ import Fastify from 'fastify'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { pino } from 'pino'
 import multiauth from '../src/index.js'
-import { redactQueryParamsInText } from '../src/log-redaction.js'
+import { redactQueryParamsInText } from '../src/integrations/log-redaction.js'
 import type { MultiauthOptions } from '../src/index.js'
 import { SECRET } from './helpers/tokens.js'
 

@@ -12,7 +12,7 @@ import fastifySession from '@fastify/session'
 import csrfProtection from '@fastify/csrf-protection'
 import multiauth, { generateApiKey } from '../src/index.js'
 import type { MultiauthOptions } from '../src/index.js'
-import { WARNINGS } from '../src/warnings.js'
+import { WARNINGS } from '../src/core/warnings.js'
 
 const SECRET = 'a-session-secret-of-at-least-32-characters'
 const JWT_SECRET = 'a-jwt-secret-of-at-least-32-bytes-long!!'

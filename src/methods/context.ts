@@ -1,5 +1,5 @@
 import type { MultiauthStore } from '../stores/types.js'
-import type { AuthMethod, MethodName } from '../types.js'
+import type { AuthMethod, MethodName } from '../core/types.js'
 
 /** What every method factory receives besides its own options. */
 export interface MethodContext {

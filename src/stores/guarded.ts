@@ -1,5 +1,5 @@
-import { boundedStore } from '../callbacks.js'
-import { StoreDataError } from '../errors.js'
+import { boundedStore } from '../core/callbacks.js'
+import { StoreDataError } from '../core/errors.js'
 import { MemoryStore } from './memory.js'
 import { RedisStore } from './redis.js'
 import type { MultiauthStore } from './types.js'

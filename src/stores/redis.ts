@@ -1,6 +1,6 @@
 import type { Redis, RedisOptions } from 'ioredis'
-import { StoreUnavailableError } from '../errors.js'
-import { loadPeers } from '../peer.js'
+import { StoreUnavailableError } from '../core/errors.js'
+import { loadPeers } from '../core/peer.js'
 import type { MultiauthStore } from './types.js'
 
 export interface RedisStoreOptions {

@@ -68,7 +68,7 @@ t.test('roles: a string is one role, an array or Set of strings is compared whol
 
 t.test('a custom AuthMethod\'s scopes go through the same check (defence in depth in the guard)', async (t) => {
   // The guard re-checks what any method hands it; a string reported as scopes never matches loosely.
-  const { createGuard } = await import('../../src/guard.js')
+  const { createGuard } = await import('../../src/core/guard.js')
   const method: AuthMethod = {
     name: 'apiKey',
     extract: () => 'x',

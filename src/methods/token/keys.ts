@@ -1,7 +1,7 @@
 import { createHash, createHmac, createPrivateKey, createPublicKey, KeyObject } from 'node:crypto'
 import type { FastifyJWTOptions, JWT } from '@fastify/jwt'
-import { MultiauthOptionError } from '../../errors.js'
-import { checkKeys, checkObject, checkQuotable, checkString, keyMaterialKind } from '../../validate.js'
+import { MultiauthOptionError } from '../../core/errors.js'
+import { checkKeys, checkObject, checkQuotable, checkString, keyMaterialKind } from '../../core/validate.js'
 import type { TokenKey, TokenOptions } from './types.js'
 
 // Key material → the keys the token method signs and verifies with, each with its one

@@ -1,11 +1,11 @@
 import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
-import { callAsync, callbackError } from '../../callbacks.js'
-import { StoreDataError } from '../../errors.js'
-import { sha256Text } from '../../hash.js'
+import { callAsync, callbackError } from '../../core/callbacks.js'
+import { StoreDataError } from '../../core/errors.js'
+import { sha256Text } from '../../lib/hash.js'
 import type { MultiauthStore } from '../../stores/types.js'
-import { isPlainObject } from '../../validate.js'
-import type { MultiauthUser } from '../../types.js'
+import { isPlainObject } from '../../core/validate.js'
+import type { MultiauthUser } from '../../core/types.js'
 import type { AuthTokens, IssuedTokens, TokenClaims, TokenClaimsInput, TokenOptions } from './types.js'
 
 // What the store holds about tokens, and the helpers that change it: issuing, refresh-token

@@ -2,10 +2,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import {
   InvalidGrantError, InvalidTokenRequestError, MESSAGE_INVALID, MESSAGE_MISSING, MultiauthOptionError, UnauthorizedError,
   UnsupportedGrantTypeError, UnsupportedTokenTypeError
-} from '../../errors.js'
-import { pluginRouteErrorHandler } from '../../route-errors.js'
-import type { MethodName, MultiauthUser } from '../../types.js'
-import { checkKeys, checkObject, checkString } from '../../validate.js'
+} from '../../core/errors.js'
+import { pluginRouteErrorHandler } from '../../core/route-errors.js'
+import type { MethodName, MultiauthUser } from '../../core/types.js'
+import { checkKeys, checkObject, checkString } from '../../core/validate.js'
 import type { MethodContext } from '../context.js'
 import { kVerifiedAt, REFRESH_TOKEN_MAX_LENGTH } from './lifecycle.js'
 import type { AuthTokens, TokenRoutesOptions } from './types.js'

@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
-import type { Awaitable, Falsy, MultiauthUser } from '../../types.js'
-import type { VerifiedCredentialCacheOptions } from '../../expiring-lru.js'
+import type { Awaitable, Falsy, MultiauthUser } from '../../core/types.js'
+import type { VerifiedCredentialCacheOptions } from '../../lib/expiring-lru.js'
 
 // @fastify/jwt types `request.user` as its own payload type; ours is the application's user.
 // Pointing its `FastifyJWT.user` at the same type lets both declarations of

@@ -1,4 +1,4 @@
-import { checkKeys, checkObject, checkPositiveInteger } from './validate.js'
+import { checkKeys, checkObject, checkPositiveInteger } from '../core/validate.js'
 
 /** `basic.cache` / `token.cache`: how many verified credentials to remember, and for how long. */
 export interface VerifiedCredentialCacheOptions {

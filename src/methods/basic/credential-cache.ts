@@ -1,8 +1,8 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
-import { ExpiringLru } from './expiring-lru.js'
+import { ExpiringLru } from '../../lib/expiring-lru.js'
 
-export type { VerifiedCredentialCacheOptions } from './expiring-lru.js'
+export type { VerifiedCredentialCacheOptions } from '../../lib/expiring-lru.js'
 
 interface Entry {
   username: string

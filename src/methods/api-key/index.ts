@@ -1,13 +1,13 @@
 import type { FastifyRequest } from 'fastify'
-import { apiKeyId, apiKeyMatches, parseApiKey } from '../api-keys.js'
-import type { ApiKeyRecord } from '../api-keys.js'
-import { BadRequestError, MultiauthOptionError } from '../errors.js'
-import { assertSingleHeader, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../headers.js'
-import { redactCredentialsInLogs } from '../log-redaction.js'
-import { AuthFailure, isThenable } from '../types.js'
-import type { AuthMethod, AuthSuccess, Awaitable, Falsy, MultiauthUser } from '../types.js'
-import { checkFunction, checkKeys, checkObject, checkPositiveInteger, checkQuotable, checkString } from '../validate.js'
-import type { MethodContext } from './context.js'
+import { apiKeyId, apiKeyMatches, parseApiKey } from './key-format.js'
+import type { ApiKeyRecord } from './key-format.js'
+import { BadRequestError, MultiauthOptionError } from '../../core/errors.js'
+import { assertSingleHeader, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../../core/headers.js'
+import { redactCredentialsInLogs } from '../../integrations/log-redaction.js'
+import { AuthFailure, isThenable } from '../../core/types.js'
+import type { AuthMethod, AuthSuccess, Awaitable, Falsy, MultiauthUser } from '../../core/types.js'
+import { checkFunction, checkKeys, checkObject, checkPositiveInteger, checkQuotable, checkString } from '../../core/validate.js'
+import type { MethodContext } from '../context.js'
 
 
 export interface ApiKeyOptions {
@@ -126,7 +126,7 @@ function outcome (user: MultiauthUser | Falsy): AuthSuccess | AuthFailure {
   return user ? { user, method: 'apiKey' } : REFUSED
 }
 
-export { redactQueryParam } from '../log-redaction.js'
+export { redactQueryParam } from '../../integrations/log-redaction.js'
 
 export function createApiKeyMethod (raw: unknown, ctx: MethodContext): AuthMethod {
   const options = checkObject(raw, 'apiKey') as unknown as ApiKeyOptions

@@ -1,7 +1,7 @@
 import type { FastifyInstance, RouteOptions } from 'fastify'
-import { MultiauthOptionError } from './errors.js'
-import type { AuthMethod, MethodName, OpenApiSecurityScheme } from './types.js'
-import { isPlainObject } from './validate.js'
+import { MultiauthOptionError } from '../core/errors.js'
+import type { AuthMethod, MethodName, OpenApiSecurityScheme } from '../core/types.js'
+import { isPlainObject } from '../core/validate.js'
 
 // OpenAPI for guarded routes, through @fastify/swagger's public `transform` and `transformObject`
 // options, which `multiauthOpenApi(app, options)` adds to the application's own swagger options

@@ -1,5 +1,5 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto'
-import { sha256, sha256Text } from './hash.js'
+import { sha256, sha256Text } from '../../lib/hash.js'
 
 /**
  * API-key format, in the style of GitHub tokens:

@@ -3,8 +3,8 @@ import { boundedCallback, callbackError } from './callbacks.js'
 import {
   BadRequestError, ForbiddenError, MESSAGE_FORBIDDEN, MESSAGE_INVALID, MESSAGE_MISSING, MultiauthOptionError, UnauthorizedError
 } from './errors.js'
-import { describeGuard } from './openapi.js'
-import type { GuardDescription } from './openapi.js'
+import { describeGuard } from '../integrations/openapi.js'
+import type { GuardDescription } from '../integrations/openapi.js'
 import { AuthFailure, isThenable } from './types.js'
 import type { AuthInfo, AuthMethod, AuthSuccess, GuardSpec, MethodName, MultiauthUser, UserRoles } from './types.js'
 import { isPlainObject } from './validate.js'

@@ -1,7 +1,7 @@
 import argon2 from 'argon2'
 import { timingSafeEqual } from 'node:crypto'
 import os from 'node:os'
-import { sha256 } from './hash.js'
+import { sha256 } from '../../lib/hash.js'
 
 /**
  * argon2id parameters: OWASP Password Storage Cheat Sheet's first recommended set

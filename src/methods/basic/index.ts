@@ -1,21 +1,21 @@
 import { isUtf8 } from 'node:buffer'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
-import { attachCredentialCache, VerifiedCredentialCache } from '../credential-cache.js'
-import { cacheOptions } from '../expiring-lru.js'
-import type { VerifiedCredentialCacheOptions } from '../expiring-lru.js'
-import { callAsync } from '../callbacks.js'
-import { BadRequestError, BusyError, MultiauthOptionError } from '../errors.js'
-import { authorizationParam, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../headers.js'
+import { attachCredentialCache, VerifiedCredentialCache } from './credential-cache.js'
+import { cacheOptions } from '../../lib/expiring-lru.js'
+import type { VerifiedCredentialCacheOptions } from '../../lib/expiring-lru.js'
+import { callAsync } from '../../core/callbacks.js'
+import { BadRequestError, BusyError, MultiauthOptionError } from '../../core/errors.js'
+import { authorizationParam, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../../core/headers.js'
 import {
   argon2Parameters, argon2Work, CURRENT_PARAMETERS, defaultMaxConcurrentVerifications, hashWithParameters, needsRehash,
   verifyParsed, VerificationSlots
-} from '../password.js'
-import type { Argon2Parameters } from '../password.js'
-import { busy } from '../rate-limit.js'
-import { AuthFailure, isThenable } from '../types.js'
-import type { AuthMethod, AuthSuccess, Awaitable, Falsy, MultiauthUser } from '../types.js'
-import { checkBoolean, checkFunction, checkKeys, checkObject, checkPositiveInteger } from '../validate.js'
-import type { MethodContext } from './context.js'
+} from './password.js'
+import type { Argon2Parameters } from './password.js'
+import { busy } from '../../rate-limit/index.js'
+import { AuthFailure, isThenable } from '../../core/types.js'
+import type { AuthMethod, AuthSuccess, Awaitable, Falsy, MultiauthUser } from '../../core/types.js'
+import { checkBoolean, checkFunction, checkKeys, checkObject, checkPositiveInteger } from '../../core/validate.js'
+import type { MethodContext } from '../context.js'
 
 
 export interface BasicUserRecord {

@@ -1,169 +1,26 @@
 import { randomBytes } from 'node:crypto'
 import type { OAuth2Namespace } from '@fastify/oauth2'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { createRemoteJWKSet, JWTPayload } from 'jose'
-import { BadRequestError, MESSAGE_INVALID, MultiauthOptionError, OAuth2ProviderError, UnauthorizedError } from '../../core/errors.js'
+import type { JWTPayload } from 'jose'
+import { BadRequestError, MultiauthOptionError } from '../../core/errors.js'
 import { bounded, callAsync, isOwnError, storeError } from '../../core/callbacks.js'
 import { pluginRouteErrorHandler } from '../../core/route-errors.js'
 import { loadPeers } from '../../core/peer.js'
-import type { AuthMethod, Awaitable, Falsy, MultiauthUser, OpenApiSecurityScheme } from '../../core/types.js'
+import type { AuthMethod, OpenApiSecurityScheme } from '../../core/types.js'
 import { checkFunction, checkKeys, checkObject, checkPositiveInteger, checkString, isPlainObject } from '../../core/validate.js'
 import type { MethodContext } from '../context.js'
 import { oauth2SessionMethod } from '../session/index.js'
 import type { SessionCore } from '../session/index.js'
+import { ASYMMETRIC, GITHUB_API, GITHUB_AUTH, ID_TOKEN_CLOCK_TOLERANCE, ID_TOKEN_MAX_AGE, endpoint, getJson, optionalString, providerError, refused, resolveProvider } from './provider.js'
+import type { OAuth2Options, OAuth2Profile, OAuth2Tokens, ProviderRuntime } from './types.js'
 
+// The `oauth2` method: provider login through @fastify/oauth2 (state, PKCE S256), OpenID Connect
+// id_token and nonce checked with jose, a mapped user, and a session. Providers: ./provider.ts.
 
-export interface OAuth2ProviderOptions {
-  /** `'google'`, `'github'` or `'oidc'` (any OpenID Connect provider, by `issuer`). Default `'oidc'`. */
-  preset?: 'google' | 'github' | 'oidc'
-  /** OpenID Connect issuer; its discovery document is `<issuer>/.well-known/openid-configuration`. Required for `'oidc'`. */
-  issuer?: string
-  clientId: string
-  clientSecret: string
-  /** Default: `openid email profile` for OpenID Connect, `read:user user:email` for GitHub. */
-  scope?: string[]
-}
-
-/** The provider identity handed to `onLogin`. */
-export interface OAuth2Profile {
-  /** The key of `oauth2.providers` the login went through. */
-  provider: string
-  /** Stable subject at the provider (`sub`, or GitHub's numeric id): link accounts on (provider, id), not on email. */
-  id: string
-  email?: string
-  /** Whether the provider verified `email`; do not link by email when it is not `true`. */
-  emailVerified?: boolean
-  name?: string
-  /** The validated id_token claims (OpenID Connect, plus userinfo when fetched) or GitHub's user object. */
-  claims: Record<string, unknown>
-}
-
-/** The provider's token response. Never stored by the plugin: keep what you need in `onLogin`. */
-export interface OAuth2Tokens {
-  access_token: string
-  token_type: string
-  refresh_token?: string
-  id_token?: string
-  expires_in?: number
-  scope?: string
-  [key: string]: unknown
-}
-
-export interface OAuth2Options {
-  providers: Record<string, OAuth2ProviderOptions>
-  /** This application's public origin (`https://app.example.com`): callback URLs are built from it, never from the Host header. */
-  baseUrl: string
-  /** Route prefix: `GET <prefix>/<provider>` starts a login, `GET <prefix>/<provider>/callback` ends it. Default `/auth`. */
-  prefix?: string
-  /** Maps the provider identity to your user (find, link or create). Falsy refuses the login (401). */
-  onLogin: (profile: OAuth2Profile, tokens: OAuth2Tokens, request: FastifyRequest) => Awaitable<MultiauthUser | Falsy>
-  /** Where the browser goes after login. Default `/`. */
-  redirect?: string
-  /** Paths the start route accepts in `?next=` (exact match, local paths only). Anything else is a 400: no open redirect. */
-  allowedRedirects?: string[]
-  /** Timeout in ms for discovery, JWKS and userinfo requests. Default 5000. */
-  httpTimeout?: number
-}
-
-interface ProviderRuntime {
-  name: string
-  kind: 'oidc' | 'github'
-  oauth2: () => OAuth2Namespace
-  // OpenID Connect only, filled from discovery at setup:
-  issuer?: string
-  jwks?: ReturnType<typeof createRemoteJWKSet>
-  algorithms?: string[]
-  userinfoEndpoint?: string
-  /** The provider announces RFC 9207: its authorization responses carry `iss`, which must then be present and be its issuer. */
-  issInResponse?: boolean
-}
+export type { OAuth2Options, OAuth2Profile, OAuth2ProviderOptions, OAuth2Tokens } from './types.js'
+export { resolveProvider } from './provider.js'
 
 const OPTION_KEYS = ['providers', 'baseUrl', 'prefix', 'onLogin', 'redirect', 'allowedRedirects', 'httpTimeout']
-const PROVIDER_KEYS = ['preset', 'issuer', 'clientId', 'clientSecret', 'scope']
-const PROVIDER_NAME = /^[a-z][a-z0-9-]{0,31}$/
-const OIDC_SCOPE = ['openid', 'email', 'profile']
-const GITHUB_SCOPE = ['read:user', 'user:email']
-const GOOGLE_ISSUER = 'https://accounts.google.com'
-const GITHUB_AUTH = {
-  authorizeHost: 'https://github.com',
-  authorizePath: '/login/oauth/authorize',
-  tokenHost: 'https://github.com',
-  tokenPath: '/login/oauth/access_token'
-}
-const GITHUB_API = 'https://api.github.com'
-/** Asymmetric JWS algorithms only: an id_token "signed" with the client secret or `none` is refused. */
-const ASYMMETRIC = /^(RS|PS|ES)(256|384|512)$|^EdDSA$|^Ed25519$/
-
-/** Seconds an id_token's `iat` may lie in the past: the code exchange happens right after the provider issued it. */
-const ID_TOKEN_MAX_AGE = 600
-/** Seconds of clock difference with the provider accepted for `exp`, `nbf` and a future `iat`. */
-const ID_TOKEN_CLOCK_TOLERANCE = 30
-
-/** A 502 whose fixed message says nothing of the provider; `detail` (and the original error) go to the log as its cause. */
-function providerError (detail: string, cause?: unknown): Error {
-  return new OAuth2ProviderError({ cause: new Error(detail, cause === undefined ? undefined : { cause }) })
-}
-
-/** A 401 for a refused login, with the reason in the log only. */
-function refused (request: FastifyRequest, provider: string, reason: string, err?: unknown): Error {
-  request.log.info({ authMethod: 'oauth2', provider, reason, err }, 'multiauth: OAuth2 login refused')
-  return new UnauthorizedError(MESSAGE_INVALID)
-}
-
-/** The preset's settings, resolved and checked at registration. Exported for tests. */
-export function resolveProvider (name: string, raw: unknown): { kind: 'oidc' | 'github', issuer?: string, clientId: string, clientSecret: string, scope: string[] } {
-  const path = `oauth2.providers.${name}`
-  if (!PROVIDER_NAME.test(name)) throw new MultiauthOptionError(`${path}: provider names are lower-case letters, digits and dashes (they become URL paths)`)
-  const options = checkObject(raw, path) as unknown as OAuth2ProviderOptions
-  checkKeys(options as unknown as Record<string, unknown>, PROVIDER_KEYS, path)
-  checkString(options.clientId, `${path}.clientId`)
-  checkString(options.clientSecret, `${path}.clientSecret`)
-  const preset = options.preset ?? 'oidc'
-  if (preset !== 'google' && preset !== 'github' && preset !== 'oidc') throw new MultiauthOptionError(`${path}.preset must be "google", "github" or "oidc"`)
-  if (options.scope !== undefined && (!Array.isArray(options.scope) || !options.scope.every((s) => typeof s === 'string' && /^[\x21\x23-\x5b\x5d-\x7e]+$/.test(s)))) {
-    throw new MultiauthOptionError(`${path}.scope must be an array of scope tokens`)
-  }
-  let issuer: string | undefined
-  if (preset === 'github') {
-    if (options.issuer !== undefined) throw new MultiauthOptionError(`${path}.issuer does not apply to GitHub (it is not an OpenID Connect provider)`)
-  } else {
-    issuer = preset === 'google' ? (options.issuer ?? GOOGLE_ISSUER) : options.issuer
-    checkString(issuer, `${path}.issuer`)
-    let url: URL | undefined
-    try { url = new URL(issuer as string) } catch {}
-    if (url === undefined || url.search !== '' || url.hash !== '' || (url.protocol !== 'https:' && !isLoopback(url))) {
-      throw new MultiauthOptionError(`${path}.issuer must be an https URL without query or fragment (http only on localhost)`)
-    }
-  }
-  const scope = options.scope ?? (preset === 'github' ? GITHUB_SCOPE : OIDC_SCOPE)
-  if (preset !== 'github' && !scope.includes('openid')) throw new MultiauthOptionError(`${path}.scope must include "openid"`)
-  return { kind: preset === 'github' ? 'github' : 'oidc', issuer, clientId: options.clientId, clientSecret: options.clientSecret, scope: [...scope] }
-}
-
-function isLoopback (url: URL): boolean {
-  return url.hostname === 'localhost' || url.hostname === '127.0.0.1' || url.hostname === '[::1]'
-}
-
-async function getJson (url: string, timeoutMs: number, headers: Record<string, string> = {}): Promise<Record<string, unknown>> {
-  const response = await fetch(url, { headers: { accept: 'application/json', ...headers }, signal: AbortSignal.timeout(timeoutMs), redirect: 'error' })
-  if (!response.ok) throw providerError(`${url} answered ${response.status}`)
-  const body: unknown = await response.json()
-  if (!isPlainObject(body)) throw providerError(`${url} did not answer a JSON object`)
-  return body
-}
-
-function endpoint (metadata: Record<string, unknown>, key: string, issuer: string): URL {
-  const value = metadata[key]
-  let url: URL | undefined
-  try { url = new URL(String(value)) } catch {}
-  if (typeof value !== 'string' || url === undefined) throw new MultiauthOptionError(`discovery document of ${issuer} has no valid ${key}`)
-  return url
-}
-
-function optionalString (value: unknown): string | undefined {
-  return typeof value === 'string' && value.length > 0 ? value : undefined
-}
-
 export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMethod {
   const [fastifyOauth2, { createRemoteJWKSet, errors: joseErrors, jwtVerify }] = loadPeers('the "oauth2" option', ['@fastify/oauth2', 'jose'])
   /** jose errors that mean "this id_token is not valid for us" (401), as opposed to a provider or network failure (502). */

@@ -1,80 +1,31 @@
 import fastifyRateLimit, { normalizeIP } from '@fastify/rate-limit'
 import type { RateLimitPluginOptions } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { BusyError, CallbackError, MESSAGE_MISSING, MultiauthOptionError, TooManyRequestsError } from '../core/errors.js'
-import { ExpiringLru } from '../lib/expiring-lru.js'
+import { CallbackError, MESSAGE_MISSING, MultiauthOptionError, TooManyRequestsError } from '../core/errors.js'
 import type { GuardLimits, GuardRun, VerifyOutcome } from '../core/guard.js'
 import { sha256Text } from '../lib/hash.js'
-import { bounded, RedisStore } from '../stores/redis.js'
+import { RedisStore } from '../stores/redis.js'
+import { boundedStore } from '../core/callbacks.js'
 import type { MultiauthStore } from '../stores/types.js'
 import { AuthFailure, isThenable } from '../core/types.js'
 import type { AuthMethod, AuthSuccess } from '../core/types.js'
 import { checkFunction, checkKeys, checkObject } from '../core/validate.js'
+import { LOCAL_CACHE, LocalCounter } from './counters.js'
+import type { Budget, FailureCounter, LimitResult, Limiter } from './counters.js'
+import { Attempts, kFailureGates } from './gates.js'
+import type { Admission, FailureGates } from './gates.js'
+import type { RateLimitOptions } from './types.js'
 
-/**
- * Rate limits: the failed-attempt budgets (per client IP, per Basic username), checked before
- * a credential is verified and spent by each refusal, and the per-credential budget, counted
- * after authentication. This file decides *what* is counted and *when*; the counting is done
- * in this process (synchronously, so a request that passes pays no promise), or in Redis by
- * @fastify/rate-limit's script when the store is a `RedisStore`. The per-credential budget is
- * always @fastify/rate-limit's.
- *
- * Omitted, the option means "the failure budgets at their defaults" when `basic` is
- * configured (password guessing and argon2 work are what they bound), nothing otherwise.
- * `false` turns every limit off. See docs/api-keys.md, "Rate limits".
- */
-export interface RateLimitOptions {
-  /**
-   * Requests per authenticated credential per window: the API key's id, else the user's `id`.
-   * Default 1000 when `rateLimit` is given; `false` turns this budget off (it is off when
-   * `rateLimit` is omitted). A key record's `rateLimit` overrides it.
-   */
-  max?: number | false
-  /** Window of `max` in ms. Default 60 000. */
-  timeWindow?: number
-  /**
-   * Refused credentials (401 after credentials were presented, 400) per client IP
-   * (`request.ip`; IPv6 per /64) per window. Once spent, requests from that IP get 429 before
-   * any credential is checked. `false` turns it off. Default `{ max: 20, timeWindow: 60_000 }`.
-   */
-  failuresPerIp?: FailureBudget | false
-  /**
-   * Refused Basic credentials per username per window, from any IP; once spent that username
-   * gets 429 before its password is checked. `false` turns it off.
-   * Default `{ max: 10, timeWindow: 900_000 }`, usernames compared after NFC + lower-case.
-   */
-  failuresPerUser?: UsernameFailureBudget | false
-}
+export type { FailureBudget, RateLimitOptions, UsernameFailureBudget } from './types.js'
+export { Attempts, busy, kFailureGates } from './gates.js'
+export type { FailureGates } from './gates.js'
 
-export interface FailureBudget {
-  /** Refusals allowed per window. */
-  max?: number
-  /** Window in ms. */
-  timeWindow?: number
-}
 
-export interface UsernameFailureBudget extends FailureBudget {
-  /**
-   * Maps a username to the name its budget is counted under, so the spellings your lookup
-   * treats as one account share one budget. Synchronous; must return a string. Only the
-   * budget uses it: `verify`/`findUser` still receive the username as sent. Default:
-   * `(username) => username.normalize('NFC').toLowerCase()`.
-   */
-  normalizeUsername?: (username: string) => string
-}
-
-interface Budget { max: number, timeWindow: number }
-
-/** A counter's state, as `createRateLimit()` resolves it (the part we read). */
-interface LimitResult { max: number, remaining: number, ttlInSeconds: number, isExceeded: boolean }
-type Limiter = (request: FastifyRequest, callOptions?: { increment?: boolean }) => Promise<LimitResult>
 
 const OPTION_KEYS = ['max', 'timeWindow', 'failuresPerIp', 'failuresPerUser']
 const BUDGET_KEYS = ['max', 'timeWindow']
 const USER_BUDGET_KEYS = ['max', 'timeWindow', 'normalizeUsername']
 const PEEK = Object.freeze({ increment: false })
-// In-process counters: enough entries that spraying usernames cannot evict a victim's counter cheaply.
-const LOCAL_CACHE = 50_000
 
 /** What `rateLimit` means when the application does not give it and `basic` is configured. */
 const FAILURE_BUDGETS_ONLY: RateLimitOptions = Object.freeze({ max: false })
@@ -95,196 +46,6 @@ interface LimitedRequest extends FastifyRequest {
   [kIp]: string | null
   /** The hashed, normalised username (Redis failure counter's key). */
   [kUser]: string | null
-}
-
-/** A failure budget's counter: in this process (synchronous), or in Redis (a promise). */
-interface FailureCounter {
-  /** The counter's state, without counting. */
-  peek (key: string, request: FastifyRequest): LimitResult | Promise<LimitResult>
-  /** Counts one refusal. */
-  add (key: string, request: FastifyRequest): undefined | Promise<unknown>
-}
-
-/** Fixed windows in this process, like @fastify/rate-limit's LocalStore, but read without a promise. */
-class LocalCounter implements FailureCounter {
-  readonly #windows = new ExpiringLru<{ count: number, resetAt: number }>(LOCAL_CACHE, () => Date.now())
-  readonly #fresh: LimitResult
-
-  constructor (private readonly budget: Budget) {
-    this.#fresh = Object.freeze({ max: budget.max, remaining: budget.max, ttlInSeconds: 0, isExceeded: false })
-  }
-
-  peek (key: string): LimitResult {
-    const window = this.#windows.get(key)
-    if (window === undefined) return this.#fresh
-    const { max } = this.budget
-    return { max, remaining: Math.max(0, max - window.count), ttlInSeconds: Math.ceil((window.resetAt - Date.now()) / 1000), isExceeded: window.count > max }
-  }
-
-  add (key: string): undefined {
-    const window = this.#windows.get(key)
-    if (window !== undefined) {
-      window.count++
-    } else {
-      const resetAt = Date.now() + this.budget.timeWindow
-      this.#windows.set(key, { count: 1, resetAt }, resetAt)
-    }
-    return undefined
-  }
-}
-
-/** `undefined`: the attempt may start (it holds a slot until `leave`). A result: the budget is spent (429). */
-type Admission = LimitResult | undefined
-const PENDING = Symbol('pending')
-
-interface Waiter {
-  request: FastifyRequest
-  reply: FastifyReply
-  /** Set when the admission is decided before `enter` returned (no promise needed). */
-  settled: Admission | typeof PENDING
-  resolve?: (admission: Admission) => void
-  reject?: (err: unknown) => void
-  timer?: NodeJS.Timeout
-}
-
-/** One counter's attempts in this process. Dropped from the map as soon as nobody uses it. */
-interface Gate {
-  /** Attempts holding a slot (being verified, or their refusal being counted). */
-  active: number
-  /** Waiting for a slot, first come first served. */
-  queue: Waiter[]
-  /** A peek at a Redis counter is in flight; its answer serves the whole queue. */
-  peeking: boolean
-  /** Refusals counted through this gate; a Redis peek that overlapped one may be stale. */
-  refusals: number
-}
-
-/** Internal, for tests (not exported by the package): an instance's failure gates. */
-export const kFailureGates = Symbol('multiauth.rateLimit.failureGates')
-export interface FailureGates { ip: Attempts | undefined, user: Attempts | undefined }
-
-/**
- * Failed-attempt budgets are read before verification (a success must not spend them) and
- * counted after the refusal, so a read cannot see attempts still being verified: without
- * this gate, N concurrent guesses would all pass a budget of M < N. An attempt starts only
- * while (attempts in flight) < (budget remaining). The others queue in arrival order; each
- * read of the counter admits as many of them as there is room for, and a slot given back (a
- * success) admits the next. So guesses are bounded exactly per process, concurrent honest
- * requests are delayed, never refused, and a 429 means the counter itself is spent. A wait is
- * bounded by the plugin's `timeout` (then 503 `FST_MULTIAUTH_BUSY`). Across instances each
- * may overshoot by its own attempts in flight.
- */
-export class Attempts {
-  readonly #gates = new Map<string, Gate>()
-
-  constructor (
-    private readonly counter: FailureCounter,
-    /** Longest wait for a slot in ms (the plugin's `timeout`); 0 waits without bound. */
-    private readonly waitMs: number
-  ) {}
-
-  /** Counters with attempts in flight or waiting (0 when idle: nothing is kept per key). */
-  get size (): number {
-    return this.#gates.size
-  }
-
-  /** Attempts waiting for a slot, all counters together. */
-  get waiting (): number {
-    let waiting = 0
-    for (const gate of this.#gates.values()) waiting += gate.queue.length
-    return waiting
-  }
-
-  /** Synchronous when the counter is in this process and a slot is free (or the budget is spent). */
-  enter (key: string, request: FastifyRequest, reply: FastifyReply): Admission | Promise<Admission> {
-    let gate = this.#gates.get(key)
-    if (gate === undefined) this.#gates.set(key, gate = { active: 0, queue: [], peeking: false, refusals: 0 })
-    const waiter: Waiter = { request, reply, settled: PENDING }
-    gate.queue.push(waiter)
-    this.#pump(key, gate)
-    if (waiter.settled !== PENDING) return waiter.settled
-    return new Promise((resolve, reject) => {
-      waiter.resolve = resolve
-      waiter.reject = reject
-    })
-  }
-
-  /** Gives the slot back; `refused`: the attempt's refusal has been counted. */
-  leave (key: string, refused: boolean): void {
-    const gate = this.#gates.get(key) as Gate
-    gate.active--
-    if (refused) gate.refusals++
-    this.#pump(key, gate)
-  }
-
-  #pump (key: string, gate: Gate): void {
-    if (gate.peeking) return
-    if (gate.queue.length === 0) {
-      if (gate.active === 0) this.#gates.delete(key)
-      return
-    }
-    const state = this.counter.peek(key, (gate.queue[0] as Waiter).request)
-    if (!isThenable(state)) {
-      this.#admit(key, gate, state)
-      return
-    }
-    gate.peeking = true
-    const refusals = gate.refusals
-    state.then((value) => {
-      gate.peeking = false
-      // A refusal counted while we looked may or may not be in `value`: look again.
-      if (gate.refusals !== refusals) this.#pump(key, gate)
-      else this.#admit(key, gate, value)
-    }, (err: unknown) => {
-      // The counter cannot be read (store down): every waiter fails the same way (503).
-      gate.peeking = false
-      for (const waiter of gate.queue.splice(0)) {
-        clearTimeout(waiter.timer)
-        ;(waiter.reject as (err: unknown) => void)(err)
-      }
-      if (gate.active === 0) this.#gates.delete(key)
-    })
-  }
-
-  #admit (key: string, gate: Gate, state: LimitResult): void {
-    if (state.remaining <= 0) {
-      // Spent: nothing in flight can give budget back. Everyone waiting gets the 429.
-      const spent = { ...state, remaining: 0 }
-      for (const waiter of gate.queue.splice(0)) this.#settle(waiter, spent)
-    } else {
-      for (let room = state.remaining - gate.active; room > 0 && gate.queue.length > 0; room--) {
-        gate.active++
-        this.#settle(gate.queue.shift() as Waiter, undefined)
-      }
-      // The rest wait for a slot to be given back (`leave`), each at most `waitMs`.
-      if (this.waitMs > 0) {
-        for (const waiter of gate.queue) waiter.timer ??= setTimeout(() => this.#expire(key, gate, waiter), this.waitMs)
-      }
-    }
-    if (gate.queue.length === 0 && gate.active === 0) this.#gates.delete(key)
-  }
-
-  #settle (waiter: Waiter, admission: Admission): void {
-    clearTimeout(waiter.timer)
-    if (waiter.resolve === undefined) waiter.settled = admission
-    else waiter.resolve(admission)
-  }
-
-  #expire (key: string, gate: Gate, waiter: Waiter): void {
-    const index = gate.queue.indexOf(waiter)
-    if (index === -1) return
-    gate.queue.splice(index, 1)
-    if (gate.queue.length === 0 && gate.active === 0 && !gate.peeking) this.#gates.delete(key)
-    waiter.request.log.info({ reason: 'no failure-budget slot within timeout' }, 'multiauth: busy')
-    ;(waiter.reject as (err: unknown) => void)(busy(waiter.reply, this.waitMs))
-  }
-}
-
-/** 503 with `Retry-After`: the request waited `timeout` for its turn; come back after about as long. */
-export function busy (reply: FastifyReply, waitedMs: number): Error {
-  const seconds = String(Math.max(1, Math.ceil(waitedMs / 1000)))
-  reply.header('retry-after', seconds)
-  return new BusyError(seconds)
 }
 
 function checkBudget (value: unknown, path: string, keys: readonly string[], fallback: Budget): Budget {
@@ -365,7 +126,7 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, ctx
   const redis = ctx.store instanceof RedisStore ? ctx.store : undefined
   const call = redis === undefined
     ? async (limiter: Limiter, request: FastifyRequest, callOptions?: { increment: boolean }) => await limiter(request, callOptions)
-    : async (limiter: Limiter, request: FastifyRequest, callOptions?: { increment: boolean }) => await bounded(redis.commandTimeout, limiter(request, callOptions))
+    : async (limiter: Limiter, request: FastifyRequest, callOptions?: { increment: boolean }) => await boundedStore(redis.commandTimeout, limiter(request, callOptions))
 
   async function register (namespace: string, settings: RateLimitPluginOptions): Promise<Limiter> {
     let limiter: Limiter | undefined

@@ -1,5 +1,5 @@
 import type { Redis, RedisOptions } from 'ioredis'
-import { StoreUnavailableError } from '../core/errors.js'
+import { boundedStore } from '../core/callbacks.js'
 import { loadPeers } from '../core/peer.js'
 import type { MultiauthStore } from './types.js'
 
@@ -54,25 +54,6 @@ local dropped = redis.call('ZRANGE', KEYS[1], 0, extra - 1)
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, extra - 1)
 return dropped`
 
-/**
- * Bounds one Redis command by `timeoutMs`; a timeout or any failure becomes
- * `StoreUnavailableError` (503). Shared with the rate-limit counters, which use the same client.
- */
-export async function bounded<T> (timeoutMs: number, command: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const limit = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new StoreUnavailableError()), timeoutMs)
-  })
-  try {
-    return await Promise.race([command, limit])
-  } catch (err) {
-    throw err instanceof StoreUnavailableError ? err : Object.assign(new StoreUnavailableError(), { cause: err })
-  } finally {
-    clearTimeout(timer)
-    command.catch(() => {}) // a command that loses the race must not become an unhandled rejection
-  }
-}
-
 /** A TTL is a programming-time value: NaN or a negative number must not become a 503 ("store unavailable"). */
 function ttl (ms: number): number {
   if (!Number.isFinite(ms) || ms <= 0) throw new RangeError(`store TTL must be a positive number of ms (got ${ms})`)
@@ -126,45 +107,45 @@ export class RedisStore implements MultiauthStore {
   }
 
   async get (key: string): Promise<string | null> {
-    return await bounded(this.#timeout, this.client.get(this.prefix + key))
+    return await boundedStore(this.#timeout, this.client.get(this.prefix + key))
   }
 
   async getMany (keys: readonly string[]): Promise<Array<string | null>> {
-    return await bounded(this.#timeout, this.client.mget(keys.map((key) => this.prefix + key)))
+    return await boundedStore(this.#timeout, this.client.mget(keys.map((key) => this.prefix + key)))
   }
 
   async set (key: string, value: string, ttlMs: number): Promise<void> {
-    await bounded(this.#timeout, this.client.set(this.prefix + key, value, 'PX', ttl(ttlMs)))
+    await boundedStore(this.#timeout, this.client.set(this.prefix + key, value, 'PX', ttl(ttlMs)))
   }
 
   async setIfAbsent (key: string, value: string, ttlMs: number): Promise<boolean> {
-    const result = await bounded(this.#timeout, this.client.set(this.prefix + key, value, 'PX', ttl(ttlMs), 'NX'))
+    const result = await boundedStore(this.#timeout, this.client.set(this.prefix + key, value, 'PX', ttl(ttlMs), 'NX'))
     return result === 'OK'
   }
 
   async setUnlessEqual (key: string, value: string, ttlMs: number, unless: string): Promise<boolean> {
     const client = this.client as Redis & { multiauthSetUnlessEqual: (key: string, value: string, ttl: number, unless: string) => Promise<number> }
-    return (await bounded(this.#timeout, client.multiauthSetUnlessEqual(this.prefix + key, value, ttl(ttlMs), unless))) === 1
+    return (await boundedStore(this.#timeout, client.multiauthSetUnlessEqual(this.prefix + key, value, ttl(ttlMs), unless))) === 1
   }
 
   async compareAndSet (key: string, expected: string, value: string, ttlMs: number): Promise<boolean> {
     const client = this.client as Redis & { multiauthCompareAndSet: (key: string, expected: string, value: string, ttl: number) => Promise<number> }
-    return (await bounded(this.#timeout, client.multiauthCompareAndSet(this.prefix + key, expected, value, ttl(ttlMs)))) === 1
+    return (await boundedStore(this.#timeout, client.multiauthCompareAndSet(this.prefix + key, expected, value, ttl(ttlMs)))) === 1
   }
 
   async addCapped (key: string, member: string, max: number, ttlMs: number): Promise<string[]> {
     if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`addCapped: max must be a positive integer (got ${max})`)
     const client = this.client as Redis & { multiauthAddCapped: (key: string, member: string, max: number, ttl: number) => Promise<string[]> }
-    return await bounded(this.#timeout, client.multiauthAddCapped(this.prefix + key, member, max, ttl(ttlMs)))
+    return await boundedStore(this.#timeout, client.multiauthAddCapped(this.prefix + key, member, max, ttl(ttlMs)))
   }
 
   async delete (key: string): Promise<void> {
-    await bounded(this.#timeout, this.client.del(this.prefix + key))
+    await boundedStore(this.#timeout, this.client.del(this.prefix + key))
   }
 
   async increment (key: string, ttlMs: number): Promise<number> {
     const client = this.client as Redis & { multiauthIncrement: (key: string, ttl: number) => Promise<number> }
-    return await bounded(this.#timeout, client.multiauthIncrement(this.prefix + key, ttl(ttlMs)))
+    return await boundedStore(this.#timeout, client.multiauthIncrement(this.prefix + key, ttl(ttlMs)))
   }
 
   /**
@@ -173,7 +154,7 @@ export class RedisStore implements MultiauthStore {
    */
   async evictionPolicy (): Promise<string | undefined> {
     try {
-      const reply = await bounded(this.#timeout, this.client.config('GET', 'maxmemory-policy') as Promise<unknown>)
+      const reply = await boundedStore(this.#timeout, this.client.config('GET', 'maxmemory-policy') as Promise<unknown>)
       const policy = Array.isArray(reply) ? reply[1] : undefined
       return typeof policy === 'string' ? policy : undefined
     } catch {

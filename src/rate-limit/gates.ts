@@ -1,0 +1,161 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { BusyError } from '../core/errors.js'
+import { isThenable } from '../core/types.js'
+import type { FailureCounter, LimitResult } from './counters.js'
+
+// The gates in front of the failure budgets: attempts in flight count against what is left, the
+// others wait in arrival order (bounded by the plugin's timeout) instead of being refused.
+
+/** `undefined`: the attempt may start (it holds a slot until `leave`). A result: the budget is spent (429). */
+export type Admission = LimitResult | undefined
+const PENDING = Symbol('pending')
+
+interface Waiter {
+  request: FastifyRequest
+  reply: FastifyReply
+  /** Set when the admission is decided before `enter` returned (no promise needed). */
+  settled: Admission | typeof PENDING
+  resolve?: (admission: Admission) => void
+  reject?: (err: unknown) => void
+  timer?: NodeJS.Timeout
+}
+
+/** One counter's attempts in this process. Dropped from the map as soon as nobody uses it. */
+interface Gate {
+  /** Attempts holding a slot (being verified, or their refusal being counted). */
+  active: number
+  /** Waiting for a slot, first come first served. */
+  queue: Waiter[]
+  /** A peek at a Redis counter is in flight; its answer serves the whole queue. */
+  peeking: boolean
+  /** Refusals counted through this gate; a Redis peek that overlapped one may be stale. */
+  refusals: number
+}
+
+/** Internal, for tests (not exported by the package): an instance's failure gates. */
+export const kFailureGates = Symbol('multiauth.rateLimit.failureGates')
+export interface FailureGates { ip: Attempts | undefined, user: Attempts | undefined }
+
+/**
+ * Failed-attempt budgets are read before verification (a success must not spend them) and
+ * counted after the refusal, so a read cannot see attempts still being verified: without
+ * this gate, N concurrent guesses would all pass a budget of M < N. An attempt starts only
+ * while (attempts in flight) < (budget remaining). The others queue in arrival order; each
+ * read of the counter admits as many of them as there is room for, and a slot given back (a
+ * success) admits the next. So guesses are bounded exactly per process, concurrent honest
+ * requests are delayed, never refused, and a 429 means the counter itself is spent. A wait is
+ * bounded by the plugin's `timeout` (then 503 `FST_MULTIAUTH_BUSY`). Across instances each
+ * may overshoot by its own attempts in flight.
+ */
+export class Attempts {
+  readonly #gates = new Map<string, Gate>()
+
+  constructor (
+    private readonly counter: FailureCounter,
+    /** Longest wait for a slot in ms (the plugin's `timeout`); 0 waits without bound. */
+    private readonly waitMs: number
+  ) {}
+
+  /** Counters with attempts in flight or waiting (0 when idle: nothing is kept per key). */
+  get size (): number {
+    return this.#gates.size
+  }
+
+  /** Attempts waiting for a slot, all counters together. */
+  get waiting (): number {
+    let waiting = 0
+    for (const gate of this.#gates.values()) waiting += gate.queue.length
+    return waiting
+  }
+
+  /** Synchronous when the counter is in this process and a slot is free (or the budget is spent). */
+  enter (key: string, request: FastifyRequest, reply: FastifyReply): Admission | Promise<Admission> {
+    let gate = this.#gates.get(key)
+    if (gate === undefined) this.#gates.set(key, gate = { active: 0, queue: [], peeking: false, refusals: 0 })
+    const waiter: Waiter = { request, reply, settled: PENDING }
+    gate.queue.push(waiter)
+    this.#pump(key, gate)
+    if (waiter.settled !== PENDING) return waiter.settled
+    return new Promise((resolve, reject) => {
+      waiter.resolve = resolve
+      waiter.reject = reject
+    })
+  }
+
+  /** Gives the slot back; `refused`: the attempt's refusal has been counted. */
+  leave (key: string, refused: boolean): void {
+    const gate = this.#gates.get(key) as Gate
+    gate.active--
+    if (refused) gate.refusals++
+    this.#pump(key, gate)
+  }
+
+  #pump (key: string, gate: Gate): void {
+    if (gate.peeking) return
+    if (gate.queue.length === 0) {
+      if (gate.active === 0) this.#gates.delete(key)
+      return
+    }
+    const state = this.counter.peek(key, (gate.queue[0] as Waiter).request)
+    if (!isThenable(state)) {
+      this.#admit(key, gate, state)
+      return
+    }
+    gate.peeking = true
+    const refusals = gate.refusals
+    state.then((value) => {
+      gate.peeking = false
+      // A refusal counted while we looked may or may not be in `value`: look again.
+      if (gate.refusals !== refusals) this.#pump(key, gate)
+      else this.#admit(key, gate, value)
+    }, (err: unknown) => {
+      // The counter cannot be read (store down): every waiter fails the same way (503).
+      gate.peeking = false
+      for (const waiter of gate.queue.splice(0)) {
+        clearTimeout(waiter.timer)
+        ;(waiter.reject as (err: unknown) => void)(err)
+      }
+      if (gate.active === 0) this.#gates.delete(key)
+    })
+  }
+
+  #admit (key: string, gate: Gate, state: LimitResult): void {
+    if (state.remaining <= 0) {
+      // Spent: nothing in flight can give budget back. Everyone waiting gets the 429.
+      const spent = { ...state, remaining: 0 }
+      for (const waiter of gate.queue.splice(0)) this.#settle(waiter, spent)
+    } else {
+      for (let room = state.remaining - gate.active; room > 0 && gate.queue.length > 0; room--) {
+        gate.active++
+        this.#settle(gate.queue.shift() as Waiter, undefined)
+      }
+      // The rest wait for a slot to be given back (`leave`), each at most `waitMs`.
+      if (this.waitMs > 0) {
+        for (const waiter of gate.queue) waiter.timer ??= setTimeout(() => this.#expire(key, gate, waiter), this.waitMs)
+      }
+    }
+    if (gate.queue.length === 0 && gate.active === 0) this.#gates.delete(key)
+  }
+
+  #settle (waiter: Waiter, admission: Admission): void {
+    clearTimeout(waiter.timer)
+    if (waiter.resolve === undefined) waiter.settled = admission
+    else waiter.resolve(admission)
+  }
+
+  #expire (key: string, gate: Gate, waiter: Waiter): void {
+    const index = gate.queue.indexOf(waiter)
+    if (index === -1) return
+    gate.queue.splice(index, 1)
+    if (gate.queue.length === 0 && gate.active === 0 && !gate.peeking) this.#gates.delete(key)
+    waiter.request.log.info({ reason: 'no failure-budget slot within timeout' }, 'multiauth: busy')
+    ;(waiter.reject as (err: unknown) => void)(busy(waiter.reply, this.waitMs))
+  }
+}
+
+/** 503 with `Retry-After`: the request waited `timeout` for its turn; come back after about as long. */
+export function busy (reply: FastifyReply, waitedMs: number): Error {
+  const seconds = String(Math.max(1, Math.ceil(waitedMs / 1000)))
+  reply.header('retry-after', seconds)
+  return new BusyError(seconds)
+}

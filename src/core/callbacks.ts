@@ -1,5 +1,5 @@
 import { CallbackError, CallbackTimeoutError, StoreUnavailableError } from './errors.js'
-import { isThenable } from './types.js'
+import { isThenable } from './outcome.js'
 
 // The one error path for everything the application hands the plugin: callbacks and stores.
 // Whatever they throw, the client sees one of our generic errors; the original is only ever

@@ -5,7 +5,7 @@ import {
 } from './errors.js'
 import { describeGuard } from '../integrations/openapi.js'
 import type { GuardDescription } from '../integrations/openapi.js'
-import { AuthFailure, isThenable } from './types.js'
+import { AuthFailure, isThenable } from './outcome.js'
 import type { AuthInfo, AuthMethod, AuthSuccess, GuardSpec, MethodName, MultiauthUser, UserRoles } from './types.js'
 import { isPlainObject } from './validate.js'
 

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { BusyError } from '../core/errors.js'
-import { isThenable } from '../core/types.js'
+import { isThenable } from '../core/outcome.js'
 import type { FailureCounter, LimitResult } from './counters.js'
 
 // The gates in front of the failure budgets: attempts in flight count against what is left, the

@@ -12,7 +12,7 @@ import {
 } from './password.js'
 import type { Argon2Parameters } from './password.js'
 import { busy } from '../../rate-limit/index.js'
-import { AuthFailure, isThenable } from '../../core/types.js'
+import { AuthFailure, isThenable } from '../../core/outcome.js'
 import type { AuthMethod, AuthSuccess, Awaitable, Falsy, MultiauthUser } from '../../core/types.js'
 import { checkBoolean, checkFunction, checkKeys, checkObject, checkPositiveInteger } from '../../core/validate.js'
 import type { MethodContext } from '../context.js'

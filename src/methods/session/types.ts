@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import type { SessionStore } from '../../core/peer.js'
-import type { AuthFailure } from '../../core/types.js'
+import type { AuthFailure } from '../../core/outcome.js'
 import type { AuthSuccess, Awaitable, Falsy, MultiauthUser } from '../../core/types.js'
 
 // The session method's public options and the record a session holds.

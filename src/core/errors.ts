@@ -2,19 +2,42 @@
 // name the error constructor types; a default import of an `export =` module loses its namespace there.
 import { createError } from '@fastify/error'
 
+// Every error the plugin raises is a @fastify/error class with a stable `code`: a plain Fastify
+// error (`statusCode`, `code`, `message`), so the application's own `setErrorHandler` decides the
+// body. Messages never say whether a user exists. Branch on `code`, not on the message.
+
+type ErrorClass = ReturnType<typeof createError>
+
 /**
- * Every error the plugin produces at request time is one of these. They are plain
- * Fastify errors (`statusCode`, `code`, `message`), so the application's own
- * `setErrorHandler` decides the body. Messages never say whether a user exists.
+ * A class whose message has a `%s` detail, with a meaningful message when it is made without one
+ * (`new BadRequestError()` must not read "Malformed credentials: %s").
  */
-export const UnauthorizedError = createError('FST_MULTIAUTH_UNAUTHORIZED', '%s', 401)
-export const ForbiddenError = createError('FST_MULTIAUTH_FORBIDDEN', '%s', 403)
-export const BadRequestError = createError('FST_MULTIAUTH_BAD_REQUEST', 'Malformed credentials: %s', 400)
-export const NotConfiguredError = createError(
+function withDefaultDetail<C extends ErrorClass> (Base: C, detail: string): C {
+  const Defaulted = class extends (Base as unknown as new (...args: unknown[]) => Error) {
+    constructor (...args: unknown[]) {
+      const first = args[0]
+      super(...(args.length > 0 && (typeof first !== 'object' || first === null) ? args : [detail, ...args]))
+    }
+  }
+  Object.defineProperty(Defaulted, 'name', { value: Base.name })
+  return Defaulted as unknown as C
+}
+
+/** No credentials of any method the guard accepts were presented (401, with every challenge). */
+export const CredentialsMissingError = createError('FST_MULTIAUTH_CREDENTIALS_MISSING', 'Authentication required', 401)
+/** Credentials were presented and refused: unknown user and wrong password alike (401). */
+export const CredentialsInvalidError = createError('FST_MULTIAUTH_CREDENTIALS_INVALID', 'Invalid credentials', 401)
+/** Authenticated, but a role or scope the route needs is missing (403). */
+export const ForbiddenError = createError('FST_MULTIAUTH_FORBIDDEN', 'Insufficient permissions', 403)
+/** An unsafe request carrying the session cookie from another site (403). */
+export const CrossSiteError = createError('FST_MULTIAUTH_CROSS_SITE', 'Cross-site request refused', 403)
+/** Credentials of a scheme the plugin owns that cannot be decoded (400). */
+export const BadRequestError = withDefaultDetail(createError('FST_MULTIAUTH_BAD_REQUEST', 'Malformed credentials: %s', 400), 'cannot be decoded')
+export const NotConfiguredError = withDefaultDetail(createError(
   'FST_MULTIAUTH_NOT_CONFIGURED',
   'Authentication method "%s" is not configured',
   500
-)
+), 'unknown')
 export const StoreUnavailableError = createError(
   'FST_MULTIAUTH_STORE_UNAVAILABLE',
   'Authentication store unavailable',
@@ -46,11 +69,22 @@ export const StoreDataError = createError(
   'Authentication store returned unreadable data',
   500
 )
-export const TooManyRequestsError = createError(
+/** A rate limit or failure budget is spent (429, with `Retry-After`). */
+export const TooManyRequestsError = withDefaultDetail(createError(
   'FST_MULTIAUTH_TOO_MANY_REQUESTS',
   'Too many requests, retry in %s seconds',
   429
-)
+), 'a few')
+/**
+ * A bounded queue of the plugin's own (argon2 verifications, failure-budget slots) did not give
+ * this request its turn within `callbackTimeout`: the server is saturated, not the client wrong.
+ * Sent with `Retry-After`.
+ */
+export const BusyError = withDefaultDetail(createError(
+  'FST_MULTIAUTH_BUSY',
+  'Too many authentications in progress, retry in %s seconds',
+  503
+), 'a few')
 
 /**
  * Token endpoint errors (`/tokens/refresh`, `/tokens/revoke`): RFC 6749 §5.2 and RFC 7009 §2.2.1.
@@ -62,11 +96,11 @@ export const InvalidGrantError = oauthError(createError(
   'The refresh token is invalid, expired, revoked or was already used',
   400
 ), 'invalid_grant')
-export const InvalidTokenRequestError = oauthError(createError(
+export const InvalidTokenRequestError = oauthError(withDefaultDetail(createError(
   'FST_MULTIAUTH_INVALID_REQUEST',
   'Invalid token request: %s',
   400
-), 'invalid_request')
+), 'a parameter is missing or malformed'), 'invalid_request')
 export const UnsupportedGrantTypeError = oauthError(createError(
   'FST_MULTIAUTH_UNSUPPORTED_GRANT_TYPE',
   'Only grant_type=refresh_token is supported here',
@@ -79,31 +113,13 @@ export const UnsupportedTokenTypeError = oauthError(createError(
 ), 'unsupported_token_type')
 
 /** The RFC 6749 / RFC 7009 `error` code of a token endpoint error, on its prototype. */
-function oauthError<T extends new (...args: any[]) => Error> (ErrorClass: T, code: string): T {
+function oauthError<T extends ErrorClass> (ErrorClass: T, code: string): T {
   Object.defineProperty(ErrorClass.prototype, 'oauthError', { value: code, enumerable: false })
   return ErrorClass
 }
 
 /**
- * A bounded queue of the plugin's own (argon2 verifications, failure-budget slots) did not
- * give this request its turn within `timeout`: the server is saturated, not the client wrong.
- * Sent with `Retry-After`.
+ * Thrown at registration or guard creation (a programming error, never at request time), naming
+ * the option path. A `TypeError`, with the code `FST_MULTIAUTH_INVALID_OPTION`.
  */
-export const BusyError = createError(
-  'FST_MULTIAUTH_BUSY',
-  'Too many authentications in progress, retry in %s seconds',
-  503
-)
-
-/** Thrown at registration or guard creation: a programming error, never at request time. */
-export class MultiauthOptionError extends TypeError {
-  readonly code = 'FST_MULTIAUTH_INVALID_OPTION'
-  constructor (message: string) {
-    super(`fastify-multiauth: ${message}`)
-    this.name = 'MultiauthOptionError'
-  }
-}
-
-export const MESSAGE_MISSING = 'Authentication required'
-export const MESSAGE_INVALID = 'Invalid credentials'
-export const MESSAGE_FORBIDDEN = 'Insufficient permissions'
+export const MultiauthOptionError = createError('FST_MULTIAUTH_INVALID_OPTION', 'fastify-multiauth: %s', 500, TypeError)

@@ -1,11 +1,11 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { boundedCallback, callbackError } from './callbacks.js'
 import {
-  BadRequestError, ForbiddenError, MESSAGE_FORBIDDEN, MESSAGE_INVALID, MESSAGE_MISSING, MultiauthOptionError, UnauthorizedError
+  BadRequestError, CredentialsInvalidError, CredentialsMissingError, ForbiddenError, MultiauthOptionError
 } from './errors.js'
 import { describeGuard } from '../integrations/openapi.js'
 import type { GuardDescription } from '../integrations/openapi.js'
-import { AuthFailure, isThenable } from './outcome.js'
+import { AuthFailure, isThenable, setRequestUser } from './outcome.js'
 import type { AuthInfo, AuthMethod, AuthSuccess, GuardSpec, MethodName, MultiauthUser, UserRoles } from './types.js'
 import { isPlainObject } from './validate.js'
 
@@ -162,7 +162,7 @@ function unauthorized (reply: FastifyReply, guard: CompiledGuard, refused: Set<A
       return c === undefined ? [] : [c]
     })
   if (challenges.length > 0) reply.header('www-authenticate', challenges.length === 1 ? challenges[0] : challenges)
-  return new UnauthorizedError(refused === undefined ? MESSAGE_MISSING : MESSAGE_INVALID)
+  return refused === undefined ? new CredentialsMissingError() : new CredentialsInvalidError()
 }
 
 /**
@@ -201,14 +201,14 @@ function enforce (guard: CompiledGuard, method: AuthMethod, success: AuthSuccess
     keyId: success.keyId,
     provider: success.provider
   } as AuthInfo
-  request.user = success.user
+  setRequestUser(request, success.user)
   request.auth = auth
   const rolesOk = guard.roles === undefined || guard.roles.some((all) => all.every((r) => roles.includes(r)))
   const scopesOk = guard.scopes === undefined || guard.scopes.every((s) => scopes.includes(s))
   if (!rolesOk || !scopesOk) {
     request.log.info({ authMethod: method.name, reason: rolesOk ? 'missing scope' : 'missing role' }, 'multiauth: access forbidden')
     if (method.forbiddenChallenge !== undefined) reply.header('www-authenticate', method.forbiddenChallenge)
-    throw new ForbiddenError(MESSAGE_FORBIDDEN)
+    throw new ForbiddenError()
   }
   return undefined
 }
@@ -229,7 +229,7 @@ function compileCheck (ctx: GuardContext, spec: GuardSpec): { check: GuardRun, d
   function allAccept (method: AuthMethod, outcome: AuthSuccess | AuthFailure, first: AuthSuccess | undefined, request: FastifyRequest, reply: FastifyReply): AuthSuccess {
     if (outcome instanceof AuthFailure) {
       refuse(request, method, outcome)
-      if (outcome.forbidden !== undefined) throw new ForbiddenError(outcome.forbidden)
+      if (outcome.forbidden !== undefined) throw outcome.forbidden()
       throw unauthorized(reply, guard, new Set([method]))
     }
     if (first === undefined) return outcome
@@ -303,7 +303,7 @@ function compileCheck (ctx: GuardContext, spec: GuardSpec): { check: GuardRun, d
       if (guard.optional) return undefined
       throw unauthorized(reply, guard, undefined)
     }
-    if (refusals.forbidden !== undefined) throw new ForbiddenError(refusals.forbidden.forbidden)
+    if (refusals.forbidden?.forbidden !== undefined) throw refusals.forbidden.forbidden()
     if (refusals.badRequest !== undefined) throw refusals.badRequest
     throw unauthorized(reply, guard, refusals.refused)
   }

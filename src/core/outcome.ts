@@ -3,11 +3,11 @@
 /**
  * A refused credential, with the reason that goes to the log (never to the client).
  * With `forbidden`, the credentials were valid but this request may not use them
- * (a cross-site POST with the session cookie): a 403 with that message, unless another
+ * (a cross-site POST with the session cookie): a 403 with that error, unless another
  * method of the guard admits the request.
  */
 export class AuthFailure {
-  constructor (readonly reason: string, readonly forbidden?: string) {}
+  constructor (readonly reason: string, readonly forbidden?: () => Error) {}
 }
 
 /**
@@ -16,4 +16,12 @@ export class AuthFailure {
  */
 export function isThenable<T> (value: T | PromiseLike<T>): value is PromiseLike<T> {
   return typeof (value as { then?: unknown } | null | undefined)?.then === 'function'
+}
+
+/**
+ * Sets `request.user`, which the plugin fills at runtime but whose type it does not declare
+ * (opt-in: `fastify-multiauth/request-user`; @fastify/jwt and @fastify/passport declare their own).
+ */
+export function setRequestUser (request: object, user: unknown): void {
+  (request as { user: unknown }).user = user
 }

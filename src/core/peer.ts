@@ -3,16 +3,18 @@
 // loads none of them. Importing fastify-multiauth never loads a peer; only the types below do.
 import { createRequire } from 'node:module'
 import type fastifyCookie from '@fastify/cookie'
-import type fastifyJwt from '@fastify/jwt'
 import type fastifyOauth2 from '@fastify/oauth2'
 import type fastifySession from '@fastify/session'
 import type * as ioredis from 'ioredis'
 import type * as jose from 'jose'
+import type { FastifyPluginCallback } from 'fastify'
+import type { JwtPluginOptions } from '../methods/token/jwt.js'
 import { MultiauthOptionError } from './errors.js'
 
 interface Peers {
   '@fastify/cookie': typeof fastifyCookie
-  '@fastify/jwt': typeof fastifyJwt
+  // Restated (src/methods/token/jwt.ts): @fastify/jwt's own types declare `request.user`.
+  '@fastify/jwt': FastifyPluginCallback<JwtPluginOptions>
   '@fastify/oauth2': typeof fastifyOauth2
   '@fastify/session': typeof fastifySession
   ioredis: typeof ioredis

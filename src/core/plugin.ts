@@ -6,8 +6,9 @@ import type { MultiauthGuardHook, RolesCallback } from './guard.js'
 import { createApiKeyMethod } from '../methods/api-key/index.js'
 import type { ApiKeyOptions } from '../methods/api-key/index.js'
 import { createBasicMethod } from '../methods/basic/index.js'
+import { NO_CACHE } from '../methods/basic/credential-cache.js'
 import type { BasicOptions } from '../methods/basic/index.js'
-import { createTokenMethod } from '../methods/token/index.js'
+import { createTokenMethod, tokensNotConfigured } from '../methods/token/index.js'
 import type { TokenOptions } from '../methods/token/index.js'
 import type { MethodContext } from '../methods/context.js'
 import { setupOpenApi } from '../integrations/openapi.js'
@@ -16,14 +17,17 @@ import { createGuardLimits } from '../rate-limit/index.js'
 import type { RateLimitOptions } from '../rate-limit/index.js'
 import { createOAuth2Method } from '../methods/oauth2/index.js'
 import type { OAuth2Options } from '../methods/oauth2/index.js'
-import { createSessionMethod } from '../methods/session/index.js'
+import { createSessionMethod, sessionsNotConfigured } from '../methods/session/index.js'
 import type { SessionOptions } from '../methods/session/index.js'
 import { guardStore } from '../stores/guarded.js'
 import { MemoryStore } from '../stores/memory.js'
-import { evicts, RedisStore } from '../stores/redis.js'
+import { evicts, isRedisStore } from '../stores/redis.js'
+import type { RedisStore } from '../stores/redis.js'
 import type { MultiauthStore } from '../stores/types.js'
-import type { AuthInfo, AuthMethod, GuardSpec, MethodName, MultiauthUser } from './types.js'
-import { checkFunction, checkKeys, checkObject, checkQuotable, checkString, isPlainObject } from './validate.js'
+import type { AuthInfo, AuthMethod, GuardSpec, MethodName } from './types.js'
+import { durationMs } from './durations.js'
+import type { Duration } from './durations.js'
+import { checkFunction, checkKeys, checkObject, checkQuotable, checkString } from './validate.js'
 import { warnUnsafeOptions } from './warnings.js'
 
 export interface MultiauthOptions {
@@ -39,8 +43,12 @@ export interface MultiauthOptions {
   roles?: RolesCallback
   /** Shared state (revocations, refresh families, sessions, counters). Default: in-memory, one process. */
   store?: MultiauthStore
-  /** Upper bound in ms for one asynchronous verification (callbacks, store); 503 after it. 0 disables. Default 10000. */
-  timeout?: number
+  /**
+   * The longest an application callback or a custom store call may take (ms or `'10s'`): after
+   * it, 503. It also bounds the waits for an argon2 slot and a failure-budget slot. 0 disables
+   * (warning FSTMA005). Default 10 seconds.
+   */
+  callbackTimeout?: Duration
   /**
    * Failed-attempt budgets (per IP, per Basic username) and the per-credential budget;
    * counters in this process, or in Redis with a RedisStore. Omitted: the failure budgets at
@@ -65,8 +73,11 @@ declare module 'fastify' {
     authGuard: (spec: GuardSpec) => MultiauthGuardHook
   }
   interface FastifyRequest {
-    /** What the successful method's callback returned; `null` until then. */
-    user: MultiauthUser | null
+    /**
+     * Who was authenticated, how, with which roles and scopes; `null` until a method succeeded.
+     * `request.auth.user` is what your callback returned, typed as your `MultiauthUser`.
+     * (`request.user` holds the same at runtime; its type is opt-in: `import 'fastify-multiauth/request-user'`.)
+     */
     auth: AuthInfo | null
   }
 }
@@ -91,16 +102,21 @@ const VERIFIERS: ReadonlyArray<[MethodName, string]> = [
   ['oauth2', 'verifyOAuth2']
 ]
 
-const OPTION_KEYS = ['realm', 'roles', 'store', 'timeout', 'rateLimit', ...Object.keys(FACTORIES)]
-const STORE_METHODS = ['get', 'set', 'setIfAbsent', 'delete', 'increment'] as const
+const OPTION_KEYS = ['realm', 'roles', 'store', 'callbackTimeout', 'rateLimit', ...Object.keys(FACTORIES)]
+const STORE_METHODS = ['get', 'set', 'delete'] as const
+const OPTIONAL_STORE_METHODS = ['getMany', 'setUnlessEqual', 'compareAndSet', 'addCapped', 'close'] as const
 
 function checkStore (store: unknown): MultiauthStore {
   if (store === undefined) return new MemoryStore()
-  if (!isPlainObject(store) && typeof store !== 'object') throw new MultiauthOptionError('store must be an object')
+  if (typeof store !== 'object' || store === null) throw new MultiauthOptionError('store must be a MultiauthStore object (MemoryStore, RedisStore or your own)')
   for (const name of STORE_METHODS) {
     if (typeof (store as Record<string, unknown>)[name] !== 'function') {
       throw new MultiauthOptionError(`store.${name} must be a function (see MultiauthStore)`)
     }
+  }
+  for (const name of OPTIONAL_STORE_METHODS) {
+    const method = (store as Record<string, unknown>)[name]
+    if (method !== undefined && typeof method !== 'function') throw new MultiauthOptionError(`store.${name} must be a function when given`)
   }
   return store as MultiauthStore
 }
@@ -138,11 +154,10 @@ async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<
   checkString(realm, 'realm')
   checkQuotable(realm, 'realm')
   checkFunction(options.roles, 'roles', false)
-  const timeoutMs = options.timeout ?? 10_000
-  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 0) throw new MultiauthOptionError('timeout must be a non-negative integer (milliseconds)')
+  const timeoutMs = durationMs(options.callbackTimeout, 'callbackTimeout', { min: 0 }) ?? 10_000
 
   const store = checkStore(options.store)
-  if (store instanceof RedisStore) await checkEviction(app, store)
+  if (isRedisStore(store)) await checkEviction(app, store)
   const methods = new Map<MethodName, AuthMethod>()
   const ctx: MethodContext = { realm, store: guardStore(store, timeoutMs), methods, timeoutMs }
   for (const [name, factory] of Object.entries(FACTORIES) as Array<[MethodName, MethodFactory | undefined]>) {
@@ -154,7 +169,12 @@ async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<
   // Guards exist before any method's setup: a setup that awaits a registration (session)
   // loads what an earlier setup queued (the token routes), and those routes call authGuard.
   // The limits come first for the same reason: every guard must be built with them.
-  const limits = await createGuardLimits(app, options.rateLimit, { store: ctx.store, timeoutMs, basic: methods.has('basic') })
+  const limits = await createGuardLimits(app, options.rateLimit, {
+    store: ctx.store,
+    timeoutMs,
+    basic: methods.has('basic'),
+    keyRecords: (options.apiKey as { findKey?: unknown } | undefined)?.findKey !== undefined
+  })
   const guardContext = { methods, roles: options.roles, timeoutMs, limits }
   app.decorate('authGuard', (spec: GuardSpec) => createGuard(guardContext, spec))
   for (const [name, decorator] of VERIFIERS) {
@@ -163,8 +183,14 @@ async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<
   // Before any setup: a method's setup may create child contexts (the token routes), and a child
   // context's requests only get the decorations its parent had when it was created.
   // Another plugin (the application's own @fastify/jwt, @fastify/passport) may own `request.user` already.
-  if (!app.hasRequestDecorator('user')) app.decorateRequest('user', null)
+  if (!app.hasRequestDecorator('user')) app.decorateRequest('user', null as never) // typed by whoever declares request.user (ours: opt-in)
   app.decorateRequest('auth', null)
+  // Always there, failing closed when their method is not configured (like the verify* decorators).
+  if (!methods.has('token')) app.decorate('authTokens', tokensNotConfigured)
+  if (!methods.has('session')) app.decorate('authSessions', sessionsNotConfigured)
+  if (!methods.has('basic')) app.decorate('authCache', NO_CACHE)
+  // The application's close releases what the store holds (RedisStore: the connection it owns).
+  if (typeof store.close === 'function') app.addHook('onClose', async () => { await store.close?.() })
   // What multiauthOpenApi's @fastify/swagger transforms read: the configured methods.
   setupOpenApi(app, methods)
   // Credentials never reach the logs, on any route or 404, whatever the registration order.

@@ -3,6 +3,7 @@
 import processWarning from 'process-warning'
 import type { FastifyInstance } from 'fastify'
 import type { MultiauthOptions } from './plugin.js'
+import { durationSeconds } from './durations.js'
 
 /**
  * Configurations the plugin accepts because they have a legitimate use, but that are unsafe
@@ -82,7 +83,8 @@ export function warnUnsafeOptions (app: FastifyInstance, options: MultiauthOptio
     if (off !== '') FSTMA003(off)
   }
   if (token !== undefined && token.revocation !== true) {
-    const expiresIn = token.expiresIn ?? 0
+    // Already validated by the token method: this only reads it again.
+    const expiresIn = durationSeconds(token.expiresIn, 'token.expiresIn') ?? 0
     if (expiresIn > UNREVOKABLE_TOKEN_MAX_SECONDS) FSTMA004(expiresIn)
   }
 }

@@ -1,22 +1,23 @@
+import { durationMs } from '../core/durations.js'
+import type { Duration } from '../core/durations.js'
 import { checkKeys, checkObject, checkPositiveInteger } from '../core/validate.js'
 
 /** `basic.cache` / `token.cache`: how many verified credentials to remember, and for how long. */
 export interface VerifiedCredentialCacheOptions {
   /** Most entries kept; the least recently used one is dropped beyond it. Default 10,000. */
   max: number
-  /** Milliseconds an entry stays valid after the check that made it. Default 60,000. */
-  ttl: number
+  /** How long an entry stays valid after the check that made it (ms or `'1m'`). Default one minute. */
+  ttl: Duration
 }
 
 const CACHE_KEYS = ['max', 'ttl']
 
 /** Validates a `*.cache` option at registration and fills in the defaults. */
-export function cacheOptions (raw: unknown, path: string): VerifiedCredentialCacheOptions {
+export function cacheOptions (raw: unknown, path: string): { max: number, ttl: number } {
   const options = checkObject(raw, path)
   checkKeys(options, CACHE_KEYS, path)
   checkPositiveInteger(options.max, `${path}.max`)
-  checkPositiveInteger(options.ttl, `${path}.ttl`)
-  return { max: (options.max as number | undefined) ?? 10_000, ttl: (options.ttl as number | undefined) ?? 60_000 }
+  return { max: (options.max as number | undefined) ?? 10_000, ttl: durationMs(options.ttl, `${path}.ttl`) ?? 60_000 }
 }
 
 /**

@@ -1,15 +1,16 @@
 import fastifyRateLimit, { normalizeIP } from '@fastify/rate-limit'
 import type { RateLimitPluginOptions } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { CallbackError, MESSAGE_MISSING, MultiauthOptionError, TooManyRequestsError } from '../core/errors.js'
+import { CallbackError, MultiauthOptionError, TooManyRequestsError } from '../core/errors.js'
 import type { GuardLimits, GuardRun, VerifyOutcome } from '../core/guard.js'
 import { sha256Text } from '../lib/hash.js'
-import { RedisStore } from '../stores/redis.js'
+import { isRedisStore } from '../stores/redis.js'
 import { boundedStore } from '../core/callbacks.js'
 import type { MultiauthStore } from '../stores/types.js'
 import { AuthFailure, isThenable } from '../core/outcome.js'
 import type { AuthMethod, AuthSuccess } from '../core/types.js'
 import { checkFunction, checkKeys, checkObject } from '../core/validate.js'
+import { durationMs } from '../core/durations.js'
 import { LOCAL_CACHE, LocalCounter } from './counters.js'
 import type { Budget, FailureCounter, LimitResult, Limiter } from './counters.js'
 import { Attempts, kFailureGates } from './gates.js'
@@ -22,13 +23,15 @@ export type { FailureGates } from './gates.js'
 
 
 
-const OPTION_KEYS = ['max', 'timeWindow', 'failuresPerIp', 'failuresPerUser']
+const OPTION_KEYS = ['perCredential', 'failuresPerIp', 'failuresPerUser']
 const BUDGET_KEYS = ['max', 'timeWindow']
 const USER_BUDGET_KEYS = ['max', 'timeWindow', 'normalizeUsername']
 const PEEK = Object.freeze({ increment: false })
 
 /** What `rateLimit` means when the application does not give it and `basic` is configured. */
-const FAILURE_BUDGETS_ONLY: RateLimitOptions = Object.freeze({ max: false })
+const DEFAULTS: RateLimitOptions = Object.freeze({})
+/** The keyed limiter's fallback when only key records' own budgets are counted (never used as a budget). */
+const NO_DEFAULT_BUDGET: Budget = Object.freeze({ max: Number.MAX_SAFE_INTEGER, timeWindow: 60_000 })
 
 const defaultNormalizeUsername = (username: string): string => username.normalize('NFC').toLowerCase()
 
@@ -52,10 +55,8 @@ function checkBudget (value: unknown, path: string, keys: readonly string[], fal
   const raw = checkObject(value, path)
   checkKeys(raw, keys, path)
   const max = raw.max ?? fallback.max
-  const timeWindow = raw.timeWindow ?? fallback.timeWindow
   if (!Number.isSafeInteger(max) || (max as number) < 1) throw new MultiauthOptionError(`${path}.max must be a positive integer`)
-  if (!Number.isSafeInteger(timeWindow) || (timeWindow as number) < 1) throw new MultiauthOptionError(`${path}.timeWindow must be a positive integer (ms)`)
-  return { max: max as number, timeWindow: timeWindow as number }
+  return { max: max as number, timeWindow: durationMs(raw.timeWindow, `${path}.timeWindow`) ?? fallback.timeWindow }
 }
 
 function setHeaders (reply: FastifyReply, result: LimitResult, remaining: number): void {
@@ -84,8 +85,8 @@ function userId (success: AuthSuccess): string | undefined {
  * trip, or a monitor polling a guarded route.
  */
 function isRefusal (err: unknown): boolean {
-  const { statusCode, message } = (err ?? {}) as { statusCode?: number, message?: string }
-  return statusCode === 400 || (statusCode === 401 && message !== MESSAGE_MISSING)
+  const { statusCode, code } = (err ?? {}) as { statusCode?: number, code?: string }
+  return statusCode === 400 || (statusCode === 401 && code !== 'FST_MULTIAUTH_CREDENTIALS_MISSING')
 }
 
 export interface LimitsContext {
@@ -94,6 +95,8 @@ export interface LimitsContext {
   timeoutMs: number
   /** Whether `basic` is configured: the failure budgets are then on by default. */
   basic: boolean
+  /** Whether API-key records (`apiKey.findKey`) may carry a per-key `rateLimit`, which is then counted. */
+  keyRecords: boolean
 }
 
 /**
@@ -104,26 +107,27 @@ export interface LimitsContext {
  */
 export async function createGuardLimits (app: FastifyInstance, raw: unknown, ctx: LimitsContext): Promise<GuardLimits | undefined> {
   if (raw === false) return undefined
-  if (raw === undefined && !ctx.basic) return undefined
   if (raw !== undefined && (typeof raw !== 'object' || raw === null || Array.isArray(raw))) {
     throw new MultiauthOptionError('rateLimit must be an object, or false to turn every limit off')
   }
-  const options = (raw ?? FAILURE_BUDGETS_ONLY) as RateLimitOptions
+  const options = (raw ?? DEFAULTS) as RateLimitOptions
   checkKeys(options as Record<string, unknown>, OPTION_KEYS, 'rateLimit')
-  let keyed: Budget | undefined
-  if (options.max === false) {
-    if (options.timeWindow !== undefined) throw new MultiauthOptionError('rateLimit.timeWindow is the window of rateLimit.max, which is false (off)')
-  } else {
-    keyed = checkBudget({ max: options.max, timeWindow: options.timeWindow }, 'rateLimit', BUDGET_KEYS, { max: 1000, timeWindow: 60_000 })
-  }
-  const perIp = options.failuresPerIp === false ? undefined : checkBudget(options.failuresPerIp ?? {}, 'rateLimit.failuresPerIp', BUDGET_KEYS, { max: 20, timeWindow: 60_000 })
-  const perUser = options.failuresPerUser === false ? undefined : checkBudget(options.failuresPerUser ?? {}, 'rateLimit.failuresPerUser', USER_BUDGET_KEYS, { max: 10, timeWindow: 900_000 })
+  // The per-credential budget only when asked for (a quota, not a defence); a key record's own
+  // `rateLimit` always counts, so it is never silently ignored.
+  const perCredential = options.perCredential === undefined || options.perCredential === false
+    ? undefined
+    : checkBudget(options.perCredential, 'rateLimit.perCredential', BUDGET_KEYS, { max: 1000, timeWindow: 60_000 })
+  const keyed = perCredential ?? (ctx.keyRecords ? NO_DEFAULT_BUDGET : undefined)
+  // The failure budgets bound password guessing and argon2 work: on by default with Basic.
+  const failuresOn = raw !== undefined || ctx.basic
+  const perIp = !failuresOn || options.failuresPerIp === false ? undefined : checkBudget(options.failuresPerIp ?? {}, 'rateLimit.failuresPerIp', BUDGET_KEYS, { max: 20, timeWindow: 60_000 })
+  const perUser = !failuresOn || options.failuresPerUser === false ? undefined : checkBudget(options.failuresPerUser ?? {}, 'rateLimit.failuresPerUser', USER_BUDGET_KEYS, { max: 10, timeWindow: 900_000 })
   const normalizeUsername = (options.failuresPerUser === false ? undefined : options.failuresPerUser?.normalizeUsername) ?? defaultNormalizeUsername
   checkFunction(normalizeUsername, 'rateLimit.failuresPerUser.normalizeUsername')
   if (keyed === undefined && perIp === undefined && perUser === undefined) return undefined
 
   // Counters live where the store lives: shared in Redis, or in this process.
-  const redis = ctx.store instanceof RedisStore ? ctx.store : undefined
+  const redis = isRedisStore(ctx.store) ? ctx.store : undefined
   const call = redis === undefined
     ? async (limiter: Limiter, request: FastifyRequest, callOptions?: { increment: boolean }) => await limiter(request, callOptions)
     : async (limiter: Limiter, request: FastifyRequest, callOptions?: { increment: boolean }) => await boundedStore(redis.commandTimeout, limiter(request, callOptions))
@@ -288,6 +292,8 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, ctx
         limited[kCounted] = true
         const id = userId(success)
         // The IP fallback is normalised like the failure budget's (IPv4-mapped IPv6 as IPv4, IPv6 per /64).
+        // Without a per-credential budget, only a key record's own rateLimit is counted.
+        if (perCredential === undefined && success.rateLimit === undefined) return
         limited[kSubject] = success.keyId !== undefined ? `key:${success.keyId}` : id !== undefined ? `user:${id}` : `ip:${normalizeIP(request.ip)}`
         limited[kBudget] = success.rateLimit ?? null
         const result = await call(keyedLimiter, request)

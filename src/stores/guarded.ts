@@ -1,7 +1,7 @@
 import { boundedStore } from '../core/callbacks.js'
 import { StoreDataError } from '../core/errors.js'
 import { MemoryStore } from './memory.js'
-import { RedisStore } from './redis.js'
+import { isRedisStore } from './redis.js'
 import type { MultiauthStore } from './types.js'
 
 // Answers a custom store must give, checked as they come back: a value of another type (an
@@ -25,12 +25,7 @@ function strings (value: unknown): string[] {
 
 function flag (value: unknown): boolean {
   if (typeof value === 'boolean') return value
-  throw new StoreDataError({ cause: new TypeError(`store.setIfAbsent/setUnlessEqual resolved ${typeof value}, not a boolean`) })
-}
-
-function count (value: unknown): number {
-  if (Number.isSafeInteger(value)) return value as number
-  throw new StoreDataError({ cause: new TypeError('store.increment did not resolve an integer') })
+  throw new StoreDataError({ cause: new TypeError(`store.setUnlessEqual/compareAndSet resolved ${typeof value}, not a boolean`) })
 }
 
 /**
@@ -41,14 +36,12 @@ function count (value: unknown): number {
  * 503 with the original only as `cause`, and an answer of the wrong type is a 500.
  */
 export function guardStore (store: MultiauthStore, timeoutMs: number): MultiauthStore {
-  if (store instanceof MemoryStore || store instanceof RedisStore) return store
+  if (store instanceof MemoryStore || isRedisStore(store)) return store
   // Async arrows: a store method that throws synchronously becomes a rejection, bounded like the rest.
   const guarded: MultiauthStore = {
     get: async (key) => text(await boundedStore(timeoutMs, (async () => await store.get(key))())),
     set: async (key, value, ttlMs) => { await boundedStore(timeoutMs, (async () => { await store.set(key, value, ttlMs) })()) },
-    setIfAbsent: async (key, value, ttlMs) => flag(await boundedStore(timeoutMs, (async () => await store.setIfAbsent(key, value, ttlMs))())),
-    delete: async (key) => { await boundedStore(timeoutMs, (async () => { await store.delete(key) })()) },
-    increment: async (key, ttlMs) => count(await boundedStore(timeoutMs, (async () => await store.increment(key, ttlMs))()))
+    delete: async (key) => { await boundedStore(timeoutMs, (async () => { await store.delete(key) })()) }
   }
   const { getMany, setUnlessEqual, compareAndSet, addCapped, close } = store
   if (compareAndSet !== undefined) {

@@ -4,10 +4,11 @@ import type { MultiauthStore } from './types.js'
 interface Entry { value: unknown, expiresAt: number }
 
 /**
- * Internal (not exported by the package): the session adapter keeps sessions in this store as
- * objects, so one process never serialises them. The public methods only ever return strings.
+ * @internal The session adapter keeps sessions in this store as objects, so one process never
+ * serialises them. The public methods only ever return strings. Not in the published types.
  */
 export const kGetLocal = Symbol('fastify-multiauth.memoryStore.getLocal')
+/** @internal */
 export const kSetLocalUnless = Symbol('fastify-multiauth.memoryStore.setLocalUnless')
 
 /** What the public API shows of a stored value: strings as they are, snapshots as JSON. */
@@ -70,6 +71,7 @@ export class MemoryStore implements MultiauthStore {
     return keys.map((key) => asString(this.#live(key)?.value))
   }
 
+  /** @internal */
   [kGetLocal] (key: string): unknown {
     return this.#live(key)?.value
   }
@@ -82,7 +84,7 @@ export class MemoryStore implements MultiauthStore {
     return this[kSetLocalUnless](key, value, ttlMs, unless)
   }
 
-  /** Writes unless the live value is `unless` (a string): synchronous, so atomic in this process. */
+  /** @internal Writes unless the live value is `unless` (a string): synchronous, so atomic in this process. */
   [kSetLocalUnless] (key: string, value: unknown, ttlMs: number, unless: string): boolean {
     if (this.#live(key)?.value === unless) return false
     this.#write(key, value, ttlMs)

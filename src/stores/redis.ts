@@ -1,5 +1,7 @@
 import type { Redis, RedisOptions } from 'ioredis'
 import { boundedStore } from '../core/callbacks.js'
+import { durationMs } from '../core/durations.js'
+import type { Duration } from '../core/durations.js'
 import { loadPeers } from '../core/peer.js'
 import type { MultiauthStore } from './types.js'
 
@@ -9,8 +11,8 @@ export interface RedisStoreOptions {
   connection?: RedisOptions | string
   /** Prefix of every key the store writes. Default `"multiauth:"`. */
   prefix?: string
-  /** A command not answered within this many ms fails the request with 503. Default 1000. */
-  commandTimeout?: number
+  /** A command not answered within this time (ms or `'1s'`) fails the request with 503. Default one second. */
+  commandTimeout?: Duration
   /**
    * Accept a server whose `maxmemory-policy` may evict keys (`allkeys-*`, `volatile-*`). Every key
    * the plugin writes has a TTL, so such a policy can silently drop a revocation, a "log out
@@ -18,6 +20,16 @@ export interface RedisStoreOptions {
    * this is `true`. Default false; use `noeviction` (writes then fail, and requests fail closed).
    */
   allowEviction?: boolean
+}
+
+const kRedisStore = Symbol.for('fastify-multiauth.RedisStore')
+
+/**
+ * A RedisStore, from this build of the package or the other one (ESM and CommonJS each have
+ * their own class, so `instanceof` would miss a store made by the other): recognised by a brand.
+ */
+export function isRedisStore (store: unknown): store is RedisStore {
+  return (store as Record<symbol, unknown> | null | undefined)?.[kRedisStore] === true
 }
 
 /** A `maxmemory-policy` under which Redis may drop keys the plugin relies on. */
@@ -66,6 +78,9 @@ function ttl (ms: number): number {
  * down and succeed again as soon as ioredis reconnects, without a restart.
  */
 export class RedisStore implements MultiauthStore {
+  /** @internal The brand `isRedisStore` reads. */
+  get [kRedisStore] (): true { return true }
+
   readonly client: Redis
   readonly prefix: string
   /** Upper bound in ms for one command; also bounds the rate-limit counters on this client. */
@@ -81,8 +96,7 @@ export class RedisStore implements MultiauthStore {
     }
     this.prefix = options.prefix ?? 'multiauth:'
     if (typeof this.prefix !== 'string') throw new TypeError('RedisStore prefix must be a string')
-    this.#timeout = this.commandTimeout = options.commandTimeout ?? 1000
-    if (!Number.isSafeInteger(this.#timeout) || this.#timeout <= 0) throw new TypeError('RedisStore commandTimeout must be a positive integer (ms)')
+    this.#timeout = this.commandTimeout = durationMs(options.commandTimeout, 'RedisStore commandTimeout') ?? 1000
     if (options.allowEviction !== undefined && typeof options.allowEviction !== 'boolean') throw new TypeError('RedisStore allowEviction must be a boolean')
     this.allowEviction = options.allowEviction ?? false
     this.#owned = options.client === undefined

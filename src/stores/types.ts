@@ -1,8 +1,9 @@
 /**
- * The small interface behind everything that must be shared between instances:
- * revoked tokens, refresh-token families, sessions and per-key counters.
- * Values are strings; TTLs are in milliseconds. Implementations reject with
- * `StoreUnavailableError` (503) when the backend cannot be reached, so requests fail closed.
+ * The small interface behind the state that must be shared between instances: revoked tokens,
+ * refresh-token families and sessions (rate-limit counters go through @fastify/rate-limit).
+ * Values are strings; TTLs are in milliseconds. `get`, `set` and `delete` are required; the
+ * atomic operations are optional and each says what is lost without it. Whatever a store throws
+ * counts as the store being unavailable (503): requests fail closed.
  */
 export interface MultiauthStore {
   get (key: string): Promise<string | null>
@@ -12,8 +13,6 @@ export interface MultiauthStore {
    */
   getMany? (keys: readonly string[]): Promise<Array<string | null>>
   set (key: string, value: string, ttlMs: number): Promise<void>
-  /** Sets only when the key does not exist; resolves `true` when this call set it. */
-  setIfAbsent (key: string, value: string, ttlMs: number): Promise<boolean>
   /**
    * Sets `value` unless the key currently holds exactly `unless`, atomically; resolves `true` when
    * this call wrote. Sessions use it so a save that was in flight when the session was destroyed
@@ -35,8 +34,6 @@ export interface MultiauthStore {
    */
   addCapped? (key: string, member: string, max: number, ttlMs: number): Promise<string[]>
   delete (key: string): Promise<void>
-  /** Atomically increments a counter, creating it with the TTL when absent; resolves the new value. */
-  increment (key: string, ttlMs: number): Promise<number>
-  /** Releases resources the store owns (not a client the application passed in). */
+  /** Releases resources the store owns (not a client the application passed in). Called when the application closes. */
   close? (): Promise<void>
 }

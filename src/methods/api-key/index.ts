@@ -18,12 +18,12 @@ export interface ApiKeyOptions {
    * there is none). The plugin checks format and checksum before calling it, then the hash
    * (constant time), revocation, expiry, rotation grace and environment.
    */
-  lookup?: (id: string, request: FastifyRequest) => Awaitable<ApiKeyRecord<MultiauthUser> | Falsy>
-  /** With `lookup`: the key prefix(es) this service issues; other prefixes are refused before the lookup. */
+  findKey?: (id: string, request: FastifyRequest) => Awaitable<ApiKeyRecord | Falsy>
+  /** With `findKey`: the key prefix(es) this service issues; other prefixes are refused before findKey. */
   prefix?: string | readonly string[]
-  /** With `lookup`: the environment(s) this deployment accepts (e.g. `"live"`); other keys are refused before the lookup. Default: any. */
+  /** With `findKey`: the environment(s) this deployment accepts (e.g. `"live"`); other keys are refused before findKey. Default: any. */
   environment?: string | readonly string[]
-  /** With `lookup`: the clock for expiry and rotation grace, in ms since the epoch (tests). Default `Date.now`. */
+  /** With `findKey`: the clock for expiry and rotation grace, in ms since the epoch (tests). Default `Date.now`. */
   now?: () => number
   /** Header carrying the key. Default `X-API-Key`. */
   header?: string
@@ -36,7 +36,7 @@ export interface ApiKeyOptions {
   maxLength?: number
 }
 
-const OPTION_KEYS = ['verify', 'lookup', 'prefix', 'environment', 'now', 'header', 'query', 'maxLength']
+const OPTION_KEYS = ['verify', 'findKey', 'prefix', 'environment', 'now', 'header', 'query', 'maxLength']
 // Keys are printable; a control character (possible through %00 in a query) is malformed.
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/
@@ -62,7 +62,7 @@ function toList (value: string | readonly string[] | undefined, path: string): R
 /** A timestamp from a record (ms or Date); anything else is bad data, a server error. */
 function timestamp (value: unknown, field: string): number {
   const ms = value instanceof Date ? value.getTime() : value
-  if (typeof ms !== 'number' || Number.isNaN(ms)) throw new TypeError(`apiKey.lookup returned a record whose ${field} is not a number of ms or a Date`)
+  if (typeof ms !== 'number' || Number.isNaN(ms)) throw new TypeError(`apiKey.findKey returned a record whose ${field} is not a number of ms or a Date`)
   return ms
 }
 
@@ -74,20 +74,20 @@ function timestamp (value: unknown, field: string): number {
 function recordScopes (value: unknown): readonly string[] | undefined {
   if (value === undefined || value === null) return undefined
   if (Array.isArray(value) && value.every((scope) => typeof scope === 'string')) return value
-  throw new TypeError('apiKey.lookup returned a record whose scopes is not an array of strings')
+  throw new TypeError('apiKey.findKey returned a record whose scopes is not an array of strings')
 }
 
 /** A malformed budget must not slip through as "no limit": bad data is a server error. */
 function checkRecordRateLimit (value: unknown): void {
   const { max, timeWindow } = (value ?? {}) as { max?: unknown, timeWindow?: unknown }
   if (!Number.isSafeInteger(max) || (max as number) < 1 || (timeWindow !== undefined && (!Number.isSafeInteger(timeWindow) || (timeWindow as number) < 1))) {
-    throw new TypeError('apiKey.lookup returned a record whose rateLimit is not { max: positive integer, timeWindow?: positive integer ms }')
+    throw new TypeError('apiKey.findKey returned a record whose rateLimit is not { max: positive integer, timeWindow?: positive integer ms }')
   }
 }
 
-/** The `lookup` flow: everything that can be checked without the database runs first. */
-function lookupVerifier (options: ApiKeyOptions): (key: string, request: FastifyRequest) => AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
-  const lookup = options.lookup as NonNullable<ApiKeyOptions['lookup']>
+/** The `findKey` flow: everything that can be checked without the database runs first. */
+function findKeyVerifier (options: ApiKeyOptions): (key: string, request: FastifyRequest) => AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
+  const findKey = options.findKey as NonNullable<ApiKeyOptions['findKey']>
   const prefixes = toList(options.prefix, 'apiKey.prefix')
   const environments = toList(options.environment, 'apiKey.environment')
   const now = options.now ?? Date.now
@@ -95,14 +95,15 @@ function lookupVerifier (options: ApiKeyOptions): (key: string, request: Fastify
   function checkRecord (key: string, id: string, environment: string, record: ApiKeyRecord<MultiauthUser> | Falsy): AuthSuccess | AuthFailure {
     if (!record) return UNKNOWN_KEY
     if (typeof record !== 'object' || record.user === undefined || record.user === null) {
-      throw new TypeError('apiKey.lookup must return { user, hash, ... } or a falsy value')
+      throw new TypeError('apiKey.findKey must return { user, hash, ... } or a falsy value')
     }
     if (!apiKeyMatches(key, record.hash)) return UNKNOWN_KEY
     // Records come from SQL and JSON (`revoked: 1`, `'t'`, `'false'`): any truthy value revokes, the safe reading.
     if (record.revoked as unknown) return REVOKED
     const t = now()
-    if (record.expiresAt !== undefined && t >= timestamp(record.expiresAt, 'expiresAt')) return EXPIRED
-    if (record.graceEndsAt !== undefined && t >= timestamp(record.graceEndsAt, 'graceEndsAt')) return GRACE_OVER
+    // A NULL column (SQL) is an absent field: no expiry, no rotation.
+    if (record.expiresAt !== undefined && record.expiresAt !== null && t >= timestamp(record.expiresAt, 'expiresAt')) return EXPIRED
+    if (record.graceEndsAt !== undefined && record.graceEndsAt !== null && t >= timestamp(record.graceEndsAt, 'graceEndsAt')) return GRACE_OVER
     if (record.environment !== undefined && record.environment !== environment) return WRONG_ENVIRONMENT
     if (record.rateLimit !== undefined) checkRecordRateLimit(record.rateLimit)
     return { user: record.user, method: 'apiKey', keyId: id, scopes: recordScopes(record.scopes), rateLimit: record.rateLimit }
@@ -114,8 +115,8 @@ function lookupVerifier (options: ApiKeyOptions): (key: string, request: Fastify
     if (prefixes !== undefined && !prefixes.has(parsed.prefix)) return WRONG_PREFIX
     if (environments !== undefined && !environments.has(parsed.environment)) return WRONG_ENVIRONMENT
     const id = apiKeyId(key)
-    const record = lookup(id, request)
-    // No promise when the lookup answers synchronously (an in-memory table or cache): the guard then needs none either.
+    const record = findKey(id, request)
+    // No promise when findKey answers synchronously (an in-memory table or cache): the guard then needs none either.
     return isThenable(record)
       ? Promise.resolve(record).then((value) => checkRecord(key, id, parsed.environment, value))
       : checkRecord(key, id, parsed.environment, record)
@@ -132,13 +133,13 @@ export function createApiKeyMethod (raw: unknown, ctx: MethodContext): AuthMetho
   const options = checkObject(raw, 'apiKey') as unknown as ApiKeyOptions
   checkKeys(options as unknown as Record<string, unknown>, OPTION_KEYS, 'apiKey')
   checkFunction(options.verify, 'apiKey.verify', false)
-  checkFunction(options.lookup, 'apiKey.lookup', false)
+  checkFunction(options.findKey, 'apiKey.findKey', false)
   checkFunction(options.now, 'apiKey.now', false)
-  if ((options.verify === undefined) === (options.lookup === undefined)) {
-    throw new MultiauthOptionError('apiKey needs exactly one of apiKey.verify(key, request) or apiKey.lookup(id, request)')
+  if ((options.verify === undefined) === (options.findKey === undefined)) {
+    throw new MultiauthOptionError('apiKey needs exactly one of apiKey.verify(key, request) or apiKey.findKey(id, request)')
   }
-  if (options.lookup === undefined && (options.prefix !== undefined || options.environment !== undefined || options.now !== undefined)) {
-    throw new MultiauthOptionError('apiKey.prefix, apiKey.environment and apiKey.now apply only with apiKey.lookup')
+  if (options.findKey === undefined && (options.prefix !== undefined || options.environment !== undefined || options.now !== undefined)) {
+    throw new MultiauthOptionError('apiKey.prefix, apiKey.environment and apiKey.now apply only with apiKey.findKey')
   }
   checkString(options.header, 'apiKey.header', false)
   checkPositiveInteger(options.maxLength, 'apiKey.maxLength')
@@ -152,8 +153,8 @@ export function createApiKeyMethod (raw: unknown, ctx: MethodContext): AuthMetho
   const queryName = options.query === true ? 'api_key' : (options.query || undefined)
   const maxLength = options.maxLength ?? DEFAULT_MAX_CREDENTIAL_LENGTH
   const { verify } = options
-  const check = options.lookup !== undefined
-    ? lookupVerifier(options)
+  const check = options.findKey !== undefined
+    ? findKeyVerifier(options)
     : (key: string, request: FastifyRequest): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> => {
       // No await when the callback answers synchronously (an in-memory table): the guard then needs no promise.
       const user = (verify as NonNullable<ApiKeyOptions['verify']>)(key, request)

@@ -1,4 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { durationMs } from '../../core/durations.js'
+import type { Duration } from '../../core/durations.js'
+import type { MultiauthUser } from '../../core/types.js'
 import { sha256, sha256Text } from '../../lib/hash.js'
 
 /**
@@ -63,8 +66,8 @@ export interface KeyRateLimit {
   timeWindow?: number
 }
 
-/** What `apiKey.lookup(id)` returns: everything the plugin checks, nothing secret. */
-export interface ApiKeyRecord<User = unknown> {
+/** What `apiKey.findKey(id)` returns: everything the plugin checks, nothing secret. */
+export interface ApiKeyRecord<User = MultiauthUser> {
   /** Becomes `request.user`. */
   user: User
   /** `hash` from `generateApiKey` (hex SHA-256). */
@@ -72,14 +75,14 @@ export interface ApiKeyRecord<User = unknown> {
   /** Granted scopes; `authGuard({ scopes })` requires all of its own. */
   scopes?: readonly string[]
   /** Expiry: milliseconds since the epoch, or a Date. */
-  expiresAt?: number | Date
+  expiresAt?: number | Date | null
   revoked?: boolean
   /** When present it must equal the key's environment. */
   environment?: string
   /** Overrides `rateLimit.max`/`timeWindow` for this key. */
   rateLimit?: KeyRateLimit
   /** Set by rotation: the key works until then (ms since the epoch or a Date). */
-  graceEndsAt?: number | Date
+  graceEndsAt?: number | Date | null
   /** Set by rotation: the id of the key that replaced this one. */
   replacedBy?: string
 }
@@ -191,8 +194,8 @@ export function describeApiKey (key: string): GeneratedApiKey {
 }
 
 export interface RotateApiKeyOptions {
-  /** How long the old key keeps working, in seconds (0: it stops at once). */
-  graceSeconds: number
+  /** How long the old key keeps working (ms or `'24h'`; 0: it stops at once). */
+  grace: Duration
   /** Clock, for tests and scripts. Default `Date.now`. */
   now?: () => number
 }
@@ -242,8 +245,8 @@ function recordTime (value: unknown, field: string): number | undefined {
  * key string alone cannot show that: write `previous` with a conditional update (docs/api-keys.md).
  */
 export function rotateApiKey (old: RotationSource, options: RotateApiKeyOptions): RotatedApiKey {
-  const graceSeconds = options?.graceSeconds
-  if (!Number.isFinite(graceSeconds) || graceSeconds < 0) throw new TypeError('rotateApiKey: graceSeconds must be a non-negative number')
+  const graceMs = durationMs(options?.grace, 'rotateApiKey: grace', { min: 0 })
+  if (graceMs === undefined) throw new TypeError('rotateApiKey: grace is required (ms or a duration such as \'24h\'; 0 ends the old key at once)')
   let id: string
   let prefix: string | undefined
   let environment: string | undefined
@@ -270,7 +273,7 @@ export function rotateApiKey (old: RotationSource, options: RotateApiKeyOptions)
   }
   if (prefix === undefined || environment === undefined) throw new TypeError('rotateApiKey: the record needs prefix and environment (or start)')
   const next = generateApiKey({ prefix, environment })
-  const graceEnd = now + Math.round(graceSeconds * 1000)
+  const graceEnd = now + graceMs
   return {
     ...next,
     previous: { id, graceEndsAt: expiresAt === undefined ? graceEnd : Math.min(graceEnd, expiresAt), replacedBy: next.id }

@@ -72,21 +72,28 @@ export class VerifiedCredentialCache {
   }
 }
 
-const kCache = Symbol.for('fastify-multiauth.verifiedCredentialCache')
-
-/** Called by the Basic method's setup: makes the cache reachable from the instance and its children. */
-export function attachCredentialCache (app: FastifyInstance, cache: VerifiedCredentialCache): void {
-  app.decorate(kCache, cache)
+/** `app.authCache`: the verified-credential cache of Basic (`basic.cache`). */
+export interface AuthCache {
+  /**
+   * Forgets the cached Basic logins of `username` in this process. Call it when the user's
+   * password changes or the account is disabled, so the old password stops working at once
+   * instead of at the end of the TTL. Returns how many entries were dropped; 0 when
+   * `basic.cache` is not enabled.
+   */
+  clear (username: string): number
 }
 
-/**
- * Forgets the cached Basic logins of `username` in this process. Call it when the user's
- * password changes or the account is disabled, so the old password stops working at once
- * instead of at the end of the TTL. Returns how many entries were dropped; a no-op (0)
- * when `basic.cache` is not enabled. `app` is the instance the plugin was registered on,
- * or any of its children.
- */
-export function clearVerifiedCredentials (app: FastifyInstance, username: string): number {
-  const cache = (app as unknown as Record<symbol, VerifiedCredentialCache | undefined>)[kCache]
-  return cache === undefined ? 0 : cache.clearUser(username)
+/** `app.authCache` without a cache: nothing to forget. */
+export const NO_CACHE: AuthCache = Object.freeze({ clear: () => 0 })
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The verified-credential cache of Basic: `clear(username)` after a password change. Always present. */
+    authCache: AuthCache
+  }
+}
+
+/** Called by the Basic method's setup: the cache (or none) as `app.authCache`. */
+export function attachCredentialCache (app: FastifyInstance, cache: VerifiedCredentialCache | undefined): void {
+  app.decorate('authCache', cache === undefined ? NO_CACHE : { clear: (username: string) => cache.clearUser(username) })
 }

@@ -18,7 +18,7 @@ import { checkBoolean, checkFunction, checkKeys, checkObject, checkPositiveInteg
 import type { MethodContext } from '../context.js'
 
 
-export interface BasicUserRecord {
+export interface BasicCredential {
   user: MultiauthUser
   /** An argon2 PHC string, as made by `hashPassword`. */
   passwordHash: string
@@ -28,9 +28,9 @@ export interface BasicOptions {
   /** Full control: return the user for a valid username/password, anything falsy otherwise (Flask-HTTPAuth's `verify_password`). */
   verify?: (username: string, password: string, request: FastifyRequest) => Awaitable<MultiauthUser | Falsy>
   /** Or return the stored record and let the plugin check the argon2 hash (timing-equalised for unknown users). */
-  findUser?: (username: string, request: FastifyRequest) => Awaitable<BasicUserRecord | Falsy>
+  findCredential?: (username: string, request: FastifyRequest) => Awaitable<BasicCredential | Falsy>
   /**
-   * With `findUser`: called after a successful login whose hash used weaker parameters than `hashPassword`
+   * With `findCredential`: called after a successful login whose hash used weaker parameters than `hashPassword`
    * now does, with the new hash and the one that was verified. Store `newHash` only where the stored hash is
    * still `oldHash` (`UPDATE … WHERE password_hash = oldHash`), so a password reset that landed in between
    * is not undone. The login does not wait for it; bounded by `timeout`, a failure or timeout is logged.
@@ -41,13 +41,13 @@ export interface BasicOptions {
   /** Longest Authorization header accepted, in characters (default 8192); longer is a 400. */
   maxLength?: number
   /**
-   * With `findUser`: remember successful argon2 checks for `ttl` ms (at most `max` entries),
+   * With `findCredential`: remember successful argon2 checks for `ttl` ms (at most `max` entries),
    * so a repeated correct login costs an HMAC instead of an argon2 run. Off by default.
    * See docs/basic.md, "Verified-credential cache".
    */
   cache?: Partial<VerifiedCredentialCacheOptions>
   /**
-   * With `findUser`: argon2 verifications run at once at most (per process); more wait in
+   * With `findCredential`: argon2 verifications run at once at most (per process); more wait in
    * arrival order for what is left of `timeout`, then get 503 `FST_MULTIAUTH_BUSY` with
    * `Retry-After`. Default: the number of cores, at most libuv's thread pool size minus one
    * (UV_THREADPOOL_SIZE, default 4). See docs/basic.md, "Cost of a login".
@@ -57,7 +57,7 @@ export interface BasicOptions {
 
 export interface BasicCredentials { username: string, password: string }
 
-const OPTION_KEYS = ['verify', 'findUser', 'onRehash', 'allowToken', 'maxLength', 'cache', 'maxConcurrentVerifications']
+const OPTION_KEYS = ['verify', 'findCredential', 'onRehash', 'allowToken', 'maxLength', 'cache', 'maxConcurrentVerifications']
 // RFC 7617 §2: user-id and password MUST NOT contain control characters (Unicode Cc: C0, DEL, C1).
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
@@ -97,27 +97,27 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
   const options = checkObject(raw, 'basic') as BasicOptions
   checkKeys(options as Record<string, unknown>, OPTION_KEYS, 'basic')
   checkFunction(options.verify, 'basic.verify', false)
-  checkFunction(options.findUser, 'basic.findUser', false)
+  checkFunction(options.findCredential, 'basic.findCredential', false)
   checkFunction(options.onRehash, 'basic.onRehash', false)
   checkBoolean(options.allowToken, 'basic.allowToken')
   checkPositiveInteger(options.maxLength, 'basic.maxLength')
   checkPositiveInteger(options.maxConcurrentVerifications, 'basic.maxConcurrentVerifications')
-  if ((options.verify === undefined) === (options.findUser === undefined)) {
-    throw new MultiauthOptionError('basic needs exactly one of basic.verify(username, password, request) or basic.findUser(username, request)')
+  if ((options.verify === undefined) === (options.findCredential === undefined)) {
+    throw new MultiauthOptionError('basic needs exactly one of basic.verify(username, password, request) or basic.findCredential(username, request)')
   }
-  if (options.onRehash !== undefined && options.findUser === undefined) {
-    throw new MultiauthOptionError('basic.onRehash only applies with basic.findUser')
+  if (options.onRehash !== undefined && options.findCredential === undefined) {
+    throw new MultiauthOptionError('basic.onRehash only applies with basic.findCredential')
   }
-  if (options.maxConcurrentVerifications !== undefined && options.findUser === undefined) {
-    throw new MultiauthOptionError('basic.maxConcurrentVerifications only applies with basic.findUser (with basic.verify the password check is yours)')
+  if (options.maxConcurrentVerifications !== undefined && options.findCredential === undefined) {
+    throw new MultiauthOptionError('basic.maxConcurrentVerifications only applies with basic.findCredential (with basic.verify the password check is yours)')
   }
   let cache: VerifiedCredentialCache | undefined
   if (options.cache !== undefined) {
     const { max, ttl } = cacheOptions(options.cache, 'basic.cache')
-    if (options.findUser === undefined) throw new MultiauthOptionError('basic.cache only applies with basic.findUser')
+    if (options.findCredential === undefined) throw new MultiauthOptionError('basic.cache only applies with basic.findCredential')
     cache = new VerifiedCredentialCache(max, ttl)
   }
-  const { verify: verifyCallback, findUser, onRehash, allowToken = false } = options
+  const { verify: verifyCallback, findCredential, onRehash, allowToken = false } = options
   const maxLength = options.maxLength ?? DEFAULT_MAX_CREDENTIAL_LENGTH
   const slots = new VerificationSlots(options.maxConcurrentVerifications ?? defaultMaxConcurrentVerifications())
   const timeoutMs = ctx.timeoutMs ?? 0
@@ -146,8 +146,8 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
   }
 
   /**
-   * Waits for an argon2 slot, for what is left of `timeout` since findUser was called
-   * (`started`; the whole of it after a synchronous findUser). After a synchronous findUser
+   * Waits for an argon2 slot, for what is left of `timeout` since findCredential was called
+   * (`started`; the whole of it after a synchronous findCredential). After a synchronous findCredential
    * this timer is set before the guard's own and has the same duration, so it fires first
    * (Node runs timers of one duration in the order they were set): the answer is our 503 with
    * Retry-After. After an asynchronous one the guard's timeout may answer first (its 503).
@@ -162,18 +162,18 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
     }
   }
 
-  /** `findUser`, without a promise when it answers synchronously and the cache already holds the login. */
+  /** `findCredential`, without a promise when it answers synchronously and the cache already holds the login. */
   function checkStoredPassword (username: string, password: string, request: FastifyRequest, reply: FastifyReply): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
-    const record = (findUser as NonNullable<BasicOptions['findUser']>)(username, request)
+    const record = (findCredential as NonNullable<BasicOptions['findCredential']>)(username, request)
     if (!isThenable(record)) return checkRecord(username, password, record, request, reply, undefined)
     const started = performance.now()
     return Promise.resolve(record).then((value) => checkRecord(username, password, value, request, reply, started))
   }
 
-  function checkRecord (username: string, password: string, record: BasicUserRecord | Falsy, request: FastifyRequest, reply: FastifyReply, started: number | undefined): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
+  function checkRecord (username: string, password: string, record: BasicCredential | Falsy, request: FastifyRequest, reply: FastifyReply, started: number | undefined): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
     // A record without a user is refused like an unknown user: a falsy user never passes.
     if (!record || !record.user) return refuseUnknownUser(password, reply, started)
-    // A hit needs the hash findUser returns now, so a changed hash is never served from the cache.
+    // A hit needs the hash findCredential returns now, so a changed hash is never served from the cache.
     const cacheKey = cache?.key(username, password)
     if (cacheKey !== undefined && (cache as VerifiedCredentialCache).has(cacheKey, record.passwordHash)) {
       return { user: record.user, method: 'basic' }
@@ -191,7 +191,7 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
     return UNKNOWN_USER
   }
 
-  async function checkPassword (username: string, password: string, record: BasicUserRecord, cacheKey: string | undefined, request: FastifyRequest, reply: FastifyReply, started: number | undefined): Promise<AuthSuccess | AuthFailure> {
+  async function checkPassword (username: string, password: string, record: BasicCredential, cacheKey: string | undefined, request: FastifyRequest, reply: FastifyReply, started: number | undefined): Promise<AuthSuccess | AuthFailure> {
     // Bad data (not argon2, or absurd parameters) is a server error before any work is done.
     const params = argon2Parameters(record.passwordHash)
     const work = argon2Work(params)
@@ -226,7 +226,7 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
     return isThenable(user) ? Promise.resolve(user).then(verified) : verified(user)
   }
 
-  const check = findUser !== undefined ? checkStoredPassword : callVerify
+  const check = findCredential !== undefined ? checkStoredPassword : callVerify
 
   return {
     name: 'basic',
@@ -246,12 +246,12 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
       return check(username, password, request, reply)
     },
     async setup (app) {
-      if (cache !== undefined) attachCredentialCache(app, cache)
+      attachCredentialCache(app, cache)
       if (allowToken && !ctx.methods.has('token')) {
         throw new MultiauthOptionError('basic.allowToken needs the token option to be configured')
       }
       log = app.log
-      if (findUser !== undefined) equaliser = { ...equaliser, hash: await hashWithParameters(EQUALISER_PASSWORD, CURRENT_PARAMETERS) }
+      if (findCredential !== undefined) equaliser = { ...equaliser, hash: await hashWithParameters(EQUALISER_PASSWORD, CURRENT_PARAMETERS) }
     },
     securitySchemes: () => ({
       basic: allowToken

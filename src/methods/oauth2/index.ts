@@ -7,8 +7,9 @@ import { bounded, callAsync, isOwnError, storeError } from '../../core/callbacks
 import { pluginRouteErrorHandler } from '../../core/route-errors.js'
 import { loadPeers } from '../../core/peer.js'
 import type { AuthMethod, OpenApiSecurityScheme } from '../../core/types.js'
-import { checkFunction, checkKeys, checkObject, checkPositiveInteger, checkString, isPlainObject } from '../../core/validate.js'
+import { checkFunction, checkKeys, checkObject, checkString, isPlainObject } from '../../core/validate.js'
 import type { MethodContext } from '../context.js'
+import { durationMs } from '../../core/durations.js'
 import { oauth2SessionMethod } from '../session/index.js'
 import type { SessionCore } from '../session/index.js'
 import { ASYMMETRIC, GITHUB_API, GITHUB_AUTH, ID_TOKEN_CLOCK_TOLERANCE, ID_TOKEN_MAX_AGE, endpoint, getJson, optionalString, providerError, refused, resolveProvider } from './provider.js'
@@ -20,7 +21,7 @@ import type { OAuth2Options, OAuth2Profile, OAuth2Tokens, ProviderRuntime } from
 export type { OAuth2Options, OAuth2Profile, OAuth2ProviderOptions, OAuth2Tokens } from './types.js'
 export { resolveProvider } from './provider.js'
 
-const OPTION_KEYS = ['providers', 'baseUrl', 'prefix', 'onLogin', 'redirect', 'allowedRedirects', 'httpTimeout']
+const OPTION_KEYS = ['providers', 'baseUrl', 'prefix', 'findUser', 'redirect', 'allowedRedirects', 'httpTimeout']
 export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMethod {
   const [fastifyOauth2, { createRemoteJWKSet, errors: joseErrors, jwtVerify }] = loadPeers('the "oauth2" option', ['@fastify/oauth2', 'jose'])
   /** jose errors that mean "this id_token is not valid for us" (401), as opposed to a provider or network failure (502). */
@@ -31,9 +32,8 @@ export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMetho
   ]
   const options = checkObject(raw, 'oauth2') as unknown as OAuth2Options
   checkKeys(options as unknown as Record<string, unknown>, OPTION_KEYS, 'oauth2')
-  checkFunction(options.onLogin, 'oauth2.onLogin')
+  checkFunction(options.findUser, 'oauth2.findUser')
   checkString(options.baseUrl, 'oauth2.baseUrl')
-  checkPositiveInteger(options.httpTimeout, 'oauth2.httpTimeout')
   let base: URL | undefined
   try { base = new URL(options.baseUrl) } catch {}
   if (base === undefined || base.origin !== options.baseUrl.replace(/\/$/, '')) {
@@ -55,8 +55,8 @@ export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMetho
   const session = ctx.methods.get('session') as (AuthMethod & { core?: SessionCore }) | undefined
   if (session?.core === undefined) throw new MultiauthOptionError('oauth2 needs the session option: a login through a provider starts a session')
   const core = session.core
-  const { onLogin } = options
-  const httpTimeout = options.httpTimeout ?? 5000
+  const { findUser } = options
+  const httpTimeout = durationMs(options.httpTimeout, 'oauth2.httpTimeout') ?? 5000
   const secureCookies = base.protocol === 'https:'
   const origin = base.origin
   // Our flow cookie (the nonce and the index of the allowed `next` path), with the same
@@ -239,8 +239,8 @@ export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMetho
           throw isOwnError(err) ? err : providerError('provider exchange failed', err)
         }
         const { profile, tokens } = identity
-        const user = await callAsync(ctx.timeoutMs, onLogin, profile, tokens, request)
-        if (!user) throw refused(request, p.name, 'onLogin refused the identity')
+        const user = await callAsync(ctx.timeoutMs, findUser, profile, tokens, request)
+        if (!user) throw refused(request, p.name, 'findUser refused the identity')
         try {
           await core.start(request, user, p.name)
         } catch (err) {

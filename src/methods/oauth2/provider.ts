@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import { MESSAGE_INVALID, MultiauthOptionError, OAuth2ProviderError, UnauthorizedError } from '../../core/errors.js'
+import { CredentialsInvalidError, MultiauthOptionError, OAuth2ProviderError } from '../../core/errors.js'
 import { checkKeys, checkObject, checkString, isPlainObject } from '../../core/validate.js'
 import type { OAuth2ProviderOptions } from './types.js'
 
@@ -34,7 +34,7 @@ export function providerError (detail: string, cause?: unknown): Error {
 /** A 401 for a refused login, with the reason in the log only. */
 export function refused (request: FastifyRequest, provider: string, reason: string, err?: unknown): Error {
   request.log.info({ authMethod: 'oauth2', provider, reason, err }, 'multiauth: OAuth2 login refused')
-  return new UnauthorizedError(MESSAGE_INVALID)
+  return new CredentialsInvalidError()
 }
 
 /** The preset's settings, resolved and checked at registration. Exported for tests. */

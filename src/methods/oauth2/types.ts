@@ -1,9 +1,10 @@
 import type { OAuth2Namespace } from '@fastify/oauth2'
 import type { FastifyRequest } from 'fastify'
 import type { createRemoteJWKSet } from 'jose'
+import type { Duration } from '../../core/durations.js'
 import type { Awaitable, Falsy, MultiauthUser } from '../../core/types.js'
 
-// The oauth2 method's public options and what `onLogin` receives.
+// The oauth2 method's public options and what `findUser` receives.
 
 export interface OAuth2ProviderOptions {
   /** `'google'`, `'github'` or `'oidc'` (any OpenID Connect provider, by `issuer`). Default `'oidc'`. */
@@ -16,7 +17,7 @@ export interface OAuth2ProviderOptions {
   scope?: string[]
 }
 
-/** The provider identity handed to `onLogin`. */
+/** The provider identity handed to `findUser`. */
 export interface OAuth2Profile {
   /** The key of `oauth2.providers` the login went through. */
   provider: string
@@ -30,7 +31,7 @@ export interface OAuth2Profile {
   claims: Record<string, unknown>
 }
 
-/** The provider's token response. Never stored by the plugin: keep what you need in `onLogin`. */
+/** The provider's token response. Never stored by the plugin: keep what you need in `findUser`. */
 export interface OAuth2Tokens {
   access_token: string
   token_type: string
@@ -48,13 +49,13 @@ export interface OAuth2Options {
   /** Route prefix: `GET <prefix>/<provider>` starts a login, `GET <prefix>/<provider>/callback` ends it. Default `/auth`. */
   prefix?: string
   /** Maps the provider identity to your user (find, link or create). Falsy refuses the login (401). */
-  onLogin: (profile: OAuth2Profile, tokens: OAuth2Tokens, request: FastifyRequest) => Awaitable<MultiauthUser | Falsy>
+  findUser: (profile: OAuth2Profile, tokens: OAuth2Tokens, request: FastifyRequest) => Awaitable<MultiauthUser | Falsy>
   /** Where the browser goes after login. Default `/`. */
   redirect?: string
   /** Paths the start route accepts in `?next=` (exact match, local paths only). Anything else is a 400: no open redirect. */
   allowedRedirects?: string[]
   /** Timeout in ms for discovery, JWKS and userinfo requests. Default 5000. */
-  httpTimeout?: number
+  httpTimeout?: Duration
 }
 
 export interface ProviderRuntime {

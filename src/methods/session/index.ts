@@ -1,12 +1,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { callbackError } from '../../core/callbacks.js'
-import { MultiauthOptionError, NotConfiguredError } from '../../core/errors.js'
+import { CrossSiteError, MultiauthOptionError, NotConfiguredError } from '../../core/errors.js'
 import { loadPeers } from '../../core/peer.js'
-import { AuthFailure, isThenable } from '../../core/outcome.js'
+import { AuthFailure, isThenable, setRequestUser } from '../../core/outcome.js'
 import type { AuthMethod, AuthSuccess, Falsy, MultiauthUser } from '../../core/types.js'
-import { checkFunction, checkKeys, checkObject, checkPositiveInteger, checkString, keyMaterialKind } from '../../core/validate.js'
+import { checkFunction, checkKeys, checkObject, checkString, keyMaterialKind } from '../../core/validate.js'
 import { FSTMA006 } from '../../core/warnings.js'
 import type { MethodContext } from '../context.js'
+import { durationMs } from '../../core/durations.js'
 import { attributesOf, checkCookiePrefix, defaultCookieName, inspectApplicationSession, savedEmptySession } from './cookies.js'
 import type { CookieAttributes } from './cookies.js'
 import { checkTrustedOrigins, SAFE_METHODS, sameOriginRequest } from './csrf.js'
@@ -18,77 +19,62 @@ import type { SessionCore, SessionOptions, SessionRecord } from './types.js'
 // Cookies: ./cookies.ts; CSRF: ./csrf.ts; where sessions live: ./store-adapter.ts.
 
 export type { SessionCsrfOptions, SessionOptions, SessionRecord, SessionCore } from './types.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Log a request in or out (`login(request, user)`, `logout(request)`). Always present; without `session`, a 500. */
+    authSessions: AuthSessions
+  }
+}
 export { SessionStoreAdapter } from './store-adapter.js'
 
-const OPTION_KEYS = ['lookup', 'userId', 'secret', 'cookieName', 'secure', 'domain', 'maxAge', 'absoluteTimeout', 'store', 'csrf']
+const OPTION_KEYS = ['findUser', 'userId', 'secret', 'cookieName', 'secure', 'domain', 'maxAge', 'absoluteTimeout', 'store', 'csrf']
 /** Options that configure @fastify/session itself: they cannot apply when the application registered it. */
 const REGISTRATION_KEYS = ['secret', 'secure', 'domain', 'maxAge', 'store']
 const HOUR = 3_600_000
 
 const EXPIRED = new AuthFailure('session past its absolute timeout')
 const USER_GONE = new AuthFailure('session user no longer exists or is disabled')
-const CROSS_SITE = new AuthFailure('unsafe cross-site request with the session cookie', 'Cross-site request refused')
+const CROSS_SITE = new AuthFailure('unsafe cross-site request with the session cookie', () => new CrossSiteError())
 const NOT_OAUTH = new AuthFailure('session was not started by an OAuth2 login')
 
-
-const kCore = Symbol.for('fastify-multiauth.session')
 const kLoggedOut = Symbol('fastify-multiauth.loggedOut')
 
-
-
-
-
-
-
-
-
-
-
-/** Finds the session machinery, for `login()` / `logout()`; a 500 when the session method is not configured. */
-function coreOf (request: FastifyRequest): SessionCore {
-  const core = (request.server as unknown as Record<symbol, SessionCore | undefined>)[kCore]
-  if (core === undefined) throw new NotConfiguredError('session')
-  return core
+/** `app.authSessions`: log a request in or out. Always decorated; without `session` both reject (500, fail closed). */
+export interface AuthSessions {
+  /**
+   * Logs `user` in: regenerates the session id (no session fixation: an id set before login
+   * never authenticates), then stores only the user's id. Call it after you checked the
+   * credentials, e.g. in your login form's POST handler.
+   */
+  login (request: FastifyRequest, user: MultiauthUser): Promise<void>
+  /** Logs out: destroys the session server-side (every instance sharing the store) and clears the cookie. */
+  logout (request: FastifyRequest): Promise<void>
 }
 
-/**
- * Logs `user` in: regenerates the session id (no session fixation: an id set before
- * login never authenticates), then stores only the user's id. Call it after you
- * checked the credentials, e.g. in your login form's POST handler.
- */
-export async function login (request: FastifyRequest, user: MultiauthUser): Promise<void> {
-  await coreOf(request).start(request, user)
+/** `app.authSessions` when the `session` method is not configured: every call is a 500, never a silent pass. */
+export const sessionsNotConfigured: AuthSessions = {
+  async login () { throw new NotConfiguredError('session') },
+  async logout () { throw new NotConfiguredError('session') }
 }
-
-/** Logs out: destroys the session server-side (every instance sharing the store) and clears the cookie. */
-export async function logout (request: FastifyRequest): Promise<void> {
-  await coreOf(request).end(request)
-}
-
-
-
-
-
-
-
 
 function defaultUserId (user: MultiauthUser): string {
   const id = (user as { id?: unknown }).id
   if (typeof id === 'string' && id.length > 0) return id
   if (typeof id === 'number' || typeof id === 'bigint') return String(id)
-  throw new MultiauthOptionError('login(): the user has no string or number "id"; pass session.userId(user) to say which id to store')
+  throw new MultiauthOptionError('authSessions.login(): the user has no string or number "id"; pass session.userId(user) to say which id to store')
 }
 
 export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMethod & { core: SessionCore } {
   const [fastifyCookie, fastifySession] = loadPeers('the "session" option', ['@fastify/cookie', '@fastify/session'])
   const options = checkObject(raw, 'session') as unknown as SessionOptions
   checkKeys(options as unknown as Record<string, unknown>, OPTION_KEYS, 'session')
-  checkFunction(options.lookup, 'session.lookup')
+  checkFunction(options.findUser, 'session.findUser')
   checkFunction(options.userId, 'session.userId', false)
   checkString(options.cookieName, 'session.cookieName', false)
   checkString(options.domain, 'session.domain', false)
-  checkPositiveInteger(options.maxAge, 'session.maxAge')
-  checkPositiveInteger(options.absoluteTimeout, 'session.absoluteTimeout')
+  const maxAge = durationMs(options.maxAge, 'session.maxAge') ?? 2 * HOUR
+  const absoluteTimeout = durationMs(options.absoluteTimeout, 'session.absoluteTimeout') ?? DEFAULT_ABSOLUTE_TIMEOUT
   if (options.secure !== undefined && typeof options.secure !== 'boolean' && options.secure !== 'auto') {
     throw new MultiauthOptionError('session.secure must be true, false or "auto"')
   }
@@ -111,7 +97,7 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
     }
   }
   const trustedOrigins = checkTrustedOrigins(options.csrf)
-  const { lookup } = options
+  const { findUser } = options
   const userIdOf = options.userId ?? defaultUserId
 
   /** The id `login()` stores: `session.userId` under the one error path, and only ever a non-empty string. */
@@ -126,8 +112,6 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
     return id
   }
   const secure = options.secure ?? true
-  const maxAge = options.maxAge ?? 2 * HOUR
-  const absoluteTimeout = options.absoluteTimeout ?? DEFAULT_ABSOLUTE_TIMEOUT
   // Final in setup() (the application's own @fastify/session names its cookie).
   let cookieName = options.cookieName ?? defaultCookieName(secure, options.domain)
   checkCookiePrefix(cookieName, secure, options.domain)
@@ -150,7 +134,7 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
       await request.session.regenerate()
       // Frozen: the in-process store may share it between requests instead of copying it.
       request.session.set(RECORD_KEY, Object.freeze(record))
-      request.user = user
+      setRequestUser(request, user)
     },
     end: destroy,
     extract (request) {
@@ -163,17 +147,21 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
       if (trustedOrigins !== undefined && !SAFE_METHODS.has(request.method) && !sameOriginRequest(request, trustedOrigins)) {
         return CROSS_SITE
       }
-      // No promise when `lookup` answers synchronously: the guard then needs none either.
-      const user = lookup(record.u, request)
+      // No promise when `findUser` answers synchronously: the guard then needs none either.
+      const user = findUser(record.u, request)
       return isThenable(user) ? Promise.resolve(user).then((value) => found(value, record, request)) : found(user, record, request)
     }
   }
 
   function found (user: MultiauthUser | Falsy, record: SessionRecord, request: FastifyRequest): AuthSuccess | AuthFailure | Promise<AuthFailure> {
     if (!user) return destroy(request).then(() => USER_GONE)
-    return record.p === undefined
-      ? { user, method: 'session' }
-      : { user, method: 'oauth2', provider: record.p }
+    // `session` admits any session; the provider says how it began (an OAuth2 login, or none).
+    return record.p === undefined ? { user, method: 'session' } : { user, method: 'session', provider: record.p }
+  }
+
+  const helpers: AuthSessions = {
+    login: async (request, user) => { await core.start(request, user) },
+    logout: async (request) => { await core.end(request) }
   }
 
   async function setup (app: FastifyInstance): Promise<void> {
@@ -200,7 +188,7 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
         cookie: { httpOnly: true, secure, sameSite: 'lax', path: '/', domain: options.domain, maxAge }
       })
     }
-    app.decorate(kCore as unknown as string, core)
+    app.decorate('authSessions', helpers)
     // Only a list of secrets (ours), or a registration we cannot see into, can verify a cookie with an older one.
     if (applicationOwned || Array.isArray(options.secret)) app.addHook('onRequest', renewOldSignature)
     // saveUninitialized is not readable from the application's registration: noticed at the first such save.
@@ -251,15 +239,24 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
   }
 }
 
-/** The `oauth2` guard method: a session begun by an OAuth2 login, with the same checks as `session`. */
+/**
+ * The `oauth2` guard method: only a session begun by an OAuth2 login, with the same checks as
+ * `session`, reported as `{ method: 'oauth2', provider }` (the guard method that admitted it).
+ */
 export function oauth2SessionMethod (core: SessionCore, setup: AuthMethod['setup'], securitySchemes?: AuthMethod['securitySchemes']): AuthMethod {
   return {
     name: 'oauth2',
     securitySchemes,
     extract: core.extract,
     verify (record: SessionRecord, request) {
-      return record.p === undefined ? NOT_OAUTH : core.verify(record, request)
+      if (record.p === undefined) return NOT_OAUTH
+      const outcome = core.verify(record, request)
+      return isThenable(outcome) ? Promise.resolve(outcome).then(asOAuth2) : asOAuth2(outcome)
     },
     setup
   }
+}
+
+function asOAuth2 (outcome: AuthSuccess | AuthFailure): AuthSuccess | AuthFailure {
+  return outcome instanceof AuthFailure ? outcome : { ...outcome, method: 'oauth2' }
 }

@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify'
+import type { Duration } from '../../core/durations.js'
 import type { SessionStore } from '../../core/peer.js'
 import type { AuthFailure } from '../../core/outcome.js'
 import type { AuthSuccess, Awaitable, Falsy, MultiauthUser } from '../../core/types.js'
@@ -11,9 +12,9 @@ export interface SessionCsrfOptions {
 }
 
 export interface SessionOptions {
-  /** Looks the user up by the id stored at login, on every request. Falsy = the user is gone or disabled: the session ends. */
-  lookup: (userId: string, request: FastifyRequest) => Awaitable<MultiauthUser | Falsy>
-  /** The id `login()` stores for a user. Default: `String(user.id)`. */
+  /** Finds the user by the id stored at login, on every request. Falsy = the user is gone or disabled: the session ends. */
+  findUser: (userId: string, request: FastifyRequest) => Awaitable<MultiauthUser | Falsy>
+  /** The id `authSessions.login()` stores for a user. Default: `String(user.id)`. */
   userId?: (user: MultiauthUser) => string
   /** Signs the session cookie: at least 32 characters; a list rotates (the first signs, all verify). Required unless you registered @fastify/session yourself. */
   secret?: string | string[]
@@ -29,10 +30,10 @@ export interface SessionOptions {
   secure?: boolean | 'auto'
   /** Cookie `Domain`. Default none (host-only), which is the safest. */
   domain?: string
-  /** Idle timeout in ms: each authenticated response pushes the expiry forward (rolling). Default 2 hours. */
-  maxAge?: number
-  /** Absolute lifetime in ms since login, whatever the activity. Default 24 hours. */
-  absoluteTimeout?: number
+  /** Idle timeout (ms or `'2h'`): each authenticated response pushes the expiry forward (rolling). Default 2 hours. */
+  maxAge?: Duration
+  /** Absolute lifetime since login (ms or `'24h'`), whatever the activity. Default 24 hours. */
+  absoluteTimeout?: Duration
   /** A @fastify/session store. Default: an adapter over the plugin's `store` (MemoryStore, or RedisStore for several instances). */
   store?: SessionStore
   /** Cross-site request defence for unsafe methods (Origin / Sec-Fetch-Site). `false` turns it off (for example when you use @fastify/csrf-protection). */

@@ -1,28 +1,39 @@
-import type { FastifyJWTOptions, JWT } from '@fastify/jwt'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { BadRequestError, MultiauthOptionError } from '../../core/errors.js'
+import { BadRequestError, NotConfiguredError } from '../../core/errors.js'
 import { authorizationParam, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../../core/headers.js'
 import { cacheOptions, ExpiringLru } from '../../lib/expiring-lru.js'
 import { AuthFailure, isThenable } from '../../core/outcome.js'
 import type { AuthMethod, AuthSuccess, Falsy, MultiauthUser } from '../../core/types.js'
 import { checkBoolean, checkFunction, checkKeys, checkObject, checkPositiveInteger, checkString } from '../../core/validate.js'
 import type { MethodContext } from '../context.js'
+import { durationMs, durationSeconds } from '../../core/durations.js'
 import { loadPeers } from '../../core/peer.js'
 import { prepareKeys } from './keys.js'
 import type { PreparedKey } from './keys.js'
+import type { JwtNamespace, JwtPluginOptions } from './jwt.js'
 import { createTokenLifecycle } from './lifecycle.js'
 import { prepareRoutes, tokenRoutes } from './routes.js'
-import type { TokenClaims, TokenOptions } from './types.js'
+import type { AuthTokens, TokenClaims, TokenOptions } from './types.js'
 
 // The `token` method: bearer access tokens (JWT, RFC 9068 profile) checked on every request.
 // Keys: ./keys.ts; what the store holds and `app.authTokens`: ./lifecycle.ts; routes: ./routes.ts.
 
 export type * from './types.js'
 
+/** `app.authTokens` when the `token` method is not configured: every helper is a 500, never a silent pass. */
+export const tokensNotConfigured: AuthTokens = {
+  async issue () { throw new NotConfiguredError('token') },
+  async refresh () { throw new NotConfiguredError('token') },
+  async revoke () { throw new NotConfiguredError('token') },
+  async revokeRefreshToken () { throw new NotConfiguredError('token') },
+  async revokeAll () { throw new NotConfiguredError('token') }
+}
+
 const OPTION_KEYS = [
-  'secret', 'publicKey', 'privateKey', 'keys', 'lookup', 'claims', 'issuer', 'audience', 'clockTolerance',
+  'secret', 'publicKey', 'privateKey', 'keys', 'findUser', 'claims', 'issuer', 'audience', 'clockTolerance',
   'expiresIn', 'refresh', 'revocation', 'routes', 'maxLength', 'cache'
 ]
+/** Seconds (the lifetimes below are kept in whole seconds, as JWT `exp` is). */
 const DEFAULT_ACCESS_TTL = 900
 const DEFAULT_REFRESH_TTL = 14 * 24 * 3600
 /** Live logins (refresh families) per user: phones, laptops, browsers — and a bound on what one user can store. */
@@ -36,7 +47,7 @@ const MALFORMED = new AuthFailure('malformed token')
 const UNKNOWN_KID = new AuthFailure('token kid matches no configured key')
 const REVOKED_TOKEN = new AuthFailure('token revoked')
 const LOGGED_OUT = new AuthFailure('token issued before the user logged out everywhere')
-const NO_USER = new AuthFailure('lookup returned no user for the token claims')
+const NO_USER = new AuthFailure('findUser returned no user for the token claims')
 const BAD_CLAIMS = new AuthFailure('token sub/jti/iat claims have the wrong type')
 const TOKEN_FAILURES = new Map<string, AuthFailure>([
   ['FAST_JWT_EXPIRED', new AuthFailure('token expired')],
@@ -51,10 +62,6 @@ const TOKEN_FAILURES = new Map<string, AuthFailure>([
 ])
 const OTHER_TOKEN_ERROR = new AuthFailure('token refused by the verifier')
 
-function checkSeconds (value: unknown, path: string): void {
-  checkPositiveInteger(value, path)
-}
-
 /** `scope` claim (space-separated string, or an array some issuers use) → scope list. */
 function scopesOf (claims: Record<string, unknown>): readonly string[] {
   const scope = claims.scope
@@ -67,22 +74,19 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
   const [fastifyJwt] = loadPeers('the "token" option', ['@fastify/jwt'])
   const options = checkObject(raw, 'token') as unknown as TokenOptions
   checkKeys(options as unknown as Record<string, unknown>, OPTION_KEYS, 'token')
-  checkFunction(options.lookup, 'token.lookup')
+  checkFunction(options.findUser, 'token.findUser')
   checkFunction(options.claims, 'token.claims', false)
   checkString(options.issuer, 'token.issuer', false)
   if (options.audience !== undefined && !(Array.isArray(options.audience) && options.audience.length > 0)) {
     checkString(options.audience, 'token.audience')
   }
   if (Array.isArray(options.audience)) options.audience.forEach((a, i) => checkString(a, `token.audience[${i}]`))
-  checkSeconds(options.expiresIn, 'token.expiresIn')
-  if (options.clockTolerance !== undefined && (!Number.isSafeInteger(options.clockTolerance) || options.clockTolerance < 0 || options.clockTolerance > 300)) {
-    throw new MultiauthOptionError('token.clockTolerance must be an integer between 0 and 300 (seconds)')
-  }
+  const accessTtl = durationSeconds(options.expiresIn, 'token.expiresIn') ?? DEFAULT_ACCESS_TTL
+  const toleranceMs = durationMs(options.clockTolerance, 'token.clockTolerance', { min: 0, max: 300_000 }) ?? DEFAULT_CLOCK_TOLERANCE * 1000
   checkBoolean(options.revocation, 'token.revocation')
   checkPositiveInteger(options.maxLength, 'token.maxLength')
   if (options.refresh !== undefined && typeof options.refresh !== 'boolean') {
     checkKeys(checkObject(options.refresh, 'token.refresh'), ['expiresIn', 'maxFamilies'], 'token.refresh')
-    checkSeconds(options.refresh.expiresIn, 'token.refresh.expiresIn')
     checkPositiveInteger(options.refresh.maxFamilies, 'token.refresh.maxFamilies')
   }
   const keys = prepareKeys(options)
@@ -91,12 +95,10 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
   const signingKey = keys[0] as PreparedKey
   const byKid = keys.length > 1 ? new Map(keys.map((k) => [k.kid as string, k])) : undefined
 
-  const { lookup, issuer, revocation = false } = options
+  const { findUser, issuer, revocation = false } = options
   const audience = options.audience === undefined ? undefined : (typeof options.audience === 'string' ? options.audience : [...options.audience])
-  const accessTtl = options.expiresIn ?? DEFAULT_ACCESS_TTL
   const refreshOn = options.refresh !== undefined && options.refresh !== false
-  const refreshTtl = typeof options.refresh === 'object' ? (options.refresh.expiresIn ?? DEFAULT_REFRESH_TTL) : DEFAULT_REFRESH_TTL
-  const toleranceMs = (options.clockTolerance ?? DEFAULT_CLOCK_TOLERANCE) * 1000
+  const refreshTtl = (typeof options.refresh === 'object' ? durationSeconds(options.refresh.expiresIn, 'token.refresh.expiresIn') : undefined) ?? DEFAULT_REFRESH_TTL
   const maxLength = options.maxLength ?? DEFAULT_MAX_CREDENTIAL_LENGTH
   // Validated at registration; the login methods are resolved in setup, once every method exists.
   prepareRoutes(options.routes, undefined, signingKey.canSign)
@@ -104,11 +106,11 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
   const { helpers, revocationOf } = createTokenLifecycle({
     store: ctx.store,
     timeoutMs: ctx.timeoutMs,
-    sign: (claims) => (signingKey.jwt as JWT).sign(claims),
+    sign: (claims) => (signingKey.jwt as JwtNamespace).sign(claims),
     canSign: signingKey.canSign,
     signingFingerprint: signingKey.fingerprint,
     fingerprints: new Set(keys.map((key) => key.fingerprint)),
-    lookup,
+    findUser,
     claimsFor: options.claims,
     accessTtl,
     refreshTtl,
@@ -130,7 +132,7 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
     if (byKid !== undefined) {
       let kid: unknown
       try {
-        kid = (signingKey.jwt as JWT).decode<{ header: { kid?: unknown } }>(token)?.header.kid
+        kid = (signingKey.jwt as JwtNamespace).decode<{ header: { kid?: unknown } }>(token)?.header.kid
       } catch {
         return MALFORMED
       }
@@ -139,7 +141,7 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
       key = found
     }
     try {
-      return (key.jwt as JWT).verify<Record<string, unknown>>(token)
+      return (key.jwt as JwtNamespace).verify<Record<string, unknown>>(token)
     } catch (err) {
       const code = (err as { code?: unknown }).code
       if (typeof code !== 'string' || !code.startsWith('FAST_JWT_')) throw err
@@ -151,9 +153,9 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
     return user ? { user, method: 'token', scopes: scopesOf(claims), claims } : NO_USER
   }
 
-  /** `lookup`, without a promise when it answers synchronously (then the guard needs none either). */
+  /** `findUser`, without a promise when it answers synchronously (then the guard needs none either). */
   function lookupUser (claims: Record<string, unknown>, request: FastifyRequest): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
-    const user = lookup(claims as TokenClaims, request)
+    const user = findUser(claims as TokenClaims, request)
     return isThenable(user) ? Promise.resolve(user).then((value) => found(value, claims)) : found(user, claims)
   }
 
@@ -190,7 +192,7 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
 
   // ---- setup: @fastify/jwt per key, decorator, routes -----------------------------
 
-  function jwtOptions (key: PreparedKey, i: number): FastifyJWTOptions {
+  function jwtOptions (key: PreparedKey, i: number): JwtPluginOptions {
     return {
       namespace: `multiauth${i}`,
       secret: key.secret,
@@ -217,12 +219,12 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
     // @fastify/jwt lives in a child context of its own: nothing of it (app.jwt,
     // request.user, jwtVerify) reaches the application, which may register its own.
     await app.register(async function multiauthJwt (child) {
-      const namespaces = Object.create(null) as Record<string, JWT>
+      const namespaces = Object.create(null) as Record<string, JwtNamespace>
       if (child.hasDecorator('jwt')) {
         // Inherited from the application's own @fastify/jwt: shadow it, so ours are never added to its object.
         Object.defineProperty(child, 'jwt', { value: namespaces })
       } else {
-        child.decorate('jwt', namespaces as unknown as JWT)
+        child.decorate('jwt', namespaces as never) // @fastify/jwt fills one namespace per key
       }
       for (const [i, key] of keys.entries()) {
         await child.register(fastifyJwt, jwtOptions(key, i))

@@ -1,5 +1,5 @@
 import { createHash, createHmac, createPrivateKey, createPublicKey, KeyObject } from 'node:crypto'
-import type { FastifyJWTOptions, JWT } from '@fastify/jwt'
+import type { JwtNamespace, JwtSecret } from './jwt.js'
 import { MultiauthOptionError } from '../../core/errors.js'
 import { checkKeys, checkObject, checkQuotable, checkString, keyMaterialKind } from '../../core/validate.js'
 import type { TokenKey, TokenOptions } from './types.js'
@@ -16,7 +16,7 @@ export interface PreparedKey {
   kid: string | undefined
   algorithm: Algorithm
   /** What @fastify/jwt receives as `secret`. */
-  secret: FastifyJWTOptions['secret']
+  secret: JwtSecret
   canSign: boolean
   /**
    * Names this key without revealing it: an HMAC of a fixed label under the secret, or the
@@ -26,7 +26,7 @@ export interface PreparedKey {
    */
   fingerprint: string
   /** Filled by `setup`. */
-  jwt?: JWT
+  jwt?: JwtNamespace
 }
 
 const EC_ALGORITHMS: Record<string, Algorithm> = { prime256v1: 'ES256', secp384r1: 'ES384', secp521r1: 'ES512' }

@@ -27,7 +27,7 @@ export const REFRESH_TOKEN_MAX_LENGTH = 256
 const REFRESH_TOKEN = /^([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/
 
 interface FamilyRecord {
-  /** Claims from `claims(user)` at login (or at the last rotation), handed to `lookup` on refresh. */
+  /** Claims from `claims(user)` at login (or at the last rotation), handed to `findUser` on refresh. */
   c: TokenClaimsInput
   /** When the family started, in seconds: compared with the user's "log out everywhere" time. */
   t: number
@@ -40,7 +40,7 @@ interface FamilyRecord {
 /** What the lifecycle needs from the token method, resolved at registration. */
 export interface LifecycleConfig {
   store: MultiauthStore
-  /** Bounds `claims` and `lookup` (the plugin's `timeout`). */
+  /** Bounds `claims` and `findUser` (the plugin's `callbackTimeout`). */
   timeoutMs: number
   /** Signs an access token's claims with the signing key (set once @fastify/jwt is registered). */
   sign: (claims: Record<string, unknown>) => string
@@ -49,7 +49,7 @@ export interface LifecycleConfig {
   signingFingerprint: string
   /** Fingerprints of every configured key (a refresh record must name one of them). */
   fingerprints: ReadonlySet<string>
-  lookup: TokenOptions['lookup']
+  findUser: TokenOptions['findUser']
   claimsFor: TokenOptions['claims']
   accessTtl: number
   refreshTtl: number
@@ -97,7 +97,7 @@ interface VerifiedRequest extends FastifyRequest { [kVerifiedAt]?: number }
 function verifiedSecond (at: number | Date | undefined): number {
   if (at === undefined) return nowSeconds()
   const ms = at instanceof Date ? at.getTime() : at
-  if (typeof ms !== 'number' || !Number.isFinite(ms)) throw new TypeError('fastify-multiauth: issue(user, request, { verifiedAt }) takes a time in ms or a Date')
+  if (typeof ms !== 'number' || !Number.isFinite(ms)) throw new TypeError('fastify-multiauth: issue(user, { verifiedAt }) takes a time in ms or a Date')
   // Never later than now: a time in the future would outlive a "log out everywhere" issued before it.
   return Math.floor(Math.min(ms, Date.now()) / 1000)
 }
@@ -130,7 +130,7 @@ function sameDigest (a: string, b: string): boolean {
 }
 
 export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
-  const { store, timeoutMs, lookup, claimsFor, accessTtl, refreshTtl, refreshOn, revocation, toleranceMs } = config
+  const { store, timeoutMs, findUser, claimsFor, accessTtl, refreshTtl, refreshOn, revocation, toleranceMs } = config
   const readMany = store.getMany !== undefined
     ? async (k: readonly string[]) => await (store.getMany as NonNullable<MultiauthStore['getMany']>)(k)
     : async (k: readonly string[]) => await Promise.all(k.map(async (key) => await store.get(key)))
@@ -153,7 +153,7 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
   /**
    * `iat` is the second the credential behind this token was verified, not the second it is signed:
    * a "log out everywhere" that lands between the two (a password reset while this login's claims
-   * or lookup are still running) refuses the token, since the verification came before it.
+   * or findUser are still running) refuses the token, since the verification came before it.
    */
   function signAccessToken (claims: TokenClaimsInput, verifiedAt: number): string {
     if (!config.canSign) throw new TypeError('fastify-multiauth: the first of token.keys has no secret or privateKey, so tokens cannot be issued')
@@ -168,8 +168,8 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
     })
   }
 
-  function issued (token: string): IssuedTokens {
-    return { token, expiration: accessTtl, access_token: token, token_type: 'Bearer', expires_in: accessTtl }
+  function issued (accessToken: string): IssuedTokens {
+    return { accessToken, tokenType: 'Bearer', expiresIn: accessTtl }
   }
 
   /** A new family for a login: its record, and its place among the user's families (the oldest beyond the cap dies). */
@@ -206,15 +206,16 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
   }
 
   const helpers: AuthTokens = {
-    async issue (user, request, options) {
+    async issue (user, options) {
+      const request = options?.request
       const verifiedAt = verifiedSecond(options?.verifiedAt ?? (request as VerifiedRequest | undefined)?.[kVerifiedAt])
       const claims = await claimsOf(user, request)
       const result = issued(signAccessToken(claims, verifiedAt))
-      if (refreshOn) result.refresh_token = await startFamily(claims, verifiedAt)
+      if (refreshOn) result.refreshToken = await startFamily(claims, verifiedAt)
       return result
     },
 
-    async refresh (refreshToken, request) {
+    async refresh (refreshToken, { request }) {
       if (!refreshOn) throw new TypeError('fastify-multiauth: refresh tokens are off; set token.refresh')
       // Before any check: a revocation that lands while this refresh runs is after its verification.
       const verifiedAt = nowSeconds()
@@ -239,15 +240,15 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
         await store.delete(FAMILY + family)
         return refuse('user logged out everywhere')
       }
-      const user = await callAsync(timeoutMs, lookup, record.c as TokenClaims, request)
-      if (!user) return refuse('lookup returned no user for the refresh token')
+      const user = await callAsync(timeoutMs, findUser, record.c as TokenClaims, request)
+      if (!user) return refuse('findUser returned no user for the refresh token')
       const claims = await claimsOf(user, request)
       const nextSecret = randomBytes(32).toString('base64url')
       const next: FamilyRecord = { c: claims, t: record.t, k: config.signingFingerprint, h: digest(nextSecret) }
       // Another request rotated this very token in the meantime: a reuse.
       if (!(await rotate(family, stored, JSON.stringify(next)))) return await reused()
       const result = issued(signAccessToken(claims, verifiedAt))
-      result.refresh_token = `${family}.${nextSecret}`
+      result.refreshToken = `${family}.${nextSecret}`
       return result
     },
 

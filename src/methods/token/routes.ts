@@ -1,14 +1,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import {
-  InvalidGrantError, InvalidTokenRequestError, MESSAGE_INVALID, MESSAGE_MISSING, MultiauthOptionError, UnauthorizedError,
+  CredentialsInvalidError, CredentialsMissingError, InvalidGrantError, InvalidTokenRequestError, MultiauthOptionError,
   UnsupportedGrantTypeError, UnsupportedTokenTypeError
 } from '../../core/errors.js'
 import { pluginRouteErrorHandler } from '../../core/route-errors.js'
-import type { MethodName, MultiauthUser } from '../../core/types.js'
+import type { MethodName } from '../../core/types.js'
 import { checkKeys, checkObject, checkString } from '../../core/validate.js'
 import type { MethodContext } from '../context.js'
 import { kVerifiedAt, REFRESH_TOKEN_MAX_LENGTH } from './lifecycle.js'
-import type { AuthTokens, TokenRoutesOptions } from './types.js'
+import type { AuthTokens, IssuedTokens, TokenRoutesOptions } from './types.js'
 
 // The opt-in HTTP routes: `POST /tokens` (the seeds' password → token route), and the token
 // endpoint routes `/tokens/refresh` (RFC 6749 §6) and `/tokens/revoke` (RFC 7009).
@@ -116,6 +116,22 @@ function parseForm (_request: FastifyRequest, body: string, done: (err: Error | 
   done(null, parsed)
 }
 
+/**
+ * The body of `POST /tokens` and `/tokens/refresh`: RFC 6749 §5.1's names, and `token` /
+ * `expiration`, the names of the route this one grew from (Flask-HTTPAuth's `{ token, expiration }`).
+ */
+function wireTokens (issued: IssuedTokens): Record<string, unknown> {
+  const body: Record<string, unknown> = {
+    token: issued.accessToken,
+    expiration: issued.expiresIn,
+    access_token: issued.accessToken,
+    token_type: issued.tokenType,
+    expires_in: issued.expiresIn
+  }
+  if (issued.refreshToken !== undefined) body.refresh_token = issued.refreshToken
+  return body
+}
+
 /** A compact JWS has exactly two dots; our refresh tokens (base64url) have none. */
 function looksLikeJwt (token: string): boolean {
   return token.split('.').length === 3
@@ -128,9 +144,9 @@ export function tokenRoutes (options: TokenRoutesContext) {
     return c === undefined ? [] : [c]
   })
 
-  function refuse (reply: FastifyReply, challenges: string | string[], message: string): Error {
+  function refuse (reply: FastifyReply, challenges: string | string[], error: Error): Error {
     reply.header('www-authenticate', challenges)
-    return new UnauthorizedError(message)
+    return error
   }
 
   /** Schema errors (`attachValidation`) as RFC 6749 `invalid_request`. */
@@ -164,8 +180,8 @@ export function tokenRoutes (options: TokenRoutesContext) {
       }
     }, async (request, reply) => {
       // Seed 2: a token cannot mint a token (Basic with allowToken reports method 'token').
-      if (request.auth === null || request.auth.method === 'token') throw refuse(reply, loginChallenges, MESSAGE_INVALID)
-      return await helpers.issue(request.user as MultiauthUser, request)
+      if (request.auth === null || request.auth.method === 'token') throw refuse(reply, loginChallenges, new CredentialsInvalidError())
+      return wireTokens(await helpers.issue(request.auth.user, { request }))
     })
 
     if (refreshOn) {
@@ -184,9 +200,9 @@ export function tokenRoutes (options: TokenRoutesContext) {
         const body = checkBody(request)
         if (body.grant_type !== undefined && body.grant_type !== 'refresh_token') throw new UnsupportedGrantTypeError()
         if (typeof body.refresh_token !== 'string') throw new InvalidTokenRequestError('refresh_token is missing')
-        const issued = await helpers.refresh(body.refresh_token, request)
+        const issued = await helpers.refresh(body.refresh_token, { request })
         if (issued === null) throw new InvalidGrantError()
-        return issued
+        return wireTokens(issued)
       })
     }
 
@@ -211,7 +227,7 @@ export function tokenRoutes (options: TokenRoutesContext) {
         if (body.token !== undefined && body.refresh_token !== undefined) throw new InvalidTokenRequestError('send token or refresh_token, not both')
         const token = (body.token ?? body.refresh_token) as string | undefined
         // "Log out everywhere" needs to know whose tokens: the Bearer token says.
-        if (body.all === true && bearer === undefined) throw refuse(reply, challenge, MESSAGE_MISSING)
+        if (body.all === true && bearer === undefined) throw refuse(reply, challenge, new CredentialsMissingError())
         if (token === undefined && bearer === undefined) throw new InvalidTokenRequestError('token is missing')
 
         // The format tells the two kinds apart, so token_type_hint is not needed (RFC 7009 §2.1 lets us ignore it).

@@ -2,15 +2,7 @@ import type { KeyObject } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import type { Awaitable, Falsy, MultiauthUser } from '../../core/types.js'
 import type { VerifiedCredentialCacheOptions } from '../../lib/expiring-lru.js'
-
-// @fastify/jwt types `request.user` as its own payload type; ours is the application's user.
-// Pointing its `FastifyJWT.user` at the same type lets both declarations of
-// `FastifyRequest.user` agree, whether or not the application also uses @fastify/jwt.
-declare module '@fastify/jwt' {
-  interface FastifyJWT {
-    user: MultiauthUser | null
-  }
-}
+import type { Duration } from '../../core/durations.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -33,7 +25,7 @@ export interface TokenKey {
   privateKey?: TokenKeyMaterial
 }
 
-/** Claims of a verified access token, as `lookup` receives them. */
+/** Claims of a verified access token, as `findUser` receives them. */
 export interface TokenClaims {
   sub: string
   jti: string
@@ -62,23 +54,23 @@ export interface TokenOptions {
   /** Key rotation: every key verifies (chosen by the token's `kid`); the FIRST key signs. */
   keys?: readonly TokenKey[]
   /** Maps verified claims to your user (seed 2's `verify_auth_token`); falsy = refused (e.g. a deleted user). */
-  lookup: (claims: TokenClaims, request: FastifyRequest) => Awaitable<MultiauthUser | Falsy>
+  findUser: (claims: TokenClaims, request: FastifyRequest) => Awaitable<MultiauthUser | Falsy>
   /** The claims to put in a token for a user. Default: `{ sub: String(user.id) }`. */
   claims?: (user: MultiauthUser, request: FastifyRequest | undefined) => Awaitable<TokenClaimsInput>
   /** Written to `iss` and required on verification when set. */
   issuer?: string
   /** Written to `aud` and required on verification when set (any listed value is accepted). */
   audience?: string | readonly string[]
-  /** Accepted clock skew for `exp`/`nbf`/`iat`, in seconds. Default 30. */
-  clockTolerance?: number
-  /** Access-token lifetime in seconds (the `expiration` of `POST /tokens`). Default 900 (15 minutes). */
-  expiresIn?: number
+  /** Accepted clock skew for `exp`/`nbf`/`iat` (ms or `'30s'`, at most 5 minutes). Default 30 seconds. */
+  clockTolerance?: Duration
+  /** Access-token lifetime (ms or `'15m'`; whole seconds, at least one). Default 15 minutes. The routes report it in seconds. */
+  expiresIn?: Duration
   /**
    * Rotating refresh tokens with reuse detection. `true` or `{ expiresIn, maxFamilies }`: `expiresIn`
-   * in seconds (default 1209600 = 14 days, counted from each rotation); `maxFamilies` live logins
+   * (ms or `'14d'`; default 14 days, counted from each rotation); `maxFamilies` live logins
    * per user (default 50; a new login beyond it revokes the user's oldest). Default off.
    */
-  refresh?: boolean | { expiresIn?: number, maxFamilies?: number }
+  refresh?: boolean | { expiresIn?: Duration, maxFamilies?: number }
   /** Revocation by `jti` and per-user "log out everywhere", checked in the store on every request. Default off. */
   revocation?: boolean
   /** Opt-in routes `POST {prefix}`, `{prefix}/refresh`, `{prefix}/revoke`. `true` or `{ prefix, methods }`. */
@@ -88,7 +80,7 @@ export interface TokenOptions {
   /**
    * Remember access tokens whose signature and claims already verified, for `ttl` ms (never past
    * their `exp`) and at most `max` of them, so a client reusing its token skips the signature
-   * check. Revocation and `lookup` still run on every request. Off by default.
+   * check. Revocation and `findUser` still run on every request. Off by default.
    * See docs/tokens.md, "Verified-token cache".
    */
   cache?: Partial<VerifiedCredentialCacheOptions>
@@ -101,36 +93,35 @@ export interface TokenRoutesOptions {
   methods?: ReadonlyArray<'basic' | 'session'>
 }
 
-/**
- * The body of `POST /tokens` and `/tokens/refresh`, and what `issue`/`refresh` resolve: the seeds'
- * `token` and `expiration`, and the same values under their RFC 6749 §5.1 names, so OAuth
- * client libraries read it too.
- */
+/** What `app.authTokens.issue` and `refresh` resolve (the HTTP routes send the same under RFC 6749 §5.1 names). */
 export interface IssuedTokens {
-  /** The access token (a JWT). */
-  token: string
+  /** The access token (a JWT), sent as `Authorization: Bearer <accessToken>`. */
+  accessToken: string
+  tokenType: 'Bearer'
   /** Its lifetime in seconds. */
-  expiration: number
-  /** The access token again (RFC 6749 §5.1). */
-  access_token: string
-  token_type: 'Bearer'
-  /** The lifetime again, in seconds (RFC 6749 §5.1). */
-  expires_in: number
+  expiresIn: number
   /** Present when refresh tokens are on. Opaque; store it like a password. */
-  refresh_token?: string
+  refreshToken?: string
+}
+
+/** Options of `issue`: the request the login came with, and when its credentials were verified. */
+export interface IssueOptions {
+  /** Handed to `claims(user, request)`; also where `POST /tokens` recorded its verification time. */
+  request?: FastifyRequest
+  /**
+   * When your route checked the credentials (ms since the epoch or a Date; default now). The
+   * token's `iat` is that time, so a "log out everywhere" issued while your route was still
+   * working (a password reset racing this login) refuses the token.
+   */
+  verifiedAt?: number | Date
 }
 
 /** `app.authTokens`: helpers for applications that write their own login/logout routes. */
 export interface AuthTokens {
-  /**
-   * Signs an access token for `user` (and starts a refresh-token family when refresh is on).
-   * `verifiedAt`: when your route checked the credentials (ms or a Date; default now). The token's
-   * `iat` is that time, so a "log out everywhere" issued while your route was still working
-   * (a password reset racing this login) refuses the token. `POST /tokens` sets it for you.
-   */
-  issue (user: MultiauthUser, request?: FastifyRequest, options?: { verifiedAt?: number | Date }): Promise<IssuedTokens>
+  /** Signs an access token for `user` (and starts a refresh-token family when refresh is on). */
+  issue (user: MultiauthUser, options?: IssueOptions): Promise<IssuedTokens>
   /** Rotates a refresh token. Resolves `null` when it is refused (unknown, expired, revoked, reused: a reuse revokes its whole family). */
-  refresh (refreshToken: string, request: FastifyRequest): Promise<IssuedTokens | null>
+  refresh (refreshToken: string, options: { request: FastifyRequest }): Promise<IssuedTokens | null>
   /** Revokes one access token until it expires, by its verified claims (`request.auth.claims`). Needs `revocation`. */
   revoke (claims: Record<string, unknown>): Promise<void>
   /** Revokes a refresh token and every token rotated from the same login (its family). Unknown tokens are ignored. */

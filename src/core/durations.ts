@@ -1,0 +1,42 @@
+import { parse } from '@lukeed/ms'
+import { MultiauthOptionError } from './errors.js'
+
+/**
+ * A duration option: milliseconds, or a string such as `'15m'`, `'2 hours'`, `'1 minute'` (the
+ * syntax @fastify/rate-limit and `ms` use). Every duration option of the plugin takes one, so a
+ * number always means milliseconds, whichever option it is given to.
+ */
+export type Duration = number | string
+
+interface Bounds {
+  /** Smallest accepted value in ms (default 1; 0 where "off" is allowed). */
+  min?: number
+  max?: number
+  /** Says what a too-small value probably was (a number of seconds from 0.x, say). */
+  hint?: string
+}
+
+/** Reads a duration option at registration: `undefined` stays `undefined`, anything unreadable is an option error. */
+export function durationMs (value: unknown, path: string, bounds: Bounds = {}): number | undefined {
+  if (value === undefined) return undefined
+  const ms = typeof value === 'string' ? parse(value) : value
+  if (typeof ms !== 'number' || !Number.isFinite(ms)) {
+    throw new MultiauthOptionError(`${path} must be a number of milliseconds or a duration such as '15m' or '2 hours' (got ${JSON.stringify(value)})`)
+  }
+  const rounded = Math.round(ms)
+  const min = bounds.min ?? 1
+  if (rounded < min) {
+    throw new MultiauthOptionError(`${path} must be at least ${min} ms (got ${JSON.stringify(value)})${bounds.hint === undefined ? '' : `; ${bounds.hint}`}`)
+  }
+  if (bounds.max !== undefined && rounded > bounds.max) throw new MultiauthOptionError(`${path} must be at most ${bounds.max} ms (got ${JSON.stringify(value)})`)
+  return rounded
+}
+
+/** A token lifetime in whole seconds (JWT `exp` has one-second precision): at least one second. */
+export function durationSeconds (value: unknown, path: string): number | undefined {
+  const ms = durationMs(value, path, {
+    min: 1000,
+    hint: `durations are milliseconds since 1.0: a lifetime of ${JSON.stringify(value)} seconds is ${typeof value === 'number' ? `'${value}s'` : 'written with a unit'}`
+  })
+  return ms === undefined ? undefined : Math.floor(ms / 1000)
+}

@@ -32,11 +32,15 @@ export function durationMs (value: unknown, path: string, bounds: Bounds = {}): 
   return rounded
 }
 
-/** A token lifetime in whole seconds (JWT `exp` has one-second precision): at least one second. */
-export function durationSeconds (value: unknown, path: string): number | undefined {
-  const ms = durationMs(value, path, {
-    min: 1000,
-    hint: `durations are milliseconds since 1.0: a lifetime of ${JSON.stringify(value)} seconds is ${typeof value === 'number' ? `'${value}s'` : 'written with a unit'}`
-  })
+/**
+ * A token lifetime in whole seconds (JWT `exp` and `iat` have one-second precision). A number must
+ * be a whole number of seconds in milliseconds: `900` or `3600` is refused rather than taken for
+ * 0.9 s or 3.6 s, since it is almost certainly a count of seconds written for 0.x.
+ */
+export function durationSeconds (value: unknown, path: string, bounds: { min?: number, max?: number } = {}): number | undefined {
+  if (typeof value === 'number' && Number.isFinite(value) && value % 1000 !== 0) {
+    throw new MultiauthOptionError(`${path} is in milliseconds and must be whole seconds (got ${value}); for ${value} seconds write '${value}s'`)
+  }
+  const ms = durationMs(value, path, { min: bounds.min ?? 1000, max: bounds.max })
   return ms === undefined ? undefined : Math.floor(ms / 1000)
 }

@@ -6,7 +6,7 @@ import { AuthFailure, isThenable } from '../../core/outcome.js'
 import type { AuthMethod, AuthSuccess, Falsy, MultiauthUser } from '../../core/types.js'
 import { checkBoolean, checkFunction, checkKeys, checkObject, checkPositiveInteger, checkString } from '../../core/validate.js'
 import type { MethodContext } from '../context.js'
-import { durationMs, durationSeconds } from '../../core/durations.js'
+import { durationSeconds } from '../../core/durations.js'
 import { loadPeers } from '../../core/peer.js'
 import { prepareKeys } from './keys.js'
 import type { PreparedKey } from './keys.js'
@@ -82,7 +82,7 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
   }
   if (Array.isArray(options.audience)) options.audience.forEach((a, i) => checkString(a, `token.audience[${i}]`))
   const accessTtl = durationSeconds(options.expiresIn, 'token.expiresIn') ?? DEFAULT_ACCESS_TTL
-  const toleranceMs = durationMs(options.clockTolerance, 'token.clockTolerance', { min: 0, max: 300_000 }) ?? DEFAULT_CLOCK_TOLERANCE * 1000
+  const toleranceMs = ((durationSeconds(options.clockTolerance, 'token.clockTolerance', { min: 0, max: 300_000 })) ?? DEFAULT_CLOCK_TOLERANCE) * 1000
   checkBoolean(options.revocation, 'token.revocation')
   checkPositiveInteger(options.maxLength, 'token.maxLength')
   if (options.refresh !== undefined && typeof options.refresh !== 'boolean') {

@@ -1,6 +1,6 @@
 import Fastify from 'fastify'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
-import multiauth, { login, logout } from '../../src/index.js'
+import multiauth from '../../src/index.js'
 import type { MultiauthOptions, SessionOptions } from '../../src/index.js'
 
 export const SESSION_SECRET = 'a-session-secret-of-at-least-32-characters'
@@ -19,16 +19,16 @@ export async function sessionApp (
   const app = Fastify(options.server)
   await app.register(multiauth, {
     ...options.plugin,
-    session: { secret: SESSION_SECRET, secure: false, lookup: (id) => users.get(id) ?? null, ...options.session }
+    session: { secret: SESSION_SECRET, secure: false, findUser: (id) => users.get(id) ?? null, ...options.session }
   })
   app.post<{ Body: { id: string } }>('/login', async (request, reply) => {
     const user = users.get(request.body.id)
     if (user === undefined) return await reply.code(401).send({ error: 'unauthorized' })
-    await login(request, user)
+    await app.authSessions.login(request, user)
     return { ok: true }
   })
   app.post('/logout', async (request) => {
-    await logout(request)
+    await app.authSessions.logout(request)
     return { ok: true }
   })
   app.post('/cart', async (request) => {
@@ -36,8 +36,8 @@ export async function sessionApp (
     return { ok: true }
   })
   const guard = app.authGuard(['session'])
-  app.get('/me', { onRequest: guard }, async (request) => ({ user: request.user, method: request.auth?.method }))
-  app.post('/me', { onRequest: guard }, async (request) => ({ user: request.user, method: request.auth?.method }))
+  app.get('/me', { onRequest: guard }, async (request) => ({ user: request.auth?.user ?? null, method: request.auth?.method }))
+  app.post('/me', { onRequest: guard }, async (request) => ({ user: request.auth?.user ?? null, method: request.auth?.method }))
   return app
 }
 

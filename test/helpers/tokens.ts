@@ -47,7 +47,7 @@ export async function tokenApp (token: Partial<TokenOptions> = {}, extra: Partia
     rateLimit: false,
     token: {
       secret: SECRET,
-      lookup: async (claims) => USERS.has(claims.sub) ? { id: claims.sub } : null,
+      findUser: async (claims) => USERS.has(claims.sub) ? { id: claims.sub } : null,
       claims: async (user) => {
         const id = (user as { id: string }).id
         return { sub: id, scope: USERS.get(id)?.scope }
@@ -57,7 +57,7 @@ export async function tokenApp (token: Partial<TokenOptions> = {}, extra: Partia
     ...extra
   })
   app.get('/me', { onRequest: app.authGuard(['token', 'basic']) }, async (request) => ({
-    user: request.user, method: request.auth?.method, scopes: request.auth?.scopes
+    user: request.auth?.user ?? null, method: request.auth?.method, scopes: request.auth?.scopes
   }))
   app.get('/write', { onRequest: app.authGuard({ methods: ['token'], scopes: ['write'] }) }, async () => ({ ok: true }))
   return app

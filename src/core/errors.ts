@@ -33,88 +33,43 @@ export const ForbiddenError = createError('FST_MULTIAUTH_FORBIDDEN', 'Insufficie
 export const CrossSiteError = createError('FST_MULTIAUTH_CROSS_SITE', 'Cross-site request refused', 403)
 /** Credentials of a scheme the plugin owns that cannot be decoded (400). */
 export const BadRequestError = withDefaultDetail(createError('FST_MULTIAUTH_BAD_REQUEST', 'Malformed credentials: %s', 400), 'cannot be decoded')
-export const NotConfiguredError = withDefaultDetail(createError(
-  'FST_MULTIAUTH_NOT_CONFIGURED',
-  'Authentication method "%s" is not configured',
-  500
-), 'unknown')
-export const StoreUnavailableError = createError(
-  'FST_MULTIAUTH_STORE_UNAVAILABLE',
-  'Authentication store unavailable',
-  503
-)
-export const CallbackTimeoutError = createError(
-  'FST_MULTIAUTH_CALLBACK_TIMEOUT',
-  'Authentication callback timed out',
-  503
-)
+export const NotConfiguredError = withDefaultDetail(createError('FST_MULTIAUTH_NOT_CONFIGURED', 'Authentication method "%s" is not configured', 500), 'unknown')
+export const StoreUnavailableError = createError('FST_MULTIAUTH_STORE_UNAVAILABLE', 'Authentication store unavailable', 503)
+export const CallbackTimeoutError = createError('FST_MULTIAUTH_CALLBACK_TIMEOUT', 'Authentication callback timed out', 503)
 /** A user callback threw: the original error is kept as `cause` for the log, never sent to the client. */
-export const CallbackError = createError(
-  'FST_MULTIAUTH_CALLBACK_ERROR',
-  'Authentication callback failed',
-  500
-)
+export const CallbackError = createError('FST_MULTIAUTH_CALLBACK_ERROR', 'Authentication callback failed', 500)
 /**
  * The OAuth2 provider failed or answered nonsense (not a refused login, which is a 401). The
  * message is fixed: what went wrong (a URL, a status, a library's text) is the `cause`, for the log.
  */
-export const OAuth2ProviderError = createError(
-  'FST_MULTIAUTH_OAUTH2_PROVIDER',
-  'OAuth2 provider error',
-  502
-)
+export const OAuth2ProviderError = createError('FST_MULTIAUTH_OAUTH2_PROVIDER', 'OAuth2 provider error', 502)
 /** The store answered, but with a value the plugin cannot read (a corrupt record): fail closed, say nothing more. */
-export const StoreDataError = createError(
-  'FST_MULTIAUTH_STORE_DATA',
-  'Authentication store returned unreadable data',
-  500
-)
+export const StoreDataError = createError('FST_MULTIAUTH_STORE_DATA', 'Authentication store returned unreadable data', 500)
 /** A rate limit or failure budget is spent (429, with `Retry-After`). */
-export const TooManyRequestsError = withDefaultDetail(createError(
-  'FST_MULTIAUTH_TOO_MANY_REQUESTS',
-  'Too many requests, retry in %s seconds',
-  429
-), 'a few')
+export const TooManyRequestsError = withDefaultDetail(createError('FST_MULTIAUTH_TOO_MANY_REQUESTS', 'Too many requests, retry in %s seconds', 429), 'a few')
 /**
  * A bounded queue of the plugin's own (argon2 verifications, failure-budget slots) did not give
  * this request its turn within `callbackTimeout`: the server is saturated, not the client wrong.
  * Sent with `Retry-After`.
  */
-export const BusyError = withDefaultDetail(createError(
-  'FST_MULTIAUTH_BUSY',
-  'Too many authentications in progress, retry in %s seconds',
-  503
-), 'a few')
+export const BusyError = withDefaultDetail(createError('FST_MULTIAUTH_BUSY', 'Too many authentications in progress, retry in %s seconds', 503), 'a few')
 
 /**
  * Token endpoint errors (`/tokens/refresh`, `/tokens/revoke`): RFC 6749 §5.2 and RFC 7009 §2.2.1.
  * Each carries `oauthError`, the RFC's `error` value: without an error handler of your own the
  * plugin answers `{ "error": oauthError, "error_description": message }`; your handler can too.
  */
-export const InvalidGrantError = oauthError(createError(
-  'FST_MULTIAUTH_INVALID_GRANT',
-  'The refresh token is invalid, expired, revoked or was already used',
-  400
-), 'invalid_grant')
-export const InvalidTokenRequestError = oauthError(withDefaultDetail(createError(
-  'FST_MULTIAUTH_INVALID_REQUEST',
-  'Invalid token request: %s',
-  400
-), 'a parameter is missing or malformed'), 'invalid_request')
-export const UnsupportedGrantTypeError = oauthError(createError(
-  'FST_MULTIAUTH_UNSUPPORTED_GRANT_TYPE',
-  'Only grant_type=refresh_token is supported here',
-  400
-), 'unsupported_grant_type')
-export const UnsupportedTokenTypeError = oauthError(createError(
-  'FST_MULTIAUTH_UNSUPPORTED_TOKEN_TYPE',
-  'Access tokens cannot be revoked while token.revocation is off',
-  400
-), 'unsupported_token_type')
+export const InvalidGrantError = tokenEndpointError('FST_MULTIAUTH_INVALID_GRANT', 'The refresh token is invalid, expired, revoked or was already used', 'invalid_grant')
+/** A parameter is missing, malformed or repeated (RFC 6749 §3.2, §5.2). */
+export const InvalidTokenRequestError = withDefaultDetail(tokenEndpointError('FST_MULTIAUTH_INVALID_REQUEST', 'Invalid token request: %s', 'invalid_request'), 'a parameter is missing or malformed')
+export const UnsupportedGrantTypeError = tokenEndpointError('FST_MULTIAUTH_UNSUPPORTED_GRANT_TYPE', 'Only grant_type=refresh_token is supported here', 'unsupported_grant_type')
+/** RFC 7009 §2.2.1: the server cannot revoke this kind of token. */
+export const UnsupportedTokenTypeError = tokenEndpointError('FST_MULTIAUTH_UNSUPPORTED_TOKEN_TYPE', 'Access tokens cannot be revoked while token.revocation is off', 'unsupported_token_type')
 
-/** The RFC 6749 / RFC 7009 `error` code of a token endpoint error, on its prototype. */
-function oauthError<T extends ErrorClass> (ErrorClass: T, code: string): T {
-  Object.defineProperty(ErrorClass.prototype, 'oauthError', { value: code, enumerable: false })
+/** A 400 of the token endpoint, carrying the RFC 6749 / RFC 7009 `error` code as `oauthError` (on its prototype). */
+function tokenEndpointError (code: string, message: string, oauthCode: string): ErrorClass {
+  const ErrorClass = createError(code, message, 400)
+  Object.defineProperty(ErrorClass.prototype, 'oauthError', { value: oauthCode, enumerable: false })
   return ErrorClass
 }
 

@@ -16,48 +16,21 @@ import { durationSeconds } from './durations.js'
  */
 const { createWarning } = processWarning
 const name = 'FastifyMultiauthSecurity'
+const warning = (code: string, message: string) => createWarning({ name, code, message })
 
-export const FSTMA001 = createWarning({
-  name,
-  code: 'FSTMA001',
-  message: 'The session cookie can be sent without the Secure attribute (%s), so anyone on the network path can read it, and it cannot carry the __Host- prefix. Use session.secure: true in production (behind a TLS proxy, with Fastify\'s trustProxy).'
-})
+export const FSTMA001 = warning('FSTMA001', 'The session cookie can be sent without the Secure attribute (%s), so anyone on the network path can read it, and it cannot carry the __Host- prefix. Use session.secure: true in production (behind a TLS proxy, with Fastify\'s trustProxy).')
 
-export const FSTMA002 = createWarning({
-  name,
-  code: 'FSTMA002',
-  message: 'session.csrf is false and @fastify/csrf-protection is not registered before fastify-multiauth: unsafe requests authenticated by the session cookie are not checked for a cross-site origin.'
-})
+export const FSTMA002 = warning('FSTMA002', 'session.csrf is false and @fastify/csrf-protection is not registered before fastify-multiauth: unsafe requests authenticated by the session cookie are not checked for a cross-site origin.')
 
-export const FSTMA003 = createWarning({
-  name,
-  code: 'FSTMA003',
-  message: 'basic is enabled with its failure budgets turned off (%s): online password guessing is limited only by the cost of argon2.'
-})
+export const FSTMA003 = warning('FSTMA003', 'basic is enabled with its failure budgets turned off (%s): online password guessing is limited only by the cost of argon2.')
 
-export const FSTMA004 = createWarning({
-  name,
-  code: 'FSTMA004',
-  message: 'token.expiresIn is %d seconds without token.revocation: a stolen access token, or one whose user logged out, stays valid that long. Turn on token.revocation, or keep access tokens to an hour or less and renew them with refresh tokens.'
-})
+export const FSTMA004 = warning('FSTMA004', 'token.expiresIn is %d seconds without token.revocation: a stolen access token, or one whose user logged out, stays valid that long. Turn on token.revocation, or keep access tokens to an hour or less and renew them with refresh tokens.')
 
-export const FSTMA005 = createWarning({
-  name,
-  code: 'FSTMA005',
-  message: 'timeout is 0: application callbacks and store calls are not bounded, so a hanging database holds every request that waits on it (and its socket) indefinitely.'
-})
+export const FSTMA005 = warning('FSTMA005', 'callbackTimeout is 0: application callbacks and store calls are not bounded, so a hanging database holds every request that waits on it (and its socket) indefinitely.')
 
-export const FSTMA006 = createWarning({
-  name,
-  code: 'FSTMA006',
-  message: 'The application\'s @fastify/session saves sessions nobody logged into (saveUninitialized: true): every request without a cookie writes a store entry, so anyone can fill the store. Register it with saveUninitialized: false.'
-})
+export const FSTMA006 = warning('FSTMA006', 'The application\'s @fastify/session saves sessions nobody logged into (saveUninitialized: true): every request without a cookie writes a store entry, so anyone can fill the store. Register it with saveUninitialized: false.')
 
-export const FSTMA007 = createWarning({
-  name,
-  code: 'FSTMA007',
-  message: 'The application\'s @fastify/session cookie is SameSite=None: browsers attach it to requests from every other site. Use sameSite: \'lax\', and bearer tokens for front ends on another site.'
-})
+export const FSTMA007 = warning('FSTMA007', 'The application\'s @fastify/session cookie is SameSite=None: browsers attach it to requests from every other site. Use sameSite: \'lax\', and bearer tokens for front ends on another site.')
 
 /** Every warning, by code (for tests and docs). */
 export const WARNINGS = { FSTMA001, FSTMA002, FSTMA003, FSTMA004, FSTMA005, FSTMA006, FSTMA007 }

@@ -23,7 +23,7 @@ export const REDACTED = '[Redacted]'
 /** Free-text fields of a serializer's output (an error's). */
 const TEXT_FIELDS = ['message', 'stack']
 
-/** Query parameters that carry a credential wherever they appear: RFC 6750 §2.3's bearer token, seed 1's API key. */
+/** Query parameters that carry a credential wherever they appear: RFC 6750 §2.3's bearer token, the customary `api_key`. */
 const QUERY_PARAMS = ['access_token', 'api_key']
 /** Request and response headers that carry a credential (lower-case). */
 const HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key']

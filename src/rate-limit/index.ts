@@ -59,6 +59,20 @@ function checkBudget (value: unknown, path: string, keys: readonly string[], fal
   return { max: max as number, timeWindow: durationMs(raw.timeWindow, `${path}.timeWindow`) ?? fallback.timeWindow }
 }
 
+/**
+ * Counts one refusal (at once in this process, or a promise for Redis), then gives the attempt's
+ * slot back, then answers what `after` gives: the refusal reaches the counter before the next
+ * waiter looks at it.
+ */
+function countRefusal<T> (attempts: Attempts, counter: FailureCounter, key: string, request: FastifyRequest, after: () => T): T | Promise<T> {
+  const counted = counter.add(key, request)
+  if (counted === undefined) {
+    attempts.leave(key, true)
+    return after()
+  }
+  return counted.then(() => { attempts.leave(key, true); return after() }, (err: unknown) => { attempts.leave(key, true); throw err })
+}
+
 function setHeaders (reply: FastifyReply, result: LimitResult, remaining: number): void {
   // IETF draft "RateLimit header fields for HTTP" names, as @fastify/rate-limit's enableDraftSpec.
   reply.header('ratelimit-limit', result.max)
@@ -219,12 +233,7 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, ctx
       attempts.leave(ip, false)
       throw err
     }
-    const counted = (ipCounter as FailureCounter).add(ip, request)
-    if (counted === undefined) {
-      attempts.leave(ip, true)
-      throw err
-    }
-    return counted.then(() => { attempts.leave(ip, true); throw err }, (storeErr: unknown) => { attempts.leave(ip, true); throw storeErr })
+    return countRefusal(attempts, ipCounter as FailureCounter, ip, request, () => { throw err })
   }
 
   // --- per username: around Basic's verification ---
@@ -256,12 +265,7 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, ctx
       attempts.leave(key, false)
       return outcome
     }
-    const counted = (userCounter as FailureCounter).add(key, request)
-    if (counted === undefined) {
-      attempts.leave(key, true)
-      return outcome
-    }
-    return counted.then(() => { attempts.leave(key, true); return outcome }, (err: unknown) => { attempts.leave(key, true); throw err })
+    return countRefusal(attempts, userCounter as FailureCounter, key, request, () => outcome)
   }
 
   return {

@@ -28,7 +28,7 @@ export interface ApiKeyOptions {
   /** Header carrying the key. Default `X-API-Key`. */
   header?: string
   /**
-   * Also accept the key from the query string: `true` for `api_key` (seed 1), or a parameter
+   * Also accept the key from the query string: `true` for `api_key` (the common name), or a parameter
    * name. Off by default: URLs end up in logs, proxies and browser history.
    */
   query?: boolean | string

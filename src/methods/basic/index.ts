@@ -36,7 +36,7 @@ export interface BasicOptions {
    * is not undone. The login does not wait for it; bounded by `timeout`, a failure or timeout is logged.
    */
   onRehash?: (user: MultiauthUser, newHash: string, oldHash: string, request: FastifyRequest) => Awaitable<void>
-  /** Treat `Basic base64(<token>:)` (empty password) as a bearer token, as seed 2's `verify_password` does. Needs `token`. */
+  /** Treat `Basic base64(<token>:)` (empty password) as a bearer token, as Flask-HTTPAuth applications' `verify_password` often does. Needs `token`. */
   allowToken?: boolean
   /** Longest Authorization header accepted, in characters (default 8192); longer is a 400. */
   maxLength?: number
@@ -237,7 +237,7 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
     },
     verify ({ username, password }: BasicCredentials, request, reply) {
       if (allowToken && password === '' && username !== '') {
-        // Seed 2: an empty password means the user-id is a token.
+        // An empty password means the user-id is a token.
         const token = ctx.methods.get('token')
         if (token === undefined) throw new MultiauthOptionError('basic.allowToken needs the token option')
         return token.verify(username, request, undefined as never)

@@ -10,7 +10,7 @@ import type { MethodContext } from '../context.js'
 import { kVerifiedAt, REFRESH_TOKEN_MAX_LENGTH } from './lifecycle.js'
 import type { AuthTokens, IssuedTokens, TokenRoutesOptions } from './types.js'
 
-// The opt-in HTTP routes: `POST /tokens` (the seeds' password → token route), and the token
+// The opt-in HTTP routes: `POST /tokens` (a password login that answers a token, as Flask-HTTPAuth applications write it), and the token
 // endpoint routes `/tokens/refresh` (RFC 6749 §6) and `/tokens/revoke` (RFC 7009).
 
 export interface PreparedRoutes { prefix: string, methods: MethodName[] }
@@ -32,7 +32,7 @@ export function prepareRoutes (raw: unknown, ctx: MethodContext | undefined, can
   } else {
     if (!Array.isArray(options.methods) || options.methods.length === 0) throw new MultiauthOptionError('token.routes.methods must be a non-empty array')
     methods = options.methods.map((m: unknown) => {
-      // A token must never mint a token (seed 2), and an API key is not a login.
+      // A token must never mint a token (it would outlive any revocation of its parent), and an API key is not a login.
       if (m !== 'basic' && m !== 'session') throw new MultiauthOptionError(`token.routes.methods: "${String(m)}" cannot obtain tokens (allowed: basic, session)`)
       if (!configured(m)) throw new MultiauthOptionError(`token.routes.methods: "${m}" is not configured`)
       return m
@@ -179,7 +179,7 @@ export function tokenRoutes (options: TokenRoutesContext) {
         response: { 200: ISSUED_SCHEMA, 401: ERROR_SCHEMA }
       }
     }, async (request, reply) => {
-      // Seed 2: a token cannot mint a token (Basic with allowToken reports method 'token').
+      // A token cannot mint a token (Basic with allowToken reports method 'token').
       if (request.auth === null || request.auth.method === 'token') throw refuse(reply, loginChallenges, new CredentialsInvalidError())
       return wireTokens(await helpers.issue(request.auth.user, { request }))
     })

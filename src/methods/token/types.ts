@@ -53,7 +53,7 @@ export interface TokenOptions {
   privateKey?: TokenKeyMaterial
   /** Key rotation: every key verifies (chosen by the token's `kid`); the FIRST key signs. */
   keys?: readonly TokenKey[]
-  /** Maps verified claims to your user (seed 2's `verify_auth_token`); falsy = refused (e.g. a deleted user). */
+  /** Finds your user for verified claims (Flask's `verify_auth_token`); falsy = refused (e.g. a deleted user). */
   findUser: (claims: TokenClaims, request: FastifyRequest) => Awaitable<MultiauthUser | Falsy>
   /** The claims to put in a token for a user. Default: `{ sub: String(user.id) }`. */
   claims?: (user: MultiauthUser, request: FastifyRequest | undefined) => Awaitable<TokenClaimsInput>

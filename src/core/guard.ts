@@ -17,7 +17,7 @@ export interface GuardContext {
   roles?: RolesCallback
   /** Upper bound for one verification (user callbacks, store calls); 0 disables. */
   timeoutMs: number
-  /** Rate limits (src/rate-limit.ts): the failure budgets by default with `basic`, or as `rateLimit` says. */
+  /** Rate limits (src/rate-limit/): the failure budgets by default with `basic`, or as `rateLimit` says. */
   limits?: GuardLimits
 }
 
@@ -32,7 +32,7 @@ export type GuardRun = (request: FastifyRequest, reply: FastifyReply) => Promise
 export type VerifyOutcome = AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure>
 
 /**
- * Where rate limiting meets authentication (src/rate-limit.ts). Each step may throw a 429 (or
+ * Where rate limiting meets authentication (src/rate-limit/). Each step may throw a 429 (or
  * a 503), and stays synchronous when its counter is in this process. The order is the point:
  * failure budgets are checked before any credential is verified, and the keyed budget is
  * counted only after a method has authenticated the request.
@@ -315,7 +315,7 @@ function compileCheck (ctx: GuardContext, spec: GuardSpec): { check: GuardRun, d
 
   const check = guard.all ? checkAll : checkAny
   const { limits } = ctx
-  // For the OpenAPI document (src/openapi.ts): read at startup, never per request.
+  // For the OpenAPI document (src/integrations/openapi.ts): read at startup, never per request.
   const description = { methods, all: guard.all, scopes: guard.scopes ?? NO_STRINGS, optional: guard.optional }
   if (limits === undefined) return { check, description }
   // Synchronous when the counters are in this process and nothing has to wait.

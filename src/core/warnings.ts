@@ -40,7 +40,7 @@ export const UNREVOKABLE_TOKEN_MAX_SECONDS = 3600
 
 /**
  * The warnings that follow from the options alone, once they are validated. The ones that need
- * the application's own @fastify/session registration are raised in src/methods/session.ts.
+ * the application's own @fastify/session registration are raised in src/methods/session/.
  */
 export function warnUnsafeOptions (app: FastifyInstance, options: MultiauthOptions, timeoutMs: number): void {
   if (timeoutMs === 0) FSTMA005()

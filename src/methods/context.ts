@@ -7,7 +7,7 @@ export interface MethodContext {
   realm: string
   /** The shared store (in-memory unless the application passed one); a custom store is already bounded and mapped (src/stores/guarded.ts). */
   store: MultiauthStore
-  /** Upper bound in ms for one application callback or store call (`timeout`); 0 disables. Use it through src/callbacks.ts. Also bounds Basic's wait for an argon2 slot. */
+  /** Upper bound in ms for one application callback or store call (`callbackTimeout`); 0 disables. Use it through src/core/callbacks.ts. Also bounds Basic's wait for an argon2 slot. */
   timeoutMs: number
   /** All configured methods, filled before any `setup` runs (e.g. Basic's `allowToken` uses `token`). */
   methods: ReadonlyMap<MethodName, AuthMethod>

@@ -4,7 +4,7 @@ import { isThenable } from '../core/outcome.js'
 import type { FailureCounter, LimitResult } from './counters.js'
 
 // The gates in front of the failure budgets: attempts in flight count against what is left, the
-// others wait in arrival order (bounded by the plugin's timeout) instead of being refused.
+// others wait in arrival order (bounded by the plugin's callbackTimeout) instead of being refused.
 
 /** `undefined`: the attempt may start (it holds a slot until `leave`). A result: the budget is spent (429). */
 export type Admission = LimitResult | undefined
@@ -44,7 +44,7 @@ export interface FailureGates { ip: Attempts | undefined, user: Attempts | undef
  * read of the counter admits as many of them as there is room for, and a slot given back (a
  * success) admits the next. So guesses are bounded exactly per process, concurrent honest
  * requests are delayed, never refused, and a 429 means the counter itself is spent. A wait is
- * bounded by the plugin's `timeout` (then 503 `FST_MULTIAUTH_BUSY`). Across instances each
+ * bounded by the plugin's `callbackTimeout` (then 503 `FST_MULTIAUTH_BUSY`). Across instances each
  * may overshoot by its own attempts in flight.
  */
 export class Attempts {
@@ -52,7 +52,7 @@ export class Attempts {
 
   constructor (
     private readonly counter: FailureCounter,
-    /** Longest wait for a slot in ms (the plugin's `timeout`); 0 waits without bound. */
+    /** Longest wait for a slot in ms (the plugin's `callbackTimeout`); 0 waits without bound. */
     private readonly waitMs: number
   ) {}
 

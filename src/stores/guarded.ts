@@ -32,7 +32,7 @@ function flag (value: unknown): boolean {
  * The store as the plugin uses it. Our own stores already fail closed with
  * `StoreUnavailableError` and bound their commands (RedisStore's `commandTimeout`), so they are
  * used as they are. A custom `MultiauthStore` is wrapped: every call is bounded by the plugin's
- * `timeout`, whatever it throws (a driver error naming a host and a password, say) becomes a
+ * `callbackTimeout`, whatever it throws (a driver error naming a host and a password, say) becomes a
  * 503 with the original only as `cause`, and an answer of the wrong type is a 500.
  */
 export function guardStore (store: MultiauthStore, timeoutMs: number): MultiauthStore {

@@ -193,7 +193,7 @@ export function createApiKeyMethod (raw: unknown, ctx: MethodContext): AuthMetho
     }),
     setup (app) {
       // The key never reaches the logs: the query parameter is dropped from every logged URL and
-      // message, the header from any logged headers (src/log-redaction.ts).
+      // message, the header from any logged headers (src/integrations/log-redaction.ts).
       redactCredentialsInLogs(app, { query: queryName, header })
     }
   }

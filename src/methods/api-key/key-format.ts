@@ -256,7 +256,7 @@ export function rotateApiKey (old: RotationSource, options: RotateApiKeyOptions)
     const described = describeApiKey(old)
     ;({ id, prefix, environment } = described)
   } else if (typeof old === 'object' && old !== null && typeof old.id === 'string') {
-    // Read the way the plugin reads a record (src/methods/api-key.ts): any truthy `revoked` revokes.
+    // Read the way the plugin reads a record (src/methods/api-key/index.ts): any truthy `revoked` revokes.
     if (old.revoked as unknown) throw new TypeError('rotateApiKey: the key is revoked; issue a new one instead')
     if ((old.replacedBy !== undefined && old.replacedBy !== null) || recordTime(old.graceEndsAt, 'graceEndsAt') !== undefined) {
       throw new TypeError('rotateApiKey: the key was already rotated (replacedBy/graceEndsAt are set); rotate its replacement, or issue a new key')

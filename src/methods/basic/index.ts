@@ -33,7 +33,7 @@ export interface BasicOptions {
    * With `findCredential`: called after a successful login whose hash used weaker parameters than `hashPassword`
    * now does, with the new hash and the one that was verified. Store `newHash` only where the stored hash is
    * still `oldHash` (`UPDATE … WHERE password_hash = oldHash`), so a password reset that landed in between
-   * is not undone. The login does not wait for it; bounded by `timeout`, a failure or timeout is logged.
+   * is not undone. The login does not wait for it; bounded by `callbackTimeout`, a failure or timeout is logged.
    */
   onRehash?: (user: MultiauthUser, newHash: string, oldHash: string, request: FastifyRequest) => Awaitable<void>
   /** Treat `Basic base64(<token>:)` (empty password) as a bearer token, as Flask-HTTPAuth applications' `verify_password` often does. Needs `token`. */
@@ -48,7 +48,7 @@ export interface BasicOptions {
   cache?: Partial<VerifiedCredentialCacheOptions>
   /**
    * With `findCredential`: argon2 verifications run at once at most (per process); more wait in
-   * arrival order for what is left of `timeout`, then get 503 `FST_MULTIAUTH_BUSY` with
+   * arrival order for what is left of `callbackTimeout`, then get 503 `FST_MULTIAUTH_BUSY` with
    * `Retry-After`. Default: the number of cores, at most libuv's thread pool size minus one
    * (UV_THREADPOOL_SIZE, default 4). See docs/basic.md, "Cost of a login".
    */
@@ -146,7 +146,7 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
   }
 
   /**
-   * Waits for an argon2 slot, for what is left of `timeout` since findCredential was called
+   * Waits for an argon2 slot, for what is left of `callbackTimeout` since findCredential was called
    * (`started`; the whole of it after a synchronous findCredential). After a synchronous findCredential
    * this timer is set before the guard's own and has the same duration, so it fires first
    * (Node runs timers of one duration in the order they were set): the answer is our 503 with
@@ -212,7 +212,7 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
     if (cacheKey !== undefined) (cache as VerifiedCredentialCache).add(cacheKey, username, record.passwordHash)
     if (newHash !== undefined) {
       // Outside the argon2 slot, and not awaited: the login succeeded and does not wait for the
-      // application's write. Bounded by `timeout`; a failure or a timeout is logged, and the
+      // application's write. Bounded by `callbackTimeout`; a failure or a timeout is logged, and the
       // upgrade is retried at the next login. The verified hash lets the write be conditional.
       callAsync(ctx.timeoutMs, onRehash as NonNullable<BasicOptions['onRehash']>, record.user, newHash, record.passwordHash, request)
         .catch((err: unknown) => { request.log.error({ err }, 'multiauth: basic.onRehash failed') })

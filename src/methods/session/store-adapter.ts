@@ -137,7 +137,7 @@ export class SessionStoreAdapter implements SessionStore {
 
 /**
  * A @fastify/session store the application passed (`session.store`), under the one error path:
- * each call bounded by the plugin's `timeout`, and whatever it fails with handed to
+ * each call bounded by the plugin's `callbackTimeout`, and whatever it fails with handed to
  * @fastify/session as a 503 `StoreUnavailableError` (the original as `cause`), so no driver
  * message reaches a client through Fastify's default error handler.
  */

@@ -153,7 +153,7 @@ export class Attempts {
   }
 }
 
-/** 503 with `Retry-After`: the request waited `timeout` for its turn; come back after about as long. */
+/** 503 with `Retry-After`: the request waited `callbackTimeout` for its turn; come back after about as long. */
 export function busy (reply: FastifyReply, waitedMs: number): Error {
   const seconds = String(Math.max(1, Math.ceil(waitedMs / 1000)))
   reply.header('retry-after', seconds)

@@ -105,7 +105,7 @@ function isRefusal (err: unknown): boolean {
 
 export interface LimitsContext {
   store: MultiauthStore
-  /** The plugin's `timeout`: the longest wait for a failure-budget slot. */
+  /** The plugin's `callbackTimeout`: the longest wait for a failure-budget slot. */
   timeoutMs: number
   /** Whether `basic` is configured: the failure budgets are then on by default. */
   basic: boolean

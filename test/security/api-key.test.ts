@@ -14,7 +14,7 @@ async function keyApp (options: Partial<ApiKeyOptions> = {}, logger?: unknown): 
   const app = await buildApp({
     apiKey: { verify: async (key) => { seen.push(key); return key === KEY ? { id: 'svc' } : null }, ...options }
   }, logger === undefined ? {} : { logger: logger as never })
-  app.get('/r', { onRequest: app.authGuard(['apiKey']) }, async (request) => ({ user: request.user }))
+  app.get('/r', { onRequest: app.authGuard(['apiKey']) }, async (request) => ({ user: request.auth?.user ?? null }))
   await app.ready()
   return app
 }

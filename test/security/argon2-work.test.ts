@@ -1,7 +1,7 @@
 // The argon2 work a Basic login costs (issue 12, items 7 and 10): an unknown user costs what
 // the costliest parameter set in use costs, and so does a wrong password for a hash with
 // cheaper parameters; parameters from a record are bounded (fail closed); at most
-// `maxConcurrentVerifications` computations run at once, the rest wait at most `timeout`.
+// `maxConcurrentVerifications` computations run at once, the rest wait at most `callbackTimeout`.
 // Work is counted through an internal probe (every argon2 computation Basic makes, with its
 // parameters), not timed; one wall-clock check backs it with a wide margin.
 // Each test says whether (and how) it failed on the code before its fix.
@@ -10,7 +10,7 @@ import type { Test } from 'tap'
 import argon2 from 'argon2'
 import type { FastifyInstance } from 'fastify'
 import { hashPassword, needsRehash, verifyPassword } from '../../src/index.js'
-import type { BasicUserRecord } from '../../src/index.js'
+import type { BasicCredential } from '../../src/index.js'
 import { argon2Probe, defaultMaxConcurrentVerifications } from '../../src/methods/basic/password.js'
 import type { Argon2Parameters } from '../../src/methods/basic/password.js'
 import { basicHeader, buildApp } from '../helpers/app.js'
@@ -43,8 +43,8 @@ function probe (t: Test): { runs: Run[], inFlight: () => number, peak: () => num
   }
 }
 
-async function basicApp (records: Map<string, BasicUserRecord>, extra: Record<string, unknown> = {}, server = {}): Promise<FastifyInstance> {
-  const app = await buildApp({ basic: { findUser: (u) => records.get(u) ?? null, ...extra }, rateLimit: false }, server)
+async function basicApp (records: Map<string, BasicCredential>, extra: Record<string, unknown> = {}, server = {}): Promise<FastifyInstance> {
+  const app = await buildApp({ basic: { findCredential: (u) => records.get(u) ?? null, ...extra }, rateLimit: false }, server)
   app.get('/me', { onRequest: app.authGuard(['basic']) }, async () => 'ok')
   await app.ready()
   return app
@@ -55,7 +55,7 @@ t.test('[issue 12.7] every refusal runs one computation with the costliest param
   // Before the fix an unknown user ran one computation with hashPassword's set only
   // (m=19456,t=2), while a user whose hash had costlier parameters ran those: enumeration by timing.
   const OLD = { memoryCost: 32768, timeCost: 3, parallelism: 1 } // costlier than today's (work 98,304 vs 38,912)
-  const records = new Map<string, BasicUserRecord>([
+  const records = new Map<string, BasicCredential>([
     ['alice', { user: { id: 'alice' }, passwordHash: await hashPassword('alice-pw') }],
     ['legacy', { user: { id: 'legacy' }, passwordHash: await argon2.hash('legacy-pw', { type: argon2.argon2id, ...OLD }) }]
   ])
@@ -85,7 +85,7 @@ t.test('[issue 12.7] wall clock: an unknown user, an old-parameter hash and a ne
   // Before the fix the old-parameter user (5× the work) answered 7.2× slower than an unknown user in our run.
   // The bound (2×) sits far from both the bug (5×) and the fix (1×), so a loaded machine does not decide it.
   const OLD = { memoryCost: 65536, timeCost: 3, parallelism: 1 }
-  const records = new Map<string, BasicUserRecord>([
+  const records = new Map<string, BasicCredential>([
     ['alice', { user: { id: 'alice' }, passwordHash: await hashPassword('alice-pw') }],
     ['legacy', { user: { id: 'legacy' }, passwordHash: await argon2.hash('legacy-pw', { type: argon2.argon2id, ...OLD }) }]
   ])
@@ -122,7 +122,7 @@ t.test('[issue 12.7, fail closed] a record hash with absurd parameters, another 
     params: `$argon2id$v=19$m=19456,t=2$${salt}$${digest}`,
     number: 42
   }
-  const records = new Map<string, BasicUserRecord>(Object.entries(bad).map(([name, passwordHash]) => [name, { user: { id: name }, passwordHash: passwordHash as string }]))
+  const records = new Map<string, BasicCredential>(Object.entries(bad).map(([name, passwordHash]) => [name, { user: { id: name }, passwordHash: passwordHash as string }]))
   const logs = captureLogs('error')
   const work = probe(t)
   const app = await basicApp(records, {}, { logger: logs.logger })
@@ -153,8 +153,8 @@ t.test('[issue 12.10] at most maxConcurrentVerifications argon2 computations at 
   t.same([...new Set(statuses)], [401], 'every one answered (401), none refused for waiting')
   t.equal(work.peak(), 2, 'never more than 2 at once')
   t.equal(work.runs.filter((r) => r.kind === 'verify').length, 20, 'and each was verified')
-  await t.rejects(buildApp({ basic: { verify: () => null, maxConcurrentVerifications: 2 } }), /maxConcurrentVerifications only applies with basic.findUser/)
-  await t.rejects(buildApp({ basic: { findUser: () => null, maxConcurrentVerifications: 0 } }), /basic.maxConcurrentVerifications must be a positive integer/)
+  await t.rejects(buildApp({ basic: { verify: () => null, maxConcurrentVerifications: 2 } }), /maxConcurrentVerifications only applies with basic.findCredential/)
+  await t.rejects(buildApp({ basic: { findCredential: () => null, maxConcurrentVerifications: 0 } }), /basic.maxConcurrentVerifications must be a positive integer/)
 })
 
 t.test('[issue 12.10] the default bound: one per core, at most libuv\'s pool minus one', async (t) => {
@@ -168,16 +168,16 @@ t.test('[issue 12.10] the default bound: one per core, at most libuv\'s pool min
   t.equal(work.peak(), expected, `peak ${expected} with the default`)
 })
 
-t.test('[issue 12.10] a wait for an argon2 slot is bounded by `timeout`: 503 FST_MULTIAUTH_BUSY with Retry-After, before the guard\'s own timeout', async (t) => {
+t.test('[issue 12.10] a wait for an argon2 slot is bounded by `callbackTimeout`: 503 FST_MULTIAUTH_BUSY with Retry-After, before the guard\'s own timeout', async (t) => {
   // Before the fix the option did not exist (registration failed) and nothing bounded argon2 work at all.
-  // One slot; R0's hash costs far more than `timeout` (13.5× today's set: about 340 ms on an idle
+  // One slot; R0's hash costs far more than `callbackTimeout` (13.5× today's set: about 340 ms on an idle
   // machine, more under load, against 100 ms), so R0 holds the slot well after its own 503; R1, an
-  // unknown user found by a synchronous findUser, waits `timeout` and gets the 503 BUSY: its wait
+  // unknown user found by a synchronous findCredential, waits `callbackTimeout` and gets the 503 BUSY: its wait
   // timer is set before its guard's own (same duration), so it fires first.
   const SLOW = { memoryCost: 65536, timeCost: 8, parallelism: 1 }
-  const records = new Map<string, BasicUserRecord>([['slow', { user: { id: 'slow' }, passwordHash: await argon2.hash('pw', { type: argon2.argon2id, ...SLOW }) }]])
+  const records = new Map<string, BasicCredential>([['slow', { user: { id: 'slow' }, passwordHash: await argon2.hash('pw', { type: argon2.argon2id, ...SLOW }) }]])
   const work = probe(t)
-  const app = await buildApp({ basic: { findUser: (u) => records.get(u) ?? null, maxConcurrentVerifications: 1 }, rateLimit: false, timeout: 100 })
+  const app = await buildApp({ basic: { findCredential: (u) => records.get(u) ?? null, maxConcurrentVerifications: 1 }, rateLimit: false, callbackTimeout: 100 })
   app.get('/me', { onRequest: app.authGuard(['basic']) }, async () => 'ok')
   await app.ready()
   t.teardown(() => app.close())
@@ -203,7 +203,7 @@ t.test('[issue 12.10, class] onRehash runs outside the argon2 slot: a slow write
   // Before the fix there were no slots. This guards the fix itself: the rehash is computed in
   // the slot, the application's write runs after the slot is given back.
   const WEAK = { memoryCost: 8192, timeCost: 1, parallelism: 1 }
-  const records = new Map<string, BasicUserRecord>([['old', { user: { id: 'old' }, passwordHash: await argon2.hash('pw', { type: argon2.argon2id, ...WEAK }) }]])
+  const records = new Map<string, BasicCredential>([['old', { user: { id: 'old' }, passwordHash: await argon2.hash('pw', { type: argon2.argon2id, ...WEAK }) }]])
   let release = (): void => {}
   let waiting = false
   const written: string[] = []

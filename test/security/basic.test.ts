@@ -21,7 +21,7 @@ async function basicApp (extra: Partial<MultiauthOptions> = {}): Promise<Fastify
     },
     ...extra
   })
-  app.get('/r', { onRequest: app.authGuard(['basic']) }, async (request) => ({ user: request.user }))
+  app.get('/r', { onRequest: app.authGuard(['basic']) }, async (request) => ({ user: request.auth?.user ?? null }))
   await app.ready()
   return app
 }
@@ -140,7 +140,7 @@ t.test('[design: header over the size limit] a 100 KB Authorization header throu
 
 t.test('[RFC 7617 §2] wrong password and unknown user give byte-identical bodies and challenges', async (t) => {
   const passwordHash = await hashPassword('right password')
-  const app = await buildApp({ basic: { findUser: async (u) => u === 'alice' ? { user: ALICE, passwordHash } : null } })
+  const app = await buildApp({ basic: { findCredential: async (u) => u === 'alice' ? { user: ALICE, passwordHash } : null } })
   app.get('/r', { onRequest: app.authGuard(['basic']) }, async () => 'ok')
   await app.ready()
   const wrong = await app.inject({ url: '/r', headers: { authorization: basicHeader('alice', 'wrong') } })

@@ -78,7 +78,7 @@ t.test('[ASVS 4.0.3 V2.2.1] POST /tokens (a Basic login that mints tokens) is un
   let checks = 0
   const app = await buildApp({
     basic: { verify: async (u, p) => { checks++; return p === 'right' ? { id: u } : null } },
-    token: { secret: 'brute-force-secret-of-32-bytes-or-more', routes: true, lookup: (claims) => ({ id: claims.sub }) },
+    token: { secret: 'brute-force-secret-of-32-bytes-or-more', routes: true, findUser: (claims) => ({ id: claims.sub }) },
     rateLimit: { failuresPerUser: { max: 3, timeWindow: 60_000 }, failuresPerIp: false }
   })
   await app.ready()
@@ -95,8 +95,8 @@ t.test('[ASVS 4.0.3 V2.2.1] POST /tokens (a Basic login that mints tokens) is un
 t.test('[design] token routes register with session and rateLimit together (setup order), and the token route is guarded with the limits', async (t) => {
   const app = await buildApp({
     basic: { verify: async (u, p) => p === 'right' ? { id: u } : null },
-    token: { secret: 'brute-force-secret-of-32-bytes-or-more', routes: true, lookup: (claims) => ({ id: claims.sub }) },
-    session: { secret: 'a-session-secret-of-at-least-32-characters', secure: false, lookup: (id) => ({ id }) },
+    token: { secret: 'brute-force-secret-of-32-bytes-or-more', routes: true, findUser: (claims) => ({ id: claims.sub }) },
+    session: { secret: 'a-session-secret-of-at-least-32-characters', secure: false, findUser: (id) => ({ id }) },
     rateLimit: { failuresPerUser: { max: 1, timeWindow: 60_000 }, failuresPerIp: false }
   })
   await app.ready()

@@ -1,6 +1,6 @@
 // Failure budgets under real concurrency (issue 12, items 5, 6, 8 and 10): honest concurrent
 // traffic is queued, never refused; waiters are admitted in arrival order, one per freed slot,
-// and wait at most `timeout`; the per-username budget is keyed on a normalised username; the
+// and wait at most `callbackTimeout`; the per-username budget is keyed on a normalised username; the
 // in-flight bookkeeping empties when idle; the budgets are on by default with Basic.
 // Each test says whether (and how) it failed on the code before its fix.
 import t from 'tap'
@@ -39,7 +39,7 @@ async function keyAndBasicApp (rateLimit: MultiauthOptions['rateLimit'], pause: 
   records.set(key.id, { user: { id: 'svc' }, hash: key.hash })
   // Asynchronous callbacks, so requests really overlap while they are verified.
   const app = await buildApp({
-    apiKey: { lookup: async (id) => { await pause(); return records.get(id) ?? null } },
+    apiKey: { findKey: async (id) => { await pause(); return records.get(id) ?? null } },
     basic: { verify: async (u, p) => { await pause(); return p === 'right' ? { id: u } : null } },
     rateLimit
   })
@@ -50,7 +50,7 @@ async function keyAndBasicApp (rateLimit: MultiauthOptions['rateLimit'], pause: 
 t.test('[issue 12.5] 200 concurrent valid requests, rateLimit on with a budget above 200: 200 × 200, zero 429 (inject)', async (t) => {
   // Before the fix: 130 × 429 for each of the two bursts (each waiter was woken on every finished
   // request and refused after 50 wake-ups, although nothing had failed).
-  const { app, key } = await keyAndBasicApp({ max: 1000 })
+  const { app, key } = await keyAndBasicApp({ perCredential: { max: 1000 } })
   t.teardown(() => app.close())
   await app.ready()
   const keyed = await Promise.all(Array.from({ length: 200 }, async () => (await app.inject({ url: '/me', headers: { 'x-api-key': key } })).statusCode))
@@ -64,7 +64,7 @@ t.test('[issue 12.5] 200 concurrent valid requests, rateLimit on with a budget a
 t.test('[issue 12.5] 200 concurrent valid requests over real sockets: 200 × 200, zero 429', async (t) => {
   // Before the fix: 25 × 429 in the run we checked (the same gate), over TCP as through inject. Each check takes
   // 20 ms here, so that requests arriving over a few hundred milliseconds really overlap.
-  const { app, key } = await keyAndBasicApp({ max: 1000 }, async () => await sleep(20))
+  const { app, key } = await keyAndBasicApp({ perCredential: { max: 1000 } }, async () => await sleep(20))
   t.teardown(() => app.close())
   await app.listen({ host: '127.0.0.1', port: 0 })
   const { port } = app.server.address() as { port: number }
@@ -122,7 +122,7 @@ t.test('[issue 12.5] waiters are admitted in arrival order, one per freed slot; 
   t.equal(user.size, 0, 'and nothing stays in flight')
 })
 
-t.test('[issue 12.5] a wait for a slot is bounded by `timeout`: 503 FST_MULTIAUTH_BUSY with Retry-After', async (t) => {
+t.test('[issue 12.5] a wait for a slot is bounded by `callbackTimeout`: 503 FST_MULTIAUTH_BUSY with Retry-After', async (t) => {
   // Before the fix a waiter waited without bound (then got a slot and its verification
   // timed out in turn): here the third request was verified and got 503 CALLBACK_TIMEOUT after 900 ms.
   // Budget 1: R0 holds the only slot with a verification that never answers (its own timeout,
@@ -134,7 +134,7 @@ t.test('[issue 12.5] a wait for a slot is bounded by `timeout`: 503 FST_MULTIAUT
   const app = await buildApp({
     basic: { verify: async (_u, p) => { started.push(p); return await new Promise(() => {}) } },
     rateLimit: { failuresPerIp: false, failuresPerUser: { max: 1 } },
-    timeout: 300
+    callbackTimeout: 300
   }, { logger: logs.logger })
   app.get('/me', { onRequest: app.authGuard(['basic']) }, async () => 'ok')
   await app.ready()
@@ -182,7 +182,7 @@ t.test('[issue 12.8] 10,000 distinct bad usernames, two concurrent guesses each:
   t.equal(gates(app).ip?.size, 0, 'per-IP gates: none left')
 })
 
-t.test('[issue 12.6] the per-username budget is keyed on the NFC, lower-cased username; findUser/verify still see the raw one', async (t) => {
+t.test('[issue 12.6] the per-username budget is keyed on the NFC, lower-cased username; findCredential/verify still see the raw one', async (t) => {
   // Before the fix each spelling had a full budget: 3 × "ALICE@…" and 3 × "alice@…" were all checked (401).
   const seen: string[] = []
   const app = await buildApp({
@@ -244,7 +244,7 @@ t.test('[issue 12.6] normalizeUsername: the application\'s own mapping; a throw 
 t.test('[issue 12.6, class] the keyed budget\'s IP fallback is normalised like the failure budget: IPv4-mapped IPv6 and one /64 share it', async (t) => {
   // Before the fix the fallback key was the raw request.ip: "::ffff:192.0.2.1" and "192.0.2.1"
   // each had a full budget, and so did every address of a /64.
-  const app = await buildApp({ apiKey: { verify: async (k) => k === 'good-key-0123456789' ? { name: 'no id' } : null }, rateLimit: { max: 2 } })
+  const app = await buildApp({ apiKey: { verify: async (k) => k === 'good-key-0123456789' ? { name: 'no id' } : null }, rateLimit: { perCredential: { max: 2 } } })
   app.get('/me', { onRequest: app.authGuard(['apiKey']) }, async () => 'ok')
   await app.ready()
   t.teardown(() => app.close())
@@ -271,11 +271,11 @@ t.test('[issue 12.5, class] requests that present no credentials do not spend th
 })
 
 t.test('[issue 12.10] with basic and no rateLimit option, the failure budgets are on (20 per IP per minute, 10 per username per 15 min)', async (t) => {
-  // Before the fix, without `rateLimit` nothing was limited: all of these were 401 (each one an argon2 run with findUser).
-  for (const mode of ['verify', 'findUser'] as const) {
+  // Before the fix, without `rateLimit` nothing was limited: all of these were 401 (each one an argon2 run with findCredential).
+  for (const mode of ['verify', 'findCredential'] as const) {
     const basic = mode === 'verify'
       ? { verify: async (_u: string, p: string) => p === 'right' ? { id: 'x' } : null }
-      : { findUser: () => null } // unknown users: each refusal still costs a dummy argon2 run
+      : { findCredential: () => null } // unknown users: each refusal still costs a dummy argon2 run
     const app = await buildApp({ basic })
     app.get('/me', { onRequest: app.authGuard(['basic']) }, async () => 'ok')
     await app.ready()
@@ -296,7 +296,7 @@ t.test('[issue 12.10] with basic and no rateLimit option, the failure budgets ar
 })
 
 t.test('[issue 12.10] each default is switchable off explicitly; apps without basic get no limits by default', async (t) => {
-  // Before the fix `rateLimit: false` and `max: false` did not exist (registration errors).
+  // Before the fix `rateLimit: false` and `max: false` (now `perCredential: false`) did not exist (registration errors).
   const verify = async (_u: string, p: string) => p === 'right' ? { id: 'x' } : null
   async function refusalsFromOneIp (options: MultiauthOptions, n = 30): Promise<Record<number, number>> {
     const app = await buildApp(options)
@@ -310,12 +310,15 @@ t.test('[issue 12.10] each default is switchable off explicitly; apps without ba
     return tally(statuses)
   }
   t.same(await refusalsFromOneIp({ basic: { verify }, rateLimit: false }), { 401: 30 }, 'rateLimit: false turns everything off')
-  t.same(await refusalsFromOneIp({ basic: { verify }, rateLimit: { max: false, failuresPerIp: false, failuresPerUser: false } }), { 401: 30 }, 'each budget off: the same')
-  t.same(await refusalsFromOneIp({ basic: { verify }, rateLimit: { max: false, failuresPerIp: false } }), { 401: 10, 429: 20 }, 'per username only')
-  t.same(await refusalsFromOneIp({ basic: { verify }, rateLimit: { max: false, failuresPerUser: false } }), { 401: 20, 429: 10 }, 'per IP only')
+  t.same(await refusalsFromOneIp({ basic: { verify }, rateLimit: { perCredential: false, failuresPerIp: false, failuresPerUser: false } }), { 401: 30 }, 'each budget off: the same')
+  t.same(await refusalsFromOneIp({ basic: { verify }, rateLimit: { perCredential: false, failuresPerIp: false } }), { 401: 10, 429: 20 }, 'per username only')
+  t.same(await refusalsFromOneIp({ basic: { verify }, rateLimit: { perCredential: false, failuresPerUser: false } }), { 401: 20, 429: 10 }, 'per IP only')
   t.same(await refusalsFromOneIp({ apiKey: { verify: () => null } }), { 401: 30 }, 'no basic, no rateLimit: no limits (keys are not guessable; nothing costs argon2)')
   await t.rejects(buildApp({ basic: { verify }, rateLimit: true as never }), /rateLimit must be an object, or false/)
-  await t.rejects(buildApp({ basic: { verify }, rateLimit: { max: false, timeWindow: 1000 } }), /rateLimit.timeWindow is the window of rateLimit.max/)
+  // A window given without its budget is refused, never silently ignored: 1.0 has no top-level
+  // max/timeWindow (the per-credential budget is `perCredential: { max, timeWindow }`).
+  await t.rejects(buildApp({ basic: { verify }, rateLimit: { perCredential: false, timeWindow: 1000 } as never }), /unknown option rateLimit\.timeWindow/)
+  await t.rejects(buildApp({ basic: { verify }, rateLimit: { max: 5 } as never }), /unknown option rateLimit\.max/)
 })
 
 t.test('[issue 12.10] the default failure budgets use Redis counters with a RedisStore', { skip: redisSkipReason() }, async (t) => {

@@ -92,7 +92,7 @@ t.test(`[design: API-key format] parseApiKey: ${FUZZ_RUNS} arbitrary and near-mi
   t.equal(parseApiKey({ length: 3 } as never), undefined)
 })
 
-t.test(`[design: API-key records] ${FUZZ_RUNS} arbitrary X-API-Key values through inject with apiKey.lookup: 200 only for the issued key, lookup only for checksum-valid keys`, async (t) => {
+t.test(`[design: API-key records] ${FUZZ_RUNS} arbitrary X-API-Key values through inject with apiKey.findKey: 200 only for the issued key, findKey only for checksum-valid keys`, async (t) => {
   const issued = generateApiKey({ prefix: 'ak', environment: 'live' })
   const revoked = generateApiKey({ prefix: 'ak', environment: 'live' })
   const records = new Map<string, ApiKeyRecord<{ id: string }>>([
@@ -101,7 +101,7 @@ t.test(`[design: API-key records] ${FUZZ_RUNS} arbitrary X-API-Key values throug
   ])
   let lookups = 0
   let lookupsForBadChecksum = 0
-  const app = await buildApp({ apiKey: { lookup: async (id) => { lookups++; return records.get(id) ?? null } } })
+  const app = await buildApp({ apiKey: { findKey: async (id) => { lookups++; return records.get(id) ?? null } } })
   app.get('/r', { onRequest: app.authGuard(['apiKey']) }, async () => 'ok')
   await app.ready()
   t.teardown(() => app.close())
@@ -130,7 +130,7 @@ t.test(`[design: API-key records] ${FUZZ_RUNS} arbitrary X-API-Key values throug
 })
 
 t.test(`[RFC 6750 §2.1, RFC 7235 §2.1] bearer extraction: ${FUZZ_RUNS} arbitrary Authorization headers and queries → the exact token, undefined, or BadRequestError`, async (t) => {
-  const method = createTokenMethod({ secret: SECRET, lookup: () => null, maxLength: 100 }, { realm: 'api', store: new MemoryStore(), methods: new Map(), timeoutMs: 10_000 })
+  const method = createTokenMethod({ secret: SECRET, findUser: () => null, maxLength: 100 }, { realm: 'api', store: new MemoryStore(), methods: new Map(), timeoutMs: 10_000 })
   const stats = { slowest: 0 }
   const header = fc.option(fc.oneof(
     fc.string({ unit: 'binary', maxLength: 120 }),
@@ -165,7 +165,7 @@ t.test(`[RFC 7519, RFC 8725] ${FUZZ_RUNS} arbitrary and mutated bearer tokens th
   const app = await tokenApp({ revocation: true })
   await app.ready()
   t.teardown(() => app.close())
-  const valid = (await app.authTokens.issue({ id: 'ann' })).token
+  const valid = (await app.authTokens.issue({ id: 'ann' })).accessToken
   const [h, p, s] = valid.split('.') as [string, string, string]
   const bytes = (seg: string): string => Buffer.from(seg, 'base64url').toString('hex')
   const sameBytes = (token: string): boolean => {

@@ -1,7 +1,7 @@
 // Attack cases against the guard and the error path, whatever the method.
 // Each test name cites the rule it checks.
 import t from 'tap'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { MultiauthOptions } from '../../src/index.js'
 import { basicHeader, buildApp } from '../helpers/app.js'
 import { captureLogs } from '../helpers/security.js'
@@ -13,7 +13,7 @@ const SECRET_IN_ERROR = 'postgres://app:hunter2@db.internal/users'
 async function appWith (options: MultiauthOptions, spec: Parameters<FastifyInstance['authGuard']>[0], logger?: unknown): Promise<{ app: FastifyInstance, ran: () => number }> {
   const app = await buildApp(options, logger === undefined ? {} : { logger: logger as never })
   let handlerRuns = 0
-  const handler = async (request: { user: unknown }): Promise<unknown> => { handlerRuns++; return { user: request.user } }
+  const handler = async (request: FastifyRequest): Promise<unknown> => { handlerRuns++; return { user: request.auth?.user ?? null } }
   app.get('/r', { onRequest: app.authGuard(spec) }, handler)
   app.route({ method: 'OPTIONS', url: '/r', onRequest: app.authGuard(spec), handler })
   await app.ready()
@@ -55,9 +55,9 @@ t.test('[ASVS 4.0.3 V4.1.5] a callback that rejects with a fake 401-looking erro
   t.equal(ran(), 0)
 })
 
-t.test('[ASVS 4.0.3 V4.1.5] a hanging verify callback gives 503 FST_MULTIAUTH_CALLBACK_TIMEOUT after the configured timeout', async (t) => {
+t.test('[ASVS 4.0.3 V4.1.5] a hanging verify callback gives 503 FST_MULTIAUTH_CALLBACK_TIMEOUT after the configured callbackTimeout', async (t) => {
   const { app, ran } = await appWith({
-    timeout: 200,
+    callbackTimeout: 200,
     basic: { verify: async () => await new Promise(() => {}) }
   }, ['basic'])
   const start = process.hrtime.bigint()
@@ -74,7 +74,7 @@ t.test('[ASVS 4.0.3 V4.1.5] a hanging verify callback gives 503 FST_MULTIAUTH_CA
 
 t.test('[ASVS 4.0.3 V4.1.5] a hanging roles callback is bounded by the same timeout (503), a throwing one is a 500', async (t) => {
   const hanging = await appWith({
-    timeout: 60,
+    callbackTimeout: 60,
     apiKey: { verify: async () => ALICE },
     roles: async () => await new Promise<string[]>(() => {})
   }, { methods: ['apiKey'], roles: ['admin'] })
@@ -98,6 +98,7 @@ t.test('[design: falsy returns] null, undefined, false, 0 and "" from a callback
     const basic = await appWith({ basic: { verify: async () => value as never } }, ['basic'])
     const r1 = await basic.app.inject({ url: '/r', headers: { authorization: basicHeader('alice', 'pw') } })
     t.equal(r1.statusCode, 401, `basic.verify → ${JSON.stringify(value)}`)
+    t.equal(r1.json().code, 'FST_MULTIAUTH_CREDENTIALS_INVALID', 'credentials were presented: invalid, not missing')
     const key = await appWith({ apiKey: { verify: () => value as never } }, ['apiKey'])
     const r2 = await key.app.inject({ url: '/r', headers: { 'x-api-key': 'k' } })
     t.equal(r2.statusCode, 401, `apiKey.verify → ${JSON.stringify(value)}`)
@@ -105,10 +106,10 @@ t.test('[design: falsy returns] null, undefined, false, 0 and "" from a callback
   }
 })
 
-t.test('[design: falsy returns] basic.findUser returning a record whose user is falsy is refused', async (t) => {
+t.test('[design: falsy returns] basic.findCredential returning a record whose user is falsy is refused', async (t) => {
   const { hashPassword } = await import('../../src/index.js')
   const passwordHash = await hashPassword('right')
-  const { app, ran } = await appWith({ basic: { findUser: async () => ({ user: null as never, passwordHash }) } }, ['basic'])
+  const { app, ran } = await appWith({ basic: { findCredential: async () => ({ user: null as never, passwordHash }) } }, ['basic'])
   const res = await app.inject({ url: '/r', headers: { authorization: basicHeader('alice', 'right') } })
   t.equal(res.statusCode, 401)
   t.equal(ran(), 0)
@@ -168,6 +169,7 @@ t.test('[RFC 7235 §3.1] every 401 carries a challenge; an API-key-only 401 says
   const { app } = await appWith({ apiKey: { verify: async () => null } }, ['apiKey'])
   const res = await app.inject({ url: '/r' })
   t.equal(res.statusCode, 401)
+  t.equal(res.json().code, 'FST_MULTIAUTH_CREDENTIALS_MISSING', 'nothing was presented')
   t.equal(res.headers['www-authenticate'], 'ApiKey realm="api", header="X-API-Key"')
 })
 

@@ -9,12 +9,12 @@ import multiauth from '../../src/index.js'
 import type { TokenOptions } from '../../src/index.js'
 import { handMadeJwt, rsaPair } from '../helpers/tokens.js'
 
-const lookup: TokenOptions['lookup'] = (claims) => ({ id: claims.sub })
+const findUser: TokenOptions['findUser'] = (claims) => ({ id: claims.sub })
 
 async function register (token: Partial<TokenOptions>): Promise<void> {
   const app = Fastify()
   try {
-    await app.register(multiauth, { token: { lookup, ...token } as TokenOptions })
+    await app.register(multiauth, { token: { findUser, ...token } as TokenOptions })
     await app.ready()
   } finally {
     await app.close()
@@ -40,7 +40,7 @@ t.test('key material is refused as an HS256 secret, whatever surrounds it', asyn
   ]
   for (const [name, secret] of cases) {
     await t.rejects(register({ secret }), { code: 'FST_MULTIAUTH_INVALID_OPTION', message: /not a shared secret/ }, name)
-    await t.rejects(register({ keys: [{ kid: 'a', secret }, { kid: 'b', secret: randomBytes(32) }] }), { code: 'FST_MULTIAUTH_INVALID_OPTION' }, `${name} in token.keys`)
+    await t.rejects(register({ keys: [{ kid: 'a', secret }, { kid: 'b', secret: randomBytes(32) }] }), { code: 'FST_MULTIAUTH_INVALID_OPTION', message: /token\.keys\[0\]\.secret is .*not a shared secret/ }, `${name} in token.keys`)
   }
 })
 
@@ -59,14 +59,14 @@ t.test('the attack the check prevents: a token signed with the public key text a
   const now = Math.floor(Date.now() / 1000)
   const forged = handMadeJwt({ alg: 'HS256', typ: 'at+jwt' }, { sub: 'admin', jti: 'x', iat: now, exp: now + 60 }, `\n${publicKey}`)
   t.match(forged, /^eyJ/, 'a forged token is trivial to make')
-  await t.rejects(register({ secret: `\n${publicKey}` }), { code: 'FST_MULTIAUTH_INVALID_OPTION' })
+  await t.rejects(register({ secret: `\n${publicKey}` }), { code: 'FST_MULTIAUTH_INVALID_OPTION', message: /not a shared secret/ })
 })
 
 t.test('the same class elsewhere: a public key is refused as the session cookie-signing secret', async (t) => {
   const { publicKey } = rsaPair()
   const app = Fastify()
   await t.rejects(
-    async () => { await app.register(multiauth, { session: { secret: `\n${publicKey}`, lookup: (id) => ({ id }) } }) },
+    async () => { await app.register(multiauth, { session: { secret: `\n${publicKey}`, findUser: (id) => ({ id }) } }) },
     { code: 'FST_MULTIAUTH_INVALID_OPTION', message: /session.secret is a PEM block/ }
   )
   await app.close()

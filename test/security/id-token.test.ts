@@ -33,11 +33,11 @@ const app = Fastify({
   }
 })
 await app.register(multiauth, {
-  session: { secret: SECRET, secure: false, lookup: (id) => ({ id }) },
+  session: { secret: SECRET, secure: false, findUser: (id) => ({ id }) },
   oauth2: {
     baseUrl: base,
     providers: { local: { issuer: provider.issuer, clientId: provider.clientId, clientSecret: provider.clientSecret } },
-    onLogin (profile) {
+    findUser (profile) {
       logins.push(profile.id)
       return { id: profile.id }
     }

@@ -6,8 +6,9 @@
 // roles callback answering a number crashed with a raw TypeError; these tests failed then.
 import t from 'tap'
 import Fastify from 'fastify'
-import multiauth, { generateApiKey, login } from '../../src/index.js'
-import type { ApiKeyRecord, AuthMethod, UserRoles } from '../../src/index.js'
+import multiauth, { generateApiKey } from '../../src/index.js'
+import type { ApiKeyRecord, UserRoles } from '../../src/index.js'
+import type { AuthMethod } from '../../src/core/types.js'
 import { handMadeJwt, SECRET } from '../helpers/tokens.js'
 
 const issued = generateApiKey({ prefix: 'shop', environment: 'live' })
@@ -15,7 +16,7 @@ const issued = generateApiKey({ prefix: 'shop', environment: 'live' })
 async function keyApp (record: Record<string, unknown>) {
   const app = Fastify()
   await app.register(multiauth, {
-    apiKey: { lookup: (id) => id === issued.id ? { user: { id: 'client' }, hash: issued.hash, ...record } as ApiKeyRecord<{ id: string }> : null }
+    apiKey: { findKey: (id) => id === issued.id ? { user: { id: 'client' }, hash: issued.hash, ...record } as ApiKeyRecord<{ id: string }> : null }
   })
   app.get('/orders', { onRequest: app.authGuard(['apiKey']) }, async () => 'read')
   app.post('/orders', { onRequest: app.authGuard({ methods: ['apiKey'], scopes: ['orders:write'] }) }, async () => 'written')
@@ -76,7 +77,7 @@ t.test('a custom AuthMethod\'s scopes go through the same check (defence in dept
   }
   const guard = createGuard({ methods: new Map([['apiKey', method]]), timeoutMs: 0 }, { methods: ['apiKey'], scopes: ['orders:write'] })
   const app = Fastify()
-  app.decorateRequest('user', null)
+  app.decorateRequest('user', null as never) // as the plugin does: request.user's type is whoever declares it
   app.decorateRequest('auth', null)
   app.get('/x', { onRequest: guard }, async () => 'ok')
   t.teardown(() => app.close())
@@ -87,14 +88,14 @@ t.test('token scope: claims(user) must give a string or an array of scope string
   const app = Fastify()
   let scope: unknown = 'read'
   await app.register(multiauth, {
-    token: { secret: SECRET, lookup: (claims) => ({ id: claims.sub }), claims: (user) => ({ sub: (user as { id: string }).id, scope }) as never }
+    token: { secret: SECRET, findUser: (claims) => ({ id: claims.sub }), claims: (user) => ({ sub: (user as { id: string }).id, scope }) as never }
   })
   app.get('/write', { onRequest: app.authGuard({ methods: ['token'], scopes: ['write'] }) }, async () => 'ok')
   t.teardown(() => app.close())
   await app.ready()
   for (const [value, status] of [['read write', 200], [['write'], 200], ['rewrite', 403], [['rewrite'], 403]] as const) {
     scope = value
-    const { token } = await app.authTokens.issue({ id: 'u' })
+    const { accessToken: token } = await app.authTokens.issue({ id: 'u' })
     t.equal((await app.inject({ url: '/write', headers: { authorization: `Bearer ${token}` } })).statusCode, status, `scope ${JSON.stringify(value)}`)
   }
   for (const value of [7, { write: true }, ['write', 3], ['read write']]) {
@@ -112,10 +113,10 @@ t.test('token scope: claims(user) must give a string or an array of scope string
 
 t.test('a session record of another shape is no login (the provider field included)', async (t) => {
   const app = Fastify()
-  await app.register(multiauth, { session: { secret: 'a-session-secret-of-at-least-32-characters', secure: false, lookup: (id) => ({ id }) } })
+  await app.register(multiauth, { session: { secret: 'a-session-secret-of-at-least-32-characters', secure: false, findUser: (id) => ({ id }) } })
   let provider: unknown
   app.post('/login', async (request) => {
-    await login(request, { id: 'ann' })
+    await app.authSessions.login(request, { id: 'ann' })
     if (provider !== undefined) request.session.set('multiauth' as never, { u: 'ann', t: Date.now(), p: provider } as never)
     return 'ok'
   })

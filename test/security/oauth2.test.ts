@@ -26,14 +26,14 @@ async function twoProviders (t: Test): Promise<TwoProviders> {
   const users = new Map<string, { id: string }>()
   const app = Fastify()
   await app.register(multiauth, {
-    session: { secret: SECRET, secure: false, lookup: (id) => users.get(id) ?? null },
+    session: { secret: SECRET, secure: false, findUser: (id) => users.get(id) ?? null },
     oauth2: {
       baseUrl: base,
       providers: {
         alpha: { issuer: alpha.issuer, clientId: alpha.clientId, clientSecret: alpha.clientSecret },
         beta: { issuer: beta.issuer, clientId: beta.clientId, clientSecret: beta.clientSecret }
       },
-      onLogin (profile) {
+      findUser (profile) {
         const user = { id: `${profile.provider}:${profile.id}` }
         logins.push(user.id)
         users.set(user.id, user)
@@ -41,7 +41,7 @@ async function twoProviders (t: Test): Promise<TwoProviders> {
       }
     }
   })
-  app.get('/me', { onRequest: app.authGuard(['oauth2']) }, async (request) => ({ user: request.user }))
+  app.get('/me', { onRequest: app.authGuard(['oauth2']) }, async (request) => ({ user: request.auth?.user ?? null }))
   await app.listen({ port, host: 'localhost' })
   t.teardown(() => app.close())
   return { app, base, alpha, beta, logins }

@@ -22,7 +22,7 @@ t.test('an evicting maxmemory-policy is refused at registration; allowEviction a
     t.teardown(() => store.close())
     const app = Fastify()
     await t.rejects(async () => {
-      await app.register(multiauth, { store, token: { secret: SECRET, revocation: true, lookup: () => ({}) } })
+      await app.register(multiauth, { store, token: { secret: SECRET, revocation: true, findUser: () => ({}) } })
     }, { code: 'FST_MULTIAUTH_INVALID_OPTION', message: new RegExp(`maxmemory-policy is "${policy}"`) }, policy)
     await app.close()
 
@@ -30,7 +30,7 @@ t.test('an evicting maxmemory-policy is refused at registration; allowEviction a
     const lenient = new RedisStore({ connection: redis.url, allowEviction: true })
     t.teardown(() => lenient.close())
     const accepted = Fastify({ logger: { level: 'warn', stream: new Writable({ write (c, _e, cb) { lines.push(String(c)); cb() } }) } })
-    await accepted.register(multiauth, { store: lenient, token: { secret: SECRET, revocation: true, lookup: () => ({}) } })
+    await accepted.register(multiauth, { store: lenient, token: { secret: SECRET, revocation: true, findUser: () => ({}) } })
     await accepted.close()
     t.match(lines.join(''), /maxmemory-policy can evict security state/, `${policy} with allowEviction: a warning`)
   }
@@ -45,7 +45,7 @@ t.test('noeviction under maxmemory: writes fail closed (503), no revocation is e
   await app.register(multiauth, {
     store,
     basic: { verify: (u, p) => p === 'pw' ? { id: u } : null },
-    token: { secret: SECRET, routes: true, refresh: true, revocation: true, lookup: (claims) => ({ id: claims.sub }) }
+    token: { secret: SECRET, routes: true, refresh: true, revocation: true, findUser: (claims) => ({ id: claims.sub }) }
   })
   app.get('/me', { onRequest: app.authGuard(['token']) }, async () => 'ok')
   t.teardown(() => app.close())

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify from 'fastify'
-import multiauth, { login, logout, RedisStore } from '../../src/index.js'
+import multiauth, { RedisStore } from '../../src/index.js'
 import { FAULT_PHASES, faultRun } from '../helpers/fault-run.js'
 import { PhasedLoad, retryUntil } from '../helpers/phased-load.js'
 import { redisSkipReason, startRedis } from '../helpers/redis.js'
@@ -31,19 +31,19 @@ t.test('[ASVS 4.0.3 V4.1.5 fail securely, RFC 7009 §2.2 revocation, ASVS V3.3.1
   const app = Fastify()
   await app.register(multiauth, {
     store,
-    token: { secret: TOKEN_SECRET, revocation: true, lookup: (claims) => users.get(claims.sub) ?? null },
-    session: { secret: SESSION_SECRET, secure: false, lookup: (id) => users.get(id) ?? null }
+    token: { secret: TOKEN_SECRET, revocation: true, findUser: (claims) => users.get(claims.sub) ?? null },
+    session: { secret: SESSION_SECRET, secure: false, findUser: (id) => users.get(id) ?? null }
   })
-  app.post<{ Body: { id: string } }>('/login', async (request) => { await login(request, users.get(request.body.id) as { id: string }); return 'ok' })
-  app.post('/logout', async (request) => { await logout(request); return 'ok' })
+  app.post<{ Body: { id: string } }>('/login', async (request) => { await app.authSessions.login(request, users.get(request.body.id) as { id: string }); return 'ok' })
+  app.post('/logout', async (request) => { await app.authSessions.logout(request); return 'ok' })
   app.get('/tok', { onRequest: app.authGuard(['token']) }, async () => 'ok')
   app.get('/sess', { onRequest: app.authGuard(['session']) }, async () => 'ok')
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
 
-  const validToken = (await app.authTokens.issue({ id: 'ann' })).token
-  const revokedToken = (await app.authTokens.issue({ id: 'bob' })).token
+  const validToken = (await app.authTokens.issue({ id: 'ann' })).accessToken
+  const revokedToken = (await app.authTokens.issue({ id: 'bob' })).accessToken
   const laterRevoked = await app.authTokens.issue({ id: 'cyd' })
   const decode = (jwt: string): Record<string, unknown> => JSON.parse(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString())
   await app.authTokens.revoke(decode(revokedToken))
@@ -62,7 +62,7 @@ t.test('[ASVS 4.0.3 V4.1.5 fail securely, RFC 7009 §2.2 revocation, ASVS V3.3.1
   const load = new PhasedLoad(base, {
     'token valid': { path: '/tok', headers: { authorization: `Bearer ${validToken}` } },
     'token revoked': { path: '/tok', headers: { authorization: `Bearer ${revokedToken}` } },
-    'token revoked during the run': { path: '/tok', headers: { authorization: `Bearer ${laterRevoked.token}` } },
+    'token revoked during the run': { path: '/tok', headers: { authorization: `Bearer ${laterRevoked.accessToken}` } },
     'session valid': { path: '/sess', headers: { cookie: validSession } },
     'session destroyed (logout)': { path: '/sess', headers: { cookie: destroyedSession } },
     'session expired': { path: '/sess', headers: { cookie: expiredSession } }
@@ -74,6 +74,6 @@ t.test('[ASVS 4.0.3 V4.1.5 fail securely, RFC 7009 §2.2 revocation, ASVS V3.3.1
     valid: ['token valid', 'session valid'],
     refused: ['token revoked', 'session destroyed (logout)', 'session expired'],
     revokedDuringRun: 'token revoked during the run',
-    revoke: async () => { await app.authTokens.revoke(decode(laterRevoked.token)) }
+    revoke: async () => { await app.authTokens.revoke(decode(laterRevoked.accessToken)) }
   })
 })

@@ -23,7 +23,7 @@ t.test('refresh families in a real redis-server: constant keys per family, a cap
     await app.register(multiauth, {
       store,
       basic: { verify: (u, p) => p === 'pw' ? { id: u } : null },
-      token: { secret: SECRET, routes: true, refresh: { maxFamilies: 5 }, lookup: (claims) => ({ id: claims.sub }) }
+      token: { secret: SECRET, routes: true, refresh: { maxFamilies: 5 }, findUser: (claims) => ({ id: claims.sub }) }
     })
     await app.ready()
     t.teardown(async () => { await app.close(); await store.close() })

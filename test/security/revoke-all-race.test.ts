@@ -40,7 +40,7 @@ t.test('two instances on a real redis-server: a login or refresh in flight durin
   const redis = await startRedis()
   t.teardown(() => redis.stop())
   let claimsGate = new Gate()
-  let lookupGate = new Gate()
+  let findUserGate = new Gate()
   const instances: FastifyInstance[] = []
   for (let i = 0; i < 2; i++) {
     const store = new RedisStore({ connection: redis.url })
@@ -54,10 +54,10 @@ t.test('two instances on a real redis-server: a login or refresh in flight durin
         refresh: true,
         revocation: true,
         claims: async (user) => { await claimsGate.pass(); return { sub: (user as { id: string }).id } },
-        lookup: async (claims) => { await lookupGate.pass(); return { id: claims.sub } }
+        findUser: async (claims) => { await findUserGate.pass(); return { id: claims.sub } }
       }
     })
-    app.get('/me', { onRequest: app.authGuard(['token']) }, async (request) => request.user)
+    app.get('/me', { onRequest: app.authGuard(['token']) }, async (request) => request.auth?.user ?? null)
     await app.ready()
     t.teardown(async () => { await app.close(); await store.close() })
     instances.push(app)
@@ -83,16 +83,16 @@ t.test('two instances on a real redis-server: a login or refresh in flight durin
     const refreshed = await b.inject({ method: 'POST', url: '/tokens/refresh', payload: { refresh_token: tokens.refresh_token } })
     t.equal(refreshed.json().error, 'invalid_grant', `trial ${trial}: its refresh family is dead`)
 
-    // 2. A refresh that passed its checks, held at lookup, before it signs.
+    // 2. A refresh that passed its checks, held at findUser, before it signs.
     const fresh = (await loginOn(a)).json()
     t.equal((await a.inject({ url: '/me', headers: bearer(fresh.token) })).statusCode, 200, `trial ${trial}: a login after the reset works`)
-    lookupGate = new Gate()
-    lookupGate.armed = true
+    findUserGate = new Gate()
+    findUserGate.armed = true
     const refresh = a.inject({ method: 'POST', url: '/tokens/refresh', payload: { refresh_token: fresh.refresh_token } })
-    await lookupGate.arrivedAt
+    await findUserGate.arrivedAt
     await b.authTokens.revokeAll('ann')
     await sleep(PAST_THE_NEXT_SECOND_MS)
-    lookupGate.open()
+    findUserGate.open()
     const rotated = await refresh
     t.equal(rotated.statusCode, 200, `trial ${trial}: the held refresh completes`)
     const next = rotated.json()
@@ -104,17 +104,17 @@ t.test('two instances on a real redis-server: a login or refresh in flight durin
   }
 })
 
-t.test('issue(user, request, { verifiedAt }): iat is the verification time, never later than now', async (t) => {
+t.test('issue(user, { verifiedAt }): iat is the verification time, never later than now', async (t) => {
   const app = Fastify()
-  await app.register(multiauth, { token: { secret: SECRET, lookup: (claims) => ({ id: claims.sub }) } })
+  await app.register(multiauth, { token: { secret: SECRET, findUser: (claims) => ({ id: claims.sub }) } })
   await app.ready()
   t.teardown(() => app.close())
   const iat = (token: string): number => JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()).iat
   const past = Date.now() - 60_000
-  t.equal(iat((await app.authTokens.issue({ id: 'u' }, undefined, { verifiedAt: past })).token), Math.floor(past / 1000))
-  t.equal(iat((await app.authTokens.issue({ id: 'u' }, undefined, { verifiedAt: new Date(past) })).token), Math.floor(past / 1000))
+  t.equal(iat((await app.authTokens.issue({ id: 'u' }, { verifiedAt: past })).accessToken), Math.floor(past / 1000))
+  t.equal(iat((await app.authTokens.issue({ id: 'u' }, { verifiedAt: new Date(past) })).accessToken), Math.floor(past / 1000))
   const now = Math.floor(Date.now() / 1000)
-  const future = iat((await app.authTokens.issue({ id: 'u' }, undefined, { verifiedAt: Date.now() + 3_600_000 })).token)
+  const future = iat((await app.authTokens.issue({ id: 'u' }, { verifiedAt: Date.now() + 3_600_000 })).accessToken)
   t.ok(future >= now && future <= now + 1, 'a future time is clamped to now')
-  await t.rejects(app.authTokens.issue({ id: 'u' }, undefined, { verifiedAt: Number.NaN }), /verifiedAt/)
+  await t.rejects(app.authTokens.issue({ id: 'u' }, { verifiedAt: Number.NaN }), /verifiedAt/)
 })

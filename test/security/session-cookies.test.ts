@@ -8,7 +8,7 @@ import Fastify from 'fastify'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import fastifyCookie, { Signer } from '@fastify/cookie'
 import fastifySession from '@fastify/session'
-import multiauth, { login, logout, MemoryStore } from '../../src/index.js'
+import multiauth, { MemoryStore } from '../../src/index.js'
 import type { SessionOptions } from '../../src/index.js'
 import { sessionApp } from '../helpers/session-app.js'
 import type { SessionTestUser } from '../helpers/session-app.js'
@@ -43,7 +43,7 @@ t.test('finding 7: cookie names and flags are consistent, or registration fails'
   const register = async (session: Partial<SessionOptions>): Promise<void> => {
     const app = Fastify()
     t.teardown(() => app.close())
-    await app.register(multiauth, { session: { secret: NEW_SECRET, lookup: () => null, ...session } })
+    await app.register(multiauth, { session: { secret: NEW_SECRET, findUser: () => null, ...session } })
     await app.ready()
   }
   // Failed before the fix: each of these registered, and the browser then dropped the cookie.
@@ -128,9 +128,9 @@ t.test('finding 8: an application\'s own @fastify/session with a secret list get
     t.teardown(() => app.close())
     await app.register(fastifyCookie)
     await app.register(fastifySession, { secret, cookieName: 'appsid', saveUninitialized: false, store, cookie: { secure: false, sameSite: 'lax' } })
-    await app.register(multiauth, { session: { lookup: (id) => ({ id }), cookieName: 'appsid' } })
-    app.post('/login', async (request) => { await login(request, { id: 'u1' }); return 'ok' })
-    app.get('/me', { onRequest: app.authGuard(['session']) }, async (request) => request.user)
+    await app.register(multiauth, { session: { findUser: (id) => ({ id }), cookieName: 'appsid' } })
+    app.post('/login', async (request) => { await app.authSessions.login(request, { id: 'u1' }); return 'ok' })
+    app.get('/me', { onRequest: app.authGuard(['session']) }, async (request) => request.auth?.user ?? null)
     return app
   }
   const oldValue = setCookie(await (await build(OLD_SECRET)).inject({ method: 'POST', url: '/login' }), 'appsid')?.value as string
@@ -174,9 +174,9 @@ t.test('finding 8: logout with the application\'s own @fastify/session clears wi
   t.teardown(() => app.close())
   await app.register(fastifyCookie)
   await app.register(fastifySession, { secret: NEW_SECRET, cookieName: '__Host-app', saveUninitialized: false, cookie: { secure: true, sameSite: 'strict' } })
-  await app.register(multiauth, { session: { lookup: (id) => ({ id }), cookieName: '__Host-app' } })
-  app.post('/login', async (request) => { await login(request, { id: 'u1' }); return 'ok' })
-  app.post('/logout', async (request) => { await logout(request); return { ok: true } })
+  await app.register(multiauth, { session: { findUser: (id) => ({ id }), cookieName: '__Host-app' } })
+  app.post('/login', async (request) => { await app.authSessions.login(request, { id: 'u1' }); return 'ok' })
+  app.post('/logout', async (request) => { await app.authSessions.logout(request); return { ok: true } })
   const { set, cleared } = await loginLogout(t, app, '__Host-app', HTTPS)
   t.same(attributes(set), { secure: true, path: '/', domain: undefined, sameSite: 'Strict', httpOnly: true })
   t.ok(isClearing(cleared))
@@ -188,5 +188,5 @@ t.test('an application\'s @fastify/session with httpOnly: false is a registratio
   t.teardown(() => app.close())
   await app.register(fastifyCookie)
   await app.register(fastifySession, { secret: NEW_SECRET, saveUninitialized: false, cookie: { httpOnly: false, sameSite: 'lax' } })
-  await t.rejects(async () => { await app.register(multiauth, { session: { lookup: () => null } }).ready() }, /httpOnly: false/)
+  await t.rejects(async () => { await app.register(multiauth, { session: { findUser: () => null } }).ready() }, /httpOnly: false/)
 })

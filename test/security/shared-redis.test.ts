@@ -21,7 +21,7 @@ t.test('two applications on one redis-server, default prefix: neither redeems th
     await instance.register(multiauth, {
       store,
       basic: { verify: (u, p) => u === '1' && p === 'pw' ? { id: '1' } : null },
-      token: { keys, routes: true, refresh: true, lookup: (claims) => ({ id: claims.sub }) }
+      token: { keys, routes: true, refresh: true, findUser: (claims) => ({ id: claims.sub }) }
     })
     await instance.ready()
     t.teardown(async () => { await instance.close(); await store.close() })

@@ -36,14 +36,14 @@ async function appWith (basic: BasicOptions): Promise<FastifyInstance> {
 /** argon2 parameters of a PHC string: `$argon2id$v=19$m=19456,p=1,t=2` (salt and hash dropped). */
 const parametersOf = (hash: string): string => hash.split('$').slice(0, 4).join('$')
 
-t.test('[ASVS 5.0 §6.3.8, design] findUser: an unknown user costs the same argon2id work as a wrong password (counted, not timed)', async (t) => {
+t.test('[ASVS 5.0 §6.3.8, design] findCredential: an unknown user costs the same argon2id work as a wrong password (counted, not timed)', async (t) => {
   const verified: string[] = []
   const real = argon2.verify
   argon2.verify = (async (...args: Parameters<typeof real>) => { verified.push(parametersOf(args[0])); return await real(...args) }) as typeof real
   t.teardown(() => { argon2.verify = real })
   const passwordHash = await hashPassword('correct horse battery staple')
   const app = await appWith({
-    findUser: async (username) => username === 'alice' ? { user: { id: 'alice' }, passwordHash } : (username === 'ghost' ? { user: null as never, passwordHash } : null)
+    findCredential: async (username) => username === 'alice' ? { user: { id: 'alice' }, passwordHash } : (username === 'ghost' ? { user: null as never, passwordHash } : null)
   })
   t.teardown(() => app.close())
   const runs = async (username: string): Promise<string[]> => {
@@ -94,9 +94,9 @@ async function attempts (app: FastifyInstance, t: Test, done: (ratio: number) =>
   return ratios
 }
 
-t.test(`[ASVS 5.0 §6.3.8, design] findUser + argon2id: unknown user and wrong password take the same median time (within a factor of ${MAX_RATIO})`, async (t) => {
+t.test(`[ASVS 5.0 §6.3.8, design] findCredential + argon2id: unknown user and wrong password take the same median time (within a factor of ${MAX_RATIO})`, async (t) => {
   const passwordHash = await hashPassword('correct horse battery staple')
-  const app = await appWith({ findUser: async (username) => username === 'alice' ? { user: { id: 'alice' }, passwordHash } : null })
+  const app = await appWith({ findCredential: async (username) => username === 'alice' ? { user: { id: 'alice' }, passwordHash } : null })
   t.teardown(() => app.close())
   for (let i = 0; i < 4; i++) await timeOne(app, basicHeader(i % 2 === 0 ? 'alice' : 'x', 'warm-up'))
   const best = Math.min(...await attempts(app, t, (ratio) => ratio < MAX_RATIO))

@@ -44,7 +44,7 @@ export const FSTMA004 = createWarning({
 export const FSTMA005 = createWarning({
   name,
   code: 'FSTMA005',
-  message: 'timeout is 0: application callbacks and store calls are not bounded, so a hanging database holds every request that waits on it (and its socket) indefinitely.'
+  message: 'callbackTimeout is 0: application callbacks and store calls are not bounded, so a hanging database holds every request that waits on it (and its socket) indefinitely.'
 })
 
 export const FSTMA006 = createWarning({

@@ -122,4 +122,4 @@ function oauthError<T extends ErrorClass> (ErrorClass: T, code: string): T {
  * Thrown at registration or guard creation (a programming error, never at request time), naming
  * the option path. A `TypeError`, with the code `FST_MULTIAUTH_INVALID_OPTION`.
  */
-export const MultiauthOptionError = createError('FST_MULTIAUTH_INVALID_OPTION', 'fastify-multiauth: %s', 500, TypeError)
+export const MultiauthOptionError = withDefaultDetail(createError('FST_MULTIAUTH_INVALID_OPTION', 'fastify-multiauth: %s', 500, TypeError), 'invalid option')

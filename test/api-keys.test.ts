@@ -74,7 +74,7 @@ function keyDb () {
       records.set(k.id, { user: { id: user }, hash: k.hash, environment, ...extra })
       return k
     },
-    lookup: async (id: string) => { lookups++; return records.get(id) ?? null }
+    findKey: async (id: string) => { lookups++; return records.get(id) ?? null }
   }
 }
 
@@ -92,16 +92,16 @@ function logLines () {
 async function keyApp (options: MultiauthOptions['apiKey'], extra: Partial<MultiauthOptions> = {}) {
   const log = logLines()
   const app = await buildApp({ apiKey: options, ...extra }, { logger: { level: 'info', stream: log.stream } })
-  app.get('/me', { onRequest: app.authGuard(['apiKey']) }, async (request) => ({ user: request.user, auth: request.auth }))
+  app.get('/me', { onRequest: app.authGuard(['apiKey']) }, async (request) => ({ user: request.auth?.user ?? null, auth: request.auth }))
   app.get('/orders', { onRequest: app.authGuard({ methods: ['apiKey'], scopes: ['orders:read'] }) }, async () => ({ ok: true }))
   await app.ready()
   return { app, log }
 }
 
-t.test('lookup: a generated key verifies; request.auth carries keyId and scopes', async (t) => {
+t.test('findKey: a generated key verifies; request.auth carries keyId and scopes', async (t) => {
   const db = keyDb()
   const k = db.issue('u1', { scopes: ['orders:read'] })
-  const { app } = await keyApp({ lookup: db.lookup })
+  const { app } = await keyApp({ findKey: db.findKey })
   t.teardown(() => app.close())
   const res = await app.inject({ url: '/me', headers: { 'x-api-key': k.key } })
   t.equal(res.statusCode, 200)
@@ -110,10 +110,10 @@ t.test('lookup: a generated key verifies; request.auth carries keyId and scopes'
   t.equal((await app.inject({ url: '/orders', headers: { 'x-api-key': k.key } })).statusCode, 200)
 })
 
-t.test('lookup: a mistyped key fails the checksum before any lookup', async (t) => {
+t.test('findKey: a mistyped key fails the checksum before any lookup', async (t) => {
   const db = keyDb()
   const k = db.issue('u1')
-  const { app, log } = await keyApp({ lookup: db.lookup })
+  const { app, log } = await keyApp({ findKey: db.findKey })
   t.teardown(() => app.close())
   const i = k.key.length - 10
   const typo = k.key.slice(0, i) + (k.key[i] === 'a' ? 'b' : 'a') + k.key.slice(i + 1)
@@ -124,7 +124,7 @@ t.test('lookup: a mistyped key fails the checksum before any lookup', async (t) 
   t.equal(res.headers['www-authenticate'], 'ApiKey realm="api", header="X-API-Key"')
 })
 
-t.test('lookup: expired, revoked, wrong environment → 401, distinct log reasons, identical bodies', async (t) => {
+t.test('findKey: expired, revoked, wrong environment → 401, distinct log reasons, identical bodies', async (t) => {
   let now = Date.UTC(2030, 0, 1)
   const db = keyDb()
   const expired = db.issue('u1', { expiresAt: now - 1 })
@@ -134,7 +134,7 @@ t.test('lookup: expired, revoked, wrong environment → 401, distinct log reason
   const valid = db.issue('u4', { expiresAt: now + 1000 })
   const unknown = generateApiKey({ prefix: 'ak', environment: 'live' })
   const otherPrefix = generateApiKey({ prefix: 'zz', environment: 'live' })
-  const { app, log } = await keyApp({ lookup: db.lookup, environment: 'live', prefix: 'ak', now: () => now })
+  const { app, log } = await keyApp({ findKey: db.findKey, environment: 'live', prefix: 'ak', now: () => now })
   t.teardown(() => app.close())
 
   const bodies = new Set<string>()
@@ -152,11 +152,11 @@ t.test('lookup: expired, revoked, wrong environment → 401, distinct log reason
   t.equal((await app.inject({ url: '/me', headers: { 'x-api-key': valid.key } })).statusCode, 401, 'expires on the fake clock')
 })
 
-t.test('lookup: a record whose hash does not match is an unknown key; a broken record is a 500', async (t) => {
+t.test('findKey: a record whose hash does not match is an unknown key; a broken record is a 500', async (t) => {
   const db = keyDb()
   const k = db.issue('u1')
   const other = generateApiKey({ prefix: 'ak', environment: 'live' })
-  const { app, log } = await keyApp({ lookup: db.lookup })
+  const { app, log } = await keyApp({ findKey: db.findKey })
   t.teardown(() => app.close())
   db.records.set(k.id, { user: { id: 'u1' }, hash: other.hash })
   t.equal((await app.inject({ url: '/me', headers: { 'x-api-key': k.key } })).statusCode, 401)
@@ -183,11 +183,11 @@ t.test('rotation: old and new both work during the grace, only the new after it'
   let now = Date.UTC(2030, 0, 1)
   const db = keyDb()
   const old = db.issue('u1', { scopes: ['orders:read'] })
-  const { app, log } = await keyApp({ lookup: db.lookup, now: () => now })
+  const { app, log } = await keyApp({ findKey: db.findKey, now: () => now })
   t.teardown(() => app.close())
 
   const oldRecord = db.records.get(old.id) as ApiKeyRecord<{ id: string }>
-  const rotated = rotateApiKey({ ...oldRecord, id: old.id, start: old.start }, { graceSeconds: 3600, now: () => now })
+  const rotated = rotateApiKey({ ...oldRecord, id: old.id, start: old.start }, { grace: '1h', now: () => now })
   t.equal(rotated.prefix, 'ak')
   t.equal(rotated.environment, 'live')
   t.not(rotated.key, old.key)
@@ -209,24 +209,27 @@ t.test('rotation: old and new both work during the grace, only the new after it'
 t.test('rotateApiKey: from the key string, never beyond the old expiry, refuses bad input', async (t) => {
   const now = 1_000_000
   const old = generateApiKey({ prefix: 'ak', environment: 'test' })
-  const r = rotateApiKey(old.key, { graceSeconds: 60, now: () => now })
+  const r = rotateApiKey(old.key, { grace: '60s', now: () => now })
   t.equal(r.environment, 'test')
   t.same(r.previous, { id: old.id, graceEndsAt: now + 60_000, replacedBy: r.id })
-  const capped = rotateApiKey({ id: old.id, prefix: 'ak', environment: 'test', expiresAt: now + 5 }, { graceSeconds: 60, now: () => now })
+  const capped = rotateApiKey({ id: old.id, prefix: 'ak', environment: 'test', expiresAt: now + 5 }, { grace: '60s', now: () => now })
   t.equal(capped.previous.graceEndsAt, now + 5)
-  t.equal(rotateApiKey(old.key, { graceSeconds: 0, now: () => now }).previous.graceEndsAt, now)
-  t.throws(() => rotateApiKey(old.key, { graceSeconds: -1 }), TypeError)
-  t.throws(() => rotateApiKey(old.key, { graceSeconds: Number.NaN }), TypeError)
-  t.throws(() => rotateApiKey(old.key.slice(0, -1) + '0', { graceSeconds: 1 }), TypeError, 'a mistyped key')
-  t.throws(() => rotateApiKey({ id: 'x' }, { graceSeconds: 1 }), TypeError, 'no prefix/environment')
-  t.throws(() => rotateApiKey({ id: 'x', prefix: 'ak', environment: 'live', revoked: true }, { graceSeconds: 1 }), TypeError)
+  t.equal(rotateApiKey(old.key, { grace: 0, now: () => now }).previous.graceEndsAt, now)
+  // A bad grace is an option error (FST_MULTIAUTH_INVALID_OPTION, named "FastifyError"), still a TypeError.
+  for (const grace of [-1, Number.NaN, 'a while']) {
+    const err = t.throws(() => rotateApiKey(old.key, { grace }), { code: 'FST_MULTIAUTH_INVALID_OPTION', message: /rotateApiKey: grace/ }, `grace ${String(grace)}`)
+    t.ok(err instanceof TypeError, `grace ${String(grace)}: a TypeError`)
+  }
+  t.throws(() => rotateApiKey(old.key.slice(0, -1) + '0', { grace: '1s' }), TypeError, 'a mistyped key')
+  t.throws(() => rotateApiKey({ id: 'x' }, { grace: '1s' }), TypeError, 'no prefix/environment')
+  t.throws(() => rotateApiKey({ id: 'x', prefix: 'ak', environment: 'live', revoked: true }, { grace: '1s' }), TypeError)
 })
 
 t.test('scopes: a key without the scope gets 403 without a challenge', async (t) => {
   const db = keyDb()
   const k = db.issue('u1', { scopes: ['orders:write'] })
   const none = db.issue('u2')
-  const { app, log } = await keyApp({ lookup: db.lookup })
+  const { app, log } = await keyApp({ findKey: db.findKey })
   t.teardown(() => app.close())
   for (const key of [k.key, none.key]) {
     const res = await app.inject({ url: '/orders', headers: { 'x-api-key': key } })
@@ -245,18 +248,18 @@ t.test('the simple verify(key) callback still works', async (t) => {
 })
 
 t.test('apiKey options are checked at registration', async (t) => {
-  const lookup = async () => null
+  const findKey = async () => null
   await t.rejects(buildApp({ apiKey: {} as never }), /exactly one of apiKey.verify/)
-  await t.rejects(buildApp({ apiKey: { lookup, verify: async () => null } }), /exactly one of/)
-  await t.rejects(buildApp({ apiKey: { verify: async () => null, environment: 'live' } }), /apply only with apiKey.lookup/)
-  await t.rejects(buildApp({ apiKey: { lookup, environment: [] } }), /apiKey.environment must be/)
-  await t.rejects(buildApp({ apiKey: { lookup, prefix: 5 as never } }), /apiKey.prefix must be/)
-  await t.rejects(buildApp({ apiKey: { lookup, now: 5 as never } }), /apiKey.now must be a function/)
+  await t.rejects(buildApp({ apiKey: { findKey, verify: async () => null } }), /exactly one of/)
+  await t.rejects(buildApp({ apiKey: { verify: async () => null, environment: 'live' } }), /apply only with apiKey.findKey/)
+  await t.rejects(buildApp({ apiKey: { findKey, environment: [] } }), /apiKey.environment must be/)
+  await t.rejects(buildApp({ apiKey: { findKey, prefix: 5 as never } }), /apiKey.prefix must be/)
+  await t.rejects(buildApp({ apiKey: { findKey, now: 5 as never } }), /apiKey.now must be a function/)
 })
 
-t.test('lookup failures are server errors, never 401', async (t) => {
+t.test('findKey failures are server errors, never 401', async (t) => {
   const k = generateApiKey({ prefix: 'ak', environment: 'live' })
-  const { app } = await keyApp({ lookup: async () => { throw new Error('database down') } })
+  const { app } = await keyApp({ findKey: async () => { throw new Error('database down') } })
   t.teardown(() => app.close())
   t.equal((await app.inject({ url: '/me', headers: { 'x-api-key': k.key } })).statusCode, 500)
 })

@@ -2,8 +2,8 @@ import t from 'tap'
 import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import argon2 from 'argon2'
-import { clearVerifiedCredentials, hashPassword, MultiauthOptionError } from '../src/index.js'
-import type { BasicUserRecord } from '../src/index.js'
+import { hashPassword, MultiauthOptionError } from '../src/index.js'
+import type { BasicCredential } from '../src/index.js'
 import { VerifiedCredentialCache } from '../src/methods/basic/credential-cache.js'
 import { basicHeader, buildApp } from './helpers/app.js'
 
@@ -17,15 +17,15 @@ function countArgon2 (t: Test): { count: () => number } {
   return { count: () => calls }
 }
 
-const users = new Map<string, BasicUserRecord>()
+const users = new Map<string, BasicCredential>()
 t.before(async () => {
   users.set('alice', { user: { id: 'alice' }, passwordHash: await hashPassword('correct horse') })
   users.set('bob', { user: { id: 'bob' }, passwordHash: await hashPassword('battery staple') })
 })
 
 async function app (cache: Record<string, unknown> | undefined): Promise<FastifyInstance> {
-  const app = await buildApp({ basic: { findUser: (name) => users.get(name), ...(cache === undefined ? {} : { cache }) } })
-  app.get('/', { onRequest: app.authGuard(['basic']) }, async (request) => ({ user: request.user }))
+  const app = await buildApp({ basic: { findCredential: (name) => users.get(name), ...(cache === undefined ? {} : { cache }) } })
+  app.get('/', { onRequest: app.authGuard(['basic']) }, async (request) => ({ user: request.auth?.user ?? null }))
   await app.ready()
   return app
 }
@@ -71,7 +71,7 @@ t.test('a wrong password is never cached as success', async (t) => {
 t.test('a changed stored hash is not served from the cache', async (t) => {
   const server = await app({ max: 10, ttl: 60_000 })
   t.teardown(() => server.close())
-  const before = users.get('bob') as BasicUserRecord
+  const before = users.get('bob') as BasicCredential
   t.teardown(() => { users.set('bob', before) })
   t.equal((await server.inject({ url: '/', headers: { authorization: basicHeader('bob', 'battery staple') } })).statusCode, 200)
   users.set('bob', { user: { id: 'bob' }, passwordHash: await hashPassword('new password') })
@@ -79,7 +79,7 @@ t.test('a changed stored hash is not served from the cache', async (t) => {
   t.equal((await server.inject({ url: '/', headers: { authorization: basicHeader('bob', 'new password') } })).statusCode, 200)
 })
 
-t.test('clearVerifiedCredentials drops a user\'s entries, from a child instance too', async (t) => {
+t.test('app.authCache.clear drops a user\'s entries, from a child instance too', async (t) => {
   const argon = countArgon2(t)
   const server = await app({ max: 10, ttl: 60_000 })
   t.teardown(() => server.close())
@@ -90,27 +90,29 @@ t.test('clearVerifiedCredentials drops a user\'s entries, from a child instance 
   t.equal(argon.count(), 2)
   let child: FastifyInstance | undefined
   // Any encapsulated child sees the cache too (it is a decorator).
-  const other = await buildApp({ basic: { findUser: (name) => users.get(name), cache: {} } })
+  const other = await buildApp({ basic: { findCredential: (name) => users.get(name), cache: {} } })
   t.teardown(() => other.close())
   other.register(async (c) => { child = c })
   await other.ready()
-  t.equal(clearVerifiedCredentials(child as FastifyInstance, 'alice'), 0, 'another instance has its own cache')
-  t.equal(clearVerifiedCredentials(server, 'alice'), 1)
+  t.equal((child as FastifyInstance).authCache.clear('alice'), 0, 'another instance has its own cache')
+  t.equal(server.authCache.clear('alice'), 1)
   await server.inject({ url: '/', headers: alice })
   await server.inject({ url: '/', headers: bob })
   t.equal(argon.count(), 3, 'alice verified again, bob still cached')
   const plain = await app(undefined)
   t.teardown(() => plain.close())
-  t.equal(clearVerifiedCredentials(plain, 'alice'), 0, 'no cache: a no-op')
+  t.equal(plain.authCache.clear('alice'), 0, 'no cache: a no-op')
 })
 
 t.test('options are checked at registration', async (t) => {
-  const findUser = (): undefined => undefined
-  await t.rejects(buildApp({ basic: { findUser, cache: { max: 0 } } }), MultiauthOptionError)
-  await t.rejects(buildApp({ basic: { findUser, cache: { ttl: 1.5 } } }), /basic\.cache\.ttl/)
-  await t.rejects(buildApp({ basic: { findUser, cache: { size: 3 } as never } }), /basic\.cache\.size/)
-  await t.rejects(buildApp({ basic: { findUser, cache: true as never } }), /basic\.cache must be an object/)
-  await t.rejects(buildApp({ basic: { verify: () => null, cache: {} } }), /only applies with basic\.findUser/)
+  const findCredential = (): undefined => undefined
+  await t.rejects(buildApp({ basic: { findCredential, cache: { max: 0 } } }), MultiauthOptionError)
+  // ttl is a Duration (ms or a string): nothing below 1 ms, nothing unreadable.
+  await t.rejects(buildApp({ basic: { findCredential, cache: { ttl: 0 } } }), /basic\.cache\.ttl/)
+  await t.rejects(buildApp({ basic: { findCredential, cache: { ttl: 'a while' } } }), /basic\.cache\.ttl/)
+  await t.rejects(buildApp({ basic: { findCredential, cache: { size: 3 } as never } }), /basic\.cache\.size/)
+  await t.rejects(buildApp({ basic: { findCredential, cache: true as never } }), /basic\.cache must be an object/)
+  await t.rejects(buildApp({ basic: { verify: () => null, cache: {} } }), /only applies with basic\.findCredential/)
 })
 
 t.test('cache: TTL with a fake clock', async (t) => {

@@ -55,11 +55,11 @@ t.test('the ambiguity, pinned: ISO-8859-1 bytes that are valid UTF-8 are read as
   }
 })
 
-t.test('findUser + argon2id: the password "áéíóú" sent as ISO-8859-1 (Python requests) or UTF-8 (curl, browsers) both log in', async (t) => {
+t.test('findCredential + argon2id: the password "áéíóú" sent as ISO-8859-1 (Python requests) or UTF-8 (curl, browsers) both log in', async (t) => {
   // Before the ISO-8859-1 fallback the first request was a 400 "credentials are not valid UTF-8".
   const record = { user: { id: 'ana' }, passwordHash: await hashPassword('áéíóú') }
-  const app = await buildApp({ basic: { findUser: (username) => username === 'ana' ? record : null } })
-  app.get('/me', { onRequest: app.authGuard(['basic']) }, async (request) => request.user)
+  const app = await buildApp({ basic: { findCredential: (username) => username === 'ana' ? record : null } })
+  app.get('/me', { onRequest: app.authGuard(['basic']) }, async (request) => request.auth?.user ?? null)
   await app.ready()
   t.teardown(() => app.close())
   for (const charset of ['latin1', 'utf8'] as const) {
@@ -73,14 +73,14 @@ t.test('findUser + argon2id: the password "áéíóú" sent as ISO-8859-1 (Pytho
 t.test('[RFC 7235 §2.1, RFC 9110 §5.5] auth-scheme 1*SP token68, for Basic and Bearer alike', async (t) => {
   const app = await buildApp({
     basic: { verify: (u, p) => u === 'alice' && p === 'pw' ? { id: 'alice' } : null },
-    token: { secret: SECRET, lookup: (claims) => ({ id: claims.sub }) }
+    token: { secret: SECRET, findUser: (claims) => ({ id: claims.sub }) }
   })
   app.get('/basic', { onRequest: app.authGuard(['basic']) }, async () => 'ok')
   app.get('/bearer', { onRequest: app.authGuard(['token']) }, async () => 'ok')
   await app.ready()
   t.teardown(() => app.close())
   const basic = b64(Buffer.from('alice:pw'))
-  const { token } = await app.authTokens.issue({ id: 'alice' })
+  const { accessToken: token } = await app.authTokens.issue({ id: 'alice' })
   const cases: Array<[string, string, number, string]> = [
     ['basic', `Basic ${basic}`, 200, 'one SP'],
     ['basic', `Basic    ${basic}`, 200, 'several SP (1*SP)'],

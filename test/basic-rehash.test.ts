@@ -1,5 +1,5 @@
 // basic.onRehash and a concurrent password reset (issue 18, finding 5), and onRehash under the
-// one error path (bounded by `timeout`, the login proceeds).
+// one error path (bounded by `callbackTimeout`, the login proceeds).
 import { Writable } from 'node:stream'
 import t from 'tap'
 import argon2 from 'argon2'
@@ -24,7 +24,7 @@ function userTable (passwordHash: string) {
   }
 }
 
-async function rehashApp (basic: Partial<BasicOptions>, timeout?: number) {
+async function rehashApp (basic: Partial<BasicOptions>, callbackTimeout?: number) {
   let logged: (line: Record<string, any>) => void = () => {}
   /** The `basic.onRehash failed` log line (it comes after the response: the login does not wait for onRehash). */
   const failure = new Promise<Record<string, any>>((resolve) => { logged = resolve })
@@ -35,7 +35,7 @@ async function rehashApp (basic: Partial<BasicOptions>, timeout?: number) {
       done()
     }
   })
-  const app = await buildApp({ basic: basic as BasicOptions, ...(timeout === undefined ? {} : { timeout }) }, { logger: { level: 'error', stream } })
+  const app = await buildApp({ basic: basic as BasicOptions, ...(callbackTimeout === undefined ? {} : { callbackTimeout }) }, { logger: { level: 'error', stream } })
   app.get('/me', { onRequest: app.authGuard(['basic']) }, async () => 'ok')
   return { app, failure }
 }
@@ -57,7 +57,7 @@ t.test('onRehash receives the verified hash: the conditional update upgrades it 
   const table = userTable(await weakHash('old-pw'))
   const calls: unknown[][] = []
   const { app } = await rehashApp({
-    findUser: () => ({ user: { id: table.row.id }, passwordHash: table.row.passwordHash }),
+    findCredential: () => ({ user: { id: table.row.id }, passwordHash: table.row.passwordHash }),
     onRehash: (user, newHash, oldHash) => {
       calls.push([user, newHash, oldHash])
       table.replacePasswordHash((user as { id: string }).id, newHash, oldHash)
@@ -81,7 +81,7 @@ t.test('a password reset that lands between the login\'s read and its rehash is 
   const table = userTable(await weakHash('old-pw'))
   const resetHash = await hashPassword('new-pw')
   const { app } = await rehashApp({
-    findUser: () => {
+    findCredential: () => {
       const record = { user: { id: table.row.id }, passwordHash: table.row.passwordHash }
       // The reset commits right after this login read the row (another request, another instance).
       table.row.passwordHash = resetHash
@@ -97,11 +97,11 @@ t.test('a password reset that lands between the login\'s read and its rehash is 
 })
 
 // Failed before the fix: the login awaited onRehash, so a hanging database write turned a correct
-// password into a 503 at the guard's timeout (and, outside a guard, held the login indefinitely).
-t.test('a hanging onRehash does not hold the login: it is bounded by timeout in the background, and the timeout is logged', async (t) => {
+// password into a 503 at the guard's callbackTimeout (and, outside a guard, held the login indefinitely).
+t.test('a hanging onRehash does not hold the login: it is bounded by callbackTimeout in the background, and the timeout is logged', async (t) => {
   const weak = await weakHash('pw')
   const { app, failure } = await rehashApp({
-    findUser: () => ({ user: { id: 'u1' }, passwordHash: weak }),
+    findCredential: () => ({ user: { id: 'u1' }, passwordHash: weak }),
     onRehash: async () => await new Promise<void>(() => {})
   }, 5000)
   t.teardown(() => app.close())
@@ -113,7 +113,7 @@ t.test('a hanging onRehash does not hold the login: it is bounded by timeout in 
 t.test('an onRehash that throws is logged under the one error path, with the original as cause', async (t) => {
   const weak = await weakHash('pw')
   const { app, failure } = await rehashApp({
-    findUser: () => ({ user: { id: 'u1' }, passwordHash: weak }),
+    findCredential: () => ({ user: { id: 'u1' }, passwordHash: weak }),
     onRehash: () => { throw new Error('db read-only marker') }
   })
   t.teardown(() => app.close())

@@ -2,17 +2,18 @@
 // Every route the plugin adds answers errors through the application's setErrorHandler, set
 // before or after `register`; no response body ever carries the text of an error thrown by an
 // application callback, a custom store, a session store or the provider; the original reaches
-// the log as `cause`; a hanging callback is bounded by `timeout`.
+// the log as `cause`; a hanging callback is bounded by `callbackTimeout`.
 // Before this change: the token routes and the OAuth2 routes answered with Fastify's default body
-// when the handler was set after `register`; `claims`, `lookup` (refresh) and `onLogin` errors were
-// sent as they were (their message in the body) and never timed out; a custom store's plain Error
-// reached the client; 502 bodies quoted the provider's URL and jose's text.
+// when the handler was set after `register`; `claims`, `token.findUser` (refresh; then `lookup`) and
+// `oauth2.findUser` (then `onLogin`) errors were sent as they were (their message in the body) and
+// never timed out; a custom store's plain Error reached the client; 502 bodies quoted the
+// provider's URL and jose's text.
 import t from 'tap'
 import type { Test } from 'tap'
 import { Writable } from 'node:stream'
 import Fastify from 'fastify'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import multiauth, { login, logout, MemoryStore } from '../src/index.js'
+import multiauth, { MemoryStore } from '../src/index.js'
 import type { MultiauthOptions, MultiauthStore, OAuth2Options, TokenOptions } from '../src/index.js'
 import { basicHeader } from './helpers/app.js'
 import { CookieJar, runCodeFlow, startOidcProvider } from './helpers/oidc-provider.js'
@@ -51,7 +52,7 @@ type Order = 'before' | 'after' | 'none'
  * Basic + token (routes, refresh, revocation) + session + OAuth2 against a real provider, on a
  * real port. `order`: the application's error handler set before `register`, after it, or not at all.
  */
-async function harness (t: Test, order: Order, overrides: { plugin?: Partial<MultiauthOptions>, token?: Partial<TokenOptions>, onLogin?: OAuth2Options['onLogin'] } = {}): Promise<Harness> {
+async function harness (t: Test, order: Order, overrides: { plugin?: Partial<MultiauthOptions>, token?: Partial<TokenOptions>, oauth2FindUser?: OAuth2Options['findUser'] } = {}): Promise<Harness> {
   const port = await freePort()
   const base = `http://localhost:${port}`
   const provider = await startOidcProvider({ redirectUris: [`${base}/auth/local/callback`] })
@@ -66,21 +67,21 @@ async function harness (t: Test, order: Order, overrides: { plugin?: Partial<Mul
       routes: true,
       refresh: true,
       revocation: true,
-      lookup: (claims) => USERS.has(claims.sub) ? { id: claims.sub } : null,
+      findUser: (claims) => USERS.has(claims.sub) ? { id: claims.sub } : null,
       ...overrides.token
     },
-    session: { secret: SESSION_SECRET, secure: false, lookup: (id) => ({ id }) },
+    session: { secret: SESSION_SECRET, secure: false, findUser: (id) => ({ id }) },
     oauth2: {
       baseUrl: base,
       providers: { local: { issuer: provider.issuer, clientId: provider.clientId, clientSecret: provider.clientSecret } },
-      onLogin: overrides.onLogin ?? ((profile) => ({ id: `local:${profile.id}` }))
+      findUser: overrides.oauth2FindUser ?? ((profile) => ({ id: `local:${profile.id}` }))
     },
     ...overrides.plugin
   })
   if (order === 'after') app.setErrorHandler(appHandler as never)
-  app.get('/me', { onRequest: app.authGuard(['basic', 'token', 'session']) }, async (request) => ({ user: request.user }))
-  app.post<{ Body: { id: string } }>('/login', async (request) => { await login(request, { id: request.body.id }); return 'ok' })
-  app.post('/logout', async (request) => { await logout(request); return 'ok' })
+  app.get('/me', { onRequest: app.authGuard(['basic', 'token', 'session']) }, async (request) => ({ user: request.auth?.user ?? null }))
+  app.post<{ Body: { id: string } }>('/login', async (request) => { await app.authSessions.login(request, { id: request.body.id }); return 'ok' })
+  app.post('/logout', async (request) => { await app.authSessions.logout(request); return 'ok' })
   await app.listen({ port, host: 'localhost' })
   t.teardown(() => app.close())
   return { app, base, provider, logs: sink.text }
@@ -119,19 +120,19 @@ t.test('every route the plugin adds answers through the application\'s error han
         t.equal(res.status, status, `${what}: status`)
         t.same(res.json(), { app: 'shaped', code, oauth }, `${what}: the application's body`)
       }
-      shaped(await post(base, '/tokens', { headers: { authorization: basicHeader('ann', 'wrong') } }), 401, 'FST_MULTIAUTH_UNAUTHORIZED', null, 'POST /tokens refused')
+      shaped(await post(base, '/tokens', { headers: { authorization: basicHeader('ann', 'wrong') } }), 401, 'FST_MULTIAUTH_CREDENTIALS_INVALID', null, 'POST /tokens refused')
       shaped(await post(base, '/tokens/refresh', { body: { refresh_token: 'unknown' } }), 400, 'FST_MULTIAUTH_INVALID_GRANT', 'invalid_grant', 'POST /tokens/refresh unknown token')
       shaped(await post(base, '/tokens/refresh', { body: { refresh_token: { a: 1 } } }), 400, 'FST_MULTIAUTH_INVALID_REQUEST', 'invalid_request', 'POST /tokens/refresh schema error')
       shaped(await post(base, '/tokens/revoke'), 400, 'FST_MULTIAUTH_INVALID_REQUEST', 'invalid_request', 'POST /tokens/revoke without a token')
-      shaped(await post(base, '/tokens/revoke', { body: { all: true } }), 401, 'FST_MULTIAUTH_UNAUTHORIZED', null, 'POST /tokens/revoke all without a Bearer token')
+      shaped(await post(base, '/tokens/revoke', { body: { all: true } }), 401, 'FST_MULTIAUTH_CREDENTIALS_MISSING', null, 'POST /tokens/revoke all without a Bearer token')
       shaped(await answer(await fetch(`${base}/auth/local?next=https://evil.example`, { redirect: 'manual' })), 400, 'FST_MULTIAUTH_BAD_REQUEST', null, 'GET /auth/local with a foreign next')
-      shaped(await answer(await fetch(`${base}/auth/local/callback?code=x&state=y`, { redirect: 'manual' })), 401, 'FST_MULTIAUTH_UNAUTHORIZED', null, 'GET /auth/local/callback without the flow cookie')
+      shaped(await answer(await fetch(`${base}/auth/local/callback?code=x&state=y`, { redirect: 'manual' })), 401, 'FST_MULTIAUTH_CREDENTIALS_INVALID', null, 'GET /auth/local/callback without the flow cookie')
       // A provider failure (502) on the callback: the flow is real up to the provider's redirect back.
       const { jar, callbackUrl } = await codeFlowUntilCallback(base, provider)
       await provider.close()
       shaped(await answer(await jar.fetch(callbackUrl)), 502, 'FST_MULTIAUTH_OAUTH2_PROVIDER', null, 'GET /auth/local/callback with the provider down')
       // And the guard's own errors on an application route, for comparison: the same handler.
-      shaped(await answer(await fetch(`${base}/me`)), 401, 'FST_MULTIAUTH_UNAUTHORIZED', null, 'GET /me (an application route)')
+      shaped(await answer(await fetch(`${base}/me`)), 401, 'FST_MULTIAUTH_CREDENTIALS_MISSING', null, 'GET /me (an application route)')
     })
   }
 })
@@ -148,7 +149,7 @@ t.test('without an error handler of the application: RFC 6749 / RFC 7009 bodies 
   t.same(missing.json(), { error: 'invalid_request', error_description: 'Invalid token request: token is missing' })
   const login = await post(base, '/tokens', { headers: { authorization: basicHeader('ann', 'wrong') } })
   t.equal(login.status, 401)
-  t.equal(login.json().code, 'FST_MULTIAUTH_UNAUTHORIZED', 'POST /tokens is Basic-authenticated: a 401 with a challenge, Fastify\'s body')
+  t.equal(login.json().code, 'FST_MULTIAUTH_CREDENTIALS_INVALID', 'POST /tokens is Basic-authenticated: a 401 with a challenge, Fastify\'s body')
   t.equal(login.headers.get('www-authenticate'), 'Basic realm="api", charset="UTF-8"')
   t.equal(login.headers.get('cache-control'), 'no-store')
 })
@@ -186,12 +187,10 @@ class FailingStore implements MultiauthStore {
   async get (key: string) { this.check('get'); return await this.inner.get(key) }
   async getMany (keys: readonly string[]) { this.check('getMany'); return await this.inner.getMany(keys) }
   async set (key: string, value: string, ttl: number) { this.check('set'); await this.inner.set(key, value, ttl) }
-  async setIfAbsent (key: string, value: string, ttl: number) { this.check('setIfAbsent'); return await this.inner.setIfAbsent(key, value, ttl) }
   async setUnlessEqual (key: string, value: string, ttl: number, unless: string) { this.check('setUnlessEqual'); return await this.inner.setUnlessEqual(key, value, ttl, unless) }
   async compareAndSet (key: string, expected: string, value: string, ttl: number) { this.check('compareAndSet'); return await this.inner.compareAndSet(key, expected, value, ttl) }
   async addCapped (key: string, member: string, max: number, ttl: number) { this.check('addCapped'); return await this.inner.addCapped(key, member, max, ttl) }
   async delete (key: string) { this.check('delete'); await this.inner.delete(key) }
-  async increment (key: string, ttl: number) { this.check('increment'); return await this.inner.increment(key, ttl) }
 }
 
 t.test('no response body carries the text of a callback\'s, a store\'s or the provider\'s error; the log has it as cause', async (t) => {
@@ -207,10 +206,10 @@ async function leakCheck (t: Test, order: Order): Promise<void> {
   const { base, provider, logs } = await harness(t, order, {
     plugin: { store },
     token: {
-      lookup: (claims) => { throwing('token.lookup'); return { id: claims.sub } },
+      findUser: (claims) => { throwing('token.findUser'); return { id: claims.sub } },
       claims: async (user) => { throwing('token.claims'); return { sub: (user as { id: string }).id } }
     },
-    onLogin: () => { throwing('oauth2.onLogin'); return { id: 'local:alice' } }
+    oauth2FindUser: () => { throwing('oauth2.findUser'); return { id: 'local:alice' } }
   })
   const seen: string[] = []
   const noLeak = (res: Answer, status: number, what: string): void => {
@@ -225,8 +224,8 @@ async function leakCheck (t: Test, order: Order): Promise<void> {
   noLeak(await post(base, '/tokens', { headers: { authorization: annBasic } }), 500, 'token.claims on POST /tokens')
   failing.clear()
   let pair = await issue()
-  failing.add('token.lookup')
-  noLeak(await post(base, '/tokens/refresh', { body: { refresh_token: pair.refresh_token } }), 500, 'token.lookup on POST /tokens/refresh')
+  failing.add('token.findUser')
+  noLeak(await post(base, '/tokens/refresh', { body: { refresh_token: pair.refresh_token } }), 500, 'token.findUser on POST /tokens/refresh')
   failing.clear()
   pair = await issue()
   failing.add('token.claims')
@@ -259,12 +258,12 @@ async function leakCheck (t: Test, order: Order): Promise<void> {
   noLeak(await post(base, '/logout', { headers: { cookie, origin: base } }), 503, 'store.set on logout()')
   store.failing.clear()
 
-  // OAuth2: onLogin, the session store while the login is saved, and the provider itself.
-  for (const what of ['oauth2.onLogin', 'store.setUnlessEqual'] as const) {
+  // OAuth2: findUser, the session store while the login is saved, and the provider itself.
+  for (const what of ['oauth2.findUser', 'store.setUnlessEqual'] as const) {
     const { jar, callbackUrl } = await codeFlowUntilCallback(base, provider)
-    if (what === 'oauth2.onLogin') failing.add(what)
+    if (what === 'oauth2.findUser') failing.add(what)
     else store.failing.add('setUnlessEqual')
-    noLeak(await answer(await jar.fetch(callbackUrl)), what === 'oauth2.onLogin' ? 500 : 503, `${what} on the OAuth2 callback`)
+    noLeak(await answer(await jar.fetch(callbackUrl)), what === 'oauth2.findUser' ? 500 : 503, `${what} on the OAuth2 callback`)
     failing.clear()
     store.failing.clear()
   }
@@ -278,10 +277,10 @@ async function leakCheck (t: Test, order: Order): Promise<void> {
   t.match(logs(), /token endpoint failed|provider exchange failed/, 'and what failed at the provider')
 }
 
-t.test('a hanging callback on a plugin route is bounded by `timeout`: 503', async (t) => {
+t.test('a hanging callback on a plugin route is bounded by `callbackTimeout`: 503', async (t) => {
   const never = new Promise<never>(() => {})
   const { base } = await harness(t, 'none', {
-    plugin: { timeout: 150 },
+    plugin: { callbackTimeout: 150 },
     token: { claims: async () => await never }
   })
   const started = Date.now()
@@ -292,7 +291,7 @@ t.test('a hanging callback on a plugin route is bounded by `timeout`: 503', asyn
   t.ok(Date.now() - started >= 140, 'not before the timeout')
 })
 
-t.test('a custom store that hangs is bounded by `timeout`: 503; one that answers the wrong type is a 500', async (t) => {
+t.test('a custom store that hangs is bounded by `callbackTimeout`: 503; one that answers the wrong type is a 500', async (t) => {
   const store = new FailingStore()
   const app = Fastify()
   await app.register(multiauth, {
@@ -301,13 +300,11 @@ t.test('a custom store that hangs is bounded by `timeout`: 503; one that answers
       get: async (key: string) => key.startsWith('tok:rf:') ? await new Promise<never>(() => {}) : await store.inner.get(key),
       getMany: async () => [undefined, null] as unknown as Array<string | null>,
       set: store.set.bind(store),
-      setIfAbsent: store.setIfAbsent.bind(store),
-      delete: store.delete.bind(store),
-      increment: store.increment.bind(store)
+      delete: store.delete.bind(store)
     },
-    timeout: 100,
+    callbackTimeout: 100,
     basic: { verify: (u, p) => USERS.get(u)?.password === p ? { id: u } : null },
-    token: { secret: SECRET, routes: true, refresh: true, revocation: true, lookup: (claims) => ({ id: claims.sub }) }
+    token: { secret: SECRET, routes: true, refresh: true, revocation: true, findUser: (claims) => ({ id: claims.sub }) }
   })
   app.get('/me', { onRequest: app.authGuard(['token']) }, async () => 'ok')
   const issued = (await app.inject({ method: 'POST', url: '/tokens', headers: { authorization: annBasic } })).json()
@@ -326,7 +323,7 @@ t.test('a corrupt refresh record is a generic 500 (its parse error in the log on
   await app.register(multiauth, {
     store,
     basic: { verify: (u, p) => USERS.get(u)?.password === p ? { id: u } : null },
-    token: { secret: SECRET, routes: true, refresh: true, revocation: true, lookup: (claims) => ({ id: claims.sub }) }
+    token: { secret: SECRET, routes: true, refresh: true, revocation: true, findUser: (claims) => ({ id: claims.sub }) }
   })
   app.get('/me', { onRequest: app.authGuard(['token']) }, async () => 'ok')
   const issued = (await app.inject({ method: 'POST', url: '/tokens', headers: { authorization: annBasic } })).json()
@@ -355,11 +352,11 @@ t.test('a @fastify/session store passed as session.store: its errors are a 503 w
   }
   const app = Fastify()
   await app.register(multiauth, {
-    timeout: 100,
+    callbackTimeout: 100,
     session: {
       secret: SESSION_SECRET,
       secure: false,
-      lookup: (id) => ({ id }),
+      findUser: (id) => ({ id }),
       store: {
         get: (id, callback) => call(callback as never, sessions.get(id) ?? null),
         set: (id, session, callback) => { if (mode === 'ok') sessions.set(id, JSON.parse(JSON.stringify(session))); call(callback) },
@@ -367,8 +364,8 @@ t.test('a @fastify/session store passed as session.store: its errors are a 503 w
       }
     }
   })
-  app.post('/login', async (request) => { await login(request, { id: 'ann' }); return 'ok' })
-  app.get('/me', { onRequest: app.authGuard(['session']) }, async (request) => ({ user: request.user }))
+  app.post('/login', async (request) => { await app.authSessions.login(request, { id: 'ann' }); return 'ok' })
+  app.get('/me', { onRequest: app.authGuard(['session']) }, async (request) => ({ user: request.auth?.user ?? null }))
   const loggedIn = await app.inject({ method: 'POST', url: '/login' })
   const cookie = `sid=${loggedIn.cookies.find((c) => c.name === 'sid')?.value ?? ''}`
   t.equal((await app.inject({ url: '/me', headers: { cookie } })).statusCode, 200)

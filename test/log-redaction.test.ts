@@ -19,7 +19,7 @@ import type { MultiauthOptions } from '../src/index.js'
 import { SECRET } from './helpers/tokens.js'
 
 const OPTIONS: MultiauthOptions = {
-  token: { secret: SECRET, lookup: (claims) => ({ id: claims.sub }) },
+  token: { secret: SECRET, findUser: (claims) => ({ id: claims.sub }) },
   apiKey: { verify: (key) => key === 'good-key-secret' ? { id: 'svc' } : null, query: true, header: 'X-Service-Key' }
 }
 

@@ -50,30 +50,32 @@ async function register (t: Test, options: MultiauthOptions, before?: (app: Fast
 }
 
 const codes = (seen: Array<{ code: string }>): string[] => seen.map((w) => w.code)
-const lookup = (): null => null
+/** A lookup callback that finds nothing (basic.verify, token.findUser, apiKey.findKey, session.findUser alike). */
+const refuse = (): null => null
 
 t.test('a safe configuration of every method emits no warning', async (t) => {
   const seen = await warningsOf(async () => {
     await register(t, {
-      basic: { verify: lookup },
-      token: { secret: JWT_SECRET, lookup, expiresIn: 3600 },
-      apiKey: { lookup },
-      session: { secret: SECRET, lookup },
+      basic: { verify: refuse },
+      token: { secret: JWT_SECRET, findUser: refuse, expiresIn: '1h' },
+      apiKey: { findKey: refuse },
+      session: { secret: SECRET, findUser: refuse },
       rateLimit: { failuresPerIp: { max: 20 }, failuresPerUser: { max: 10 } }
     })
-    await register(t, { token: { secret: JWT_SECRET, lookup, expiresIn: 30 * 86_400, revocation: true } })
+    await register(t, { token: { secret: JWT_SECRET, findUser: refuse, expiresIn: '30d', revocation: true } })
   })
   t.same(codes(seen), [])
 })
 
 const cases: Array<[Code, string, MultiauthOptions, RegExp]> = [
-  ['FSTMA001', 'session.secure: false', { session: { secret: SECRET, lookup, secure: false } }, /session\.secure: false/],
-  ['FSTMA001', 'session.secure: "auto"', { session: { secret: SECRET, lookup, secure: 'auto', cookieName: 'sid' } }, /session\.secure: "auto"/],
-  ['FSTMA002', 'session.csrf: false', { session: { secret: SECRET, lookup, csrf: false } }, /session\.csrf is false/],
-  ['FSTMA003', 'basic with rateLimit.failuresPerIp: false', { basic: { verify: lookup }, rateLimit: { failuresPerIp: false } }, /rateLimit\.failuresPerIp: false/],
-  ['FSTMA003', 'basic with rateLimit.failuresPerUser: false', { basic: { verify: lookup }, rateLimit: { failuresPerUser: false } }, /rateLimit\.failuresPerUser: false/],
-  ['FSTMA004', 'access tokens valid for 30 days without revocation', { token: { secret: JWT_SECRET, lookup, expiresIn: 30 * 86_400 } }, /token\.expiresIn is 2592000 seconds without token\.revocation/],
-  ['FSTMA005', 'timeout: 0', { timeout: 0, apiKey: { lookup } }, /timeout is 0/]
+  ['FSTMA001', 'session.secure: false', { session: { secret: SECRET, findUser: refuse, secure: false } }, /session\.secure: false/],
+  ['FSTMA001', 'session.secure: "auto"', { session: { secret: SECRET, findUser: refuse, secure: 'auto', cookieName: 'sid' } }, /session\.secure: "auto"/],
+  ['FSTMA002', 'session.csrf: false', { session: { secret: SECRET, findUser: refuse, csrf: false } }, /session\.csrf is false/],
+  ['FSTMA003', 'basic with rateLimit.failuresPerIp: false', { basic: { verify: refuse }, rateLimit: { failuresPerIp: false } }, /rateLimit\.failuresPerIp: false/],
+  ['FSTMA003', 'basic with rateLimit.failuresPerUser: false', { basic: { verify: refuse }, rateLimit: { failuresPerUser: false } }, /rateLimit\.failuresPerUser: false/],
+  ['FSTMA004', 'access tokens valid for 30 days without revocation', { token: { secret: JWT_SECRET, findUser: refuse, expiresIn: '30 days' } }, /token\.expiresIn is 2592000 seconds without token\.revocation/],
+  // The message names the option as 1.0 spells it: it said "timeout is 0" after the rename (failed before the fix).
+  ['FSTMA005', 'callbackTimeout: 0', { callbackTimeout: 0, apiKey: { findKey: refuse } }, /callbackTimeout is 0/]
 ]
 
 for (const [code, label, options, message] of cases) {
@@ -90,15 +92,15 @@ for (const [code, label, options, message] of cases) {
 
 t.test('no FSTMA003 without basic, nor FSTMA004 for an hour-long token', async (t) => {
   const seen = await warningsOf(async () => {
-    await register(t, { apiKey: { lookup }, rateLimit: { failuresPerIp: false } })
-    await register(t, { token: { secret: JWT_SECRET, lookup, expiresIn: 3600 } })
+    await register(t, { apiKey: { findKey: refuse }, rateLimit: { failuresPerIp: false } })
+    await register(t, { token: { secret: JWT_SECRET, findUser: refuse, expiresIn: 3_600_000 } })
   })
   t.same(codes(seen), [])
 })
 
 t.test('FSTMA002 is not emitted when @fastify/csrf-protection is registered first (the documented replacement)', async (t) => {
   const seen = await warningsOf(async () => {
-    await register(t, { session: { secret: SECRET, lookup, csrf: false } }, async (app) => {
+    await register(t, { session: { secret: SECRET, findUser: refuse, csrf: false } }, async (app) => {
       await app.register(fastifyCookie)
       await app.register(csrfProtection)
     })
@@ -108,7 +110,7 @@ t.test('FSTMA002 is not emitted when @fastify/csrf-protection is registered firs
 
 /** An application that registered @fastify/session itself, with `settings`. */
 async function applicationSession (t: Test, settings: Record<string, unknown>): Promise<FastifyInstance> {
-  const app = await register(t, { session: { lookup, cookieName: 'appsid' } }, async (app) => {
+  const app = await register(t, { session: { findUser: refuse, cookieName: 'appsid' } }, async (app) => {
     await app.register(fastifyCookie)
     await app.register(fastifySession, { secret: SECRET, cookieName: 'appsid', saveUninitialized: false, ...settings } as never)
   })
@@ -151,7 +153,7 @@ t.test('the application\'s own @fastify/session with saveUninitialized: true: FS
 t.test('an API key configuration alone, with defaults, emits nothing (control for the process-wide listener)', async (t) => {
   const key = generateApiKey({ prefix: 'ak', environment: 'test' })
   const seen = await warningsOf(async () => {
-    const app = await register(t, { apiKey: { lookup: (id) => (id === key.id ? { user: { id: 'u' }, hash: key.hash } : null) } })
+    const app = await register(t, { apiKey: { findKey: (id) => (id === key.id ? { user: { id: 'u' }, hash: key.hash } : null) } })
     t.equal((await app.inject({ url: '/me', headers: { 'x-api-key': key.key } })).statusCode, 200)
   })
   t.same(codes(seen), [])
@@ -162,7 +164,7 @@ t.test('node --disable-warning=FSTMA005 silences that code only (the documented 
     "import Fastify from 'fastify'",
     "import multiauth from './src/index.ts'",
     'const app = Fastify()',
-    "await app.register(multiauth, { timeout: 0, session: { secret: 'a-session-secret-of-at-least-32-characters', lookup: () => null, secure: false } })",
+    "await app.register(multiauth, { callbackTimeout: 0, session: { secret: 'a-session-secret-of-at-least-32-characters', findUser: () => null, secure: false } })",
     'await app.ready()',
     'await app.close()'
   ].join('\n')

@@ -16,10 +16,18 @@ interface Bounds {
   hint?: string
 }
 
+/** `@lukeed/ms` reads a zero (`'0s'`, `'0'`) as nothing, its zero being falsy: a zero of a unit it knows is 0. */
+function parseText (text: string): number | undefined {
+  const ms = parse(text)
+  if (ms !== undefined) return ms
+  const zero = /^-?0*\.?0+(?=\s*[a-z]*$)/i.exec(text)
+  return zero !== null && parse('1' + text.slice(zero[0].length)) !== undefined ? 0 : undefined
+}
+
 /** Reads a duration option at registration: `undefined` stays `undefined`, anything unreadable is an option error. */
 export function durationMs (value: unknown, path: string, bounds: Bounds = {}): number | undefined {
   if (value === undefined) return undefined
-  const ms = typeof value === 'string' ? parse(value) : value
+  const ms = typeof value === 'string' ? parseText(value) : value
   if (typeof ms !== 'number' || !Number.isFinite(ms)) {
     throw new MultiauthOptionError(`${path} must be a number of milliseconds or a duration such as '15m' or '2 hours' (got ${JSON.stringify(value)})`)
   }

@@ -77,4 +77,4 @@ function tokenEndpointError (code: string, message: string, oauthCode: string): 
  * Thrown at registration or guard creation (a programming error, never at request time), naming
  * the option path. A `TypeError`, with the code `FST_MULTIAUTH_INVALID_OPTION`.
  */
-export const MultiauthOptionError = createError('FST_MULTIAUTH_INVALID_OPTION', 'fastify-multiauth: %s', 500, TypeError)
+export const MultiauthOptionError = withDefaultDetail(createError('FST_MULTIAUTH_INVALID_OPTION', 'fastify-multiauth: %s', 500, TypeError), 'invalid option')

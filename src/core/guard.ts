@@ -42,8 +42,8 @@ export interface GuardLimits {
   guard (run: GuardRun, request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined
   /** Runs one method's verification of presented credentials (per-username failure budget for Basic). */
   verify (method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply, run: () => VerifyOutcome): VerifyOutcome
-  /** After authentication, before roles and scopes: the keyed budget (key id, else user id), when on. */
-  admitted?: (success: AuthSuccess, request: FastifyRequest, reply: FastifyReply) => Promise<void>
+  /** After authentication, before roles and scopes: the keyed budget (key id, else user id), when on; `undefined` when nothing was counted. */
+  admitted?: (success: AuthSuccess, request: FastifyRequest, reply: FastifyReply) => Promise<void> | undefined
 }
 
 const ALL_METHODS: readonly MethodName[] = ['basic', 'token', 'apiKey', 'session', 'oauth2']

@@ -289,23 +289,28 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, ctx
 
     admitted: keyedLimiter === undefined
       ? undefined
-      : async function admitted (success: AuthSuccess, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+      : function admitted (success: AuthSuccess, request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
         const limited = request as LimitedRequest
         // Two guards on one request (a scope hook plus a route hook) count it once.
-        if (limited[kCounted]) return
+        if (limited[kCounted]) return undefined
         limited[kCounted] = true
+        // Without a per-credential budget, only a key record's own rateLimit is counted; nothing to
+        // count, no promise (the guard stays synchronous for a synchronous findKey).
+        if (perCredential === undefined && success.rateLimit === undefined) return undefined
         const id = userId(success)
         // The IP fallback is normalised like the failure budget's (IPv4-mapped IPv6 as IPv4, IPv6 per /64).
-        // Without a per-credential budget, only a key record's own rateLimit is counted.
-        if (perCredential === undefined && success.rateLimit === undefined) return
         limited[kSubject] = success.keyId !== undefined ? `key:${success.keyId}` : id !== undefined ? `user:${id}` : `ip:${normalizeIP(request.ip)}`
         limited[kBudget] = success.rateLimit ?? null
-        const result = await call(keyedLimiter, request)
-        if (result.isExceeded) {
-          request.log.info({ reason: 'rate limit of the credential exceeded', keyId: success.keyId }, 'multiauth: rate limited')
-          throw tooMany(reply, result)
-        }
-        setHeaders(reply, result, result.remaining)
+        return countKeyed(keyedLimiter, success, request, reply)
       }
+  }
+
+  async function countKeyed (limiter: Limiter, success: AuthSuccess, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const result = await call(limiter, request)
+    if (result.isExceeded) {
+      request.log.info({ reason: 'rate limit of the credential exceeded', keyId: success.keyId }, 'multiauth: rate limited')
+      throw tooMany(reply, result)
+    }
+    setHeaders(reply, result, result.remaining)
   }
 }

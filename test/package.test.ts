@@ -139,6 +139,8 @@ ${peerCases(withPeers)}
 console.log(JSON.stringify(result))
 `
 // CommonJS: the module itself is the plugin (as with Fastify's own plugins), with .default and named exports.
+// Regression: require('fastify-multiauth/request-user') threw (TypeError: Cannot convert undefined or null
+// to object) while the CJS footer of tsup.config.ts ran on an entry without a default export; this failed then.
 const CJS = (withPeers: boolean): string => `const Fastify = require('fastify')
 const multiauth = require('fastify-multiauth')
 const requestUser = require('fastify-multiauth/request-user')
@@ -348,7 +350,9 @@ t.test('packed from a tree without dist/, installed with and without the optiona
 
   t.test('the installed declarations compile (ESM and CommonJS consumers)', async (t) => {
     const typesNode = `@types/node@${versionOf('@types/node')}`
-    // With every peer: lib checking on.
+    // With every peer: lib checking on. Regression: with the request-user entry, dist/index.d.cts kept tsup's
+    // chunk re-exports next to `export =` (TS2309 in every CommonJS consumer); consumer.cts failed here before
+    // scripts/cjs-types.mjs turned them into imports.
     await run(npm, ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', typesNode], { cwd: everything, maxBuffer: 1 << 24 })
     t.same(await typecheck(everything, false), { 'consumer.mts': '', 'consumer.cts': '', 'auth-only.mts': '' }, 'skipLibCheck: false')
     // Basic + API keys only: the declarations name ioredis' client type (RedisStore.client),

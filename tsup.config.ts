@@ -17,8 +17,9 @@ export default defineConfig({
     if (format === 'cjs') options.define = { ...options.define, 'import.meta.url': '__filename' }
   },
   // CommonJS: `require('fastify-multiauth')` is the plugin itself, as with Fastify's own
-  // plugins, and still carries `.default`, `.fastifyMultiauth` and every named export.
+  // plugins, and still carries `.default`, `.fastifyMultiauth` and every named export. Only the
+  // entry with a default export: `fastify-multiauth/request-user` has none (and exports nothing).
   footer: ({ format }) => format === 'cjs'
-    ? { js: 'module.exports = Object.assign(module.exports.default, module.exports);' }
+    ? { js: 'if (typeof module.exports.default === "function") module.exports = Object.assign(module.exports.default, module.exports);' }
     : {}
 })

@@ -20,7 +20,16 @@ if (constMatch === null || listMatch === null) {
   throw new Error('scripts/cjs-types.mjs: dist/index.d.cts does not have the expected shape (declare const fastifyMultiauth …; export { … };)')
 }
 const pluginType = constMatch[1]
+// With a second entry (request-user), tsup moves shared types into a chunk and re-exports some of
+// them directly (`export { b as GuardOptions } from './types-….cjs'`). An `export =` module can have
+// no other export: import them instead, and export them from the namespace with the rest.
+const reExports = /^export \{ ([^}]+) \} from ('[^']+');$/gm
+const reExported = []
 const result = source
+  .replace(reExports, (_line, names, from) => {
+    for (const name of names.split(',')) reExported.push(name.trim().split(/\s+as\s+/).pop())
+    return `import { ${names} } from ${from};`
+  })
   .replace(pluginConst, `declare function fastifyMultiauth (...params: Parameters<${pluginType}>): ReturnType<${pluginType}>;`)
-  .replace(exportList, `declare namespace fastifyMultiauth {\n  export { ${listMatch[1]} };\n}\nexport = fastifyMultiauth;\n`)
+  .replace(exportList, () => `declare namespace fastifyMultiauth {\n  export { ${[listMatch[1], ...reExported].join(', ')} };\n}\nexport = fastifyMultiauth;\n`)
 writeFileSync(file, result)

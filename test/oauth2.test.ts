@@ -2,7 +2,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
-import multiauth, { login } from '../src/index.js'
+import multiauth from '../src/index.js'
 import type { MultiauthOptions, OAuth2Options, OAuth2Profile, OAuth2Tokens } from '../src/index.js'
 import { resolveProvider } from '../src/methods/oauth2/index.js'
 import { CookieJar, runCodeFlow, startOidcProvider } from './helpers/oidc-provider.js'
@@ -28,12 +28,12 @@ async function harness (t: Test, oauth2: Partial<OAuth2Options> = {}): Promise<H
   const users = new Map<string, { id: string, email: string }>()
   const app = Fastify()
   await app.register(multiauth, {
-    session: { secret: SECRET, secure: false, lookup: (id) => users.get(id) ?? null },
+    session: { secret: SECRET, secure: false, findUser: (id) => users.get(id) ?? null },
     oauth2: {
       baseUrl: base,
       providers: { local: { issuer: provider.issuer, clientId: provider.clientId, clientSecret: provider.clientSecret } },
       allowedRedirects: ['/account'],
-      onLogin (profile, tokens) {
+      findUser (profile, tokens) {
         logins.push({ profile, tokens })
         const user = { id: `local:${profile.id}`, email: profile.email ?? '' }
         users.set(user.id, user)
@@ -42,11 +42,11 @@ async function harness (t: Test, oauth2: Partial<OAuth2Options> = {}): Promise<H
       ...oauth2
     }
   })
-  app.get('/me', { onRequest: app.authGuard(['session']) }, async (request) => ({ user: request.user, auth: request.auth }))
+  app.get('/me', { onRequest: app.authGuard(['session']) }, async (request) => ({ user: request.auth?.user ?? null, auth: request.auth }))
   app.post('/password-login', async (request) => {
     const user = { id: 'local:pw', email: 'pw@example.test' }
     users.set(user.id, user)
-    await login(request, user)
+    await app.authSessions.login(request, user)
     return 'ok'
   })
   app.get('/oauth-only', { onRequest: app.authGuard(['oauth2']) }, async (request) => ({ method: request.auth?.method }))
@@ -80,16 +80,17 @@ t.test('full code flow with PKCE ends in a session for the mapped user', async (
   t.equal(me.status, 200)
   const body = await me.json() as { user: { id: string }, auth: { method: string, provider: string } }
   t.equal(body.user.id, 'local:alice')
-  t.equal(body.auth.method, 'oauth2', 'a session begun by OAuth reports method oauth2')
-  t.equal(body.auth.provider, 'local')
+  // The method is the guard method that admitted the request; the provider says how the session began.
+  t.equal(body.auth.method, 'session', 'authGuard([\'session\']) reports a session begun by OAuth as method session')
+  t.equal(body.auth.provider, 'local', '... with the provider it began with')
   const only = await jar.fetch(`${base}/oauth-only`)
-  t.same(await only.json(), { method: 'oauth2' })
+  t.same(await only.json(), { method: 'oauth2' }, 'authGuard([\'oauth2\']) reports it as method oauth2')
   const cookies = [...jar.cookies.keys()]
   t.notOk(cookies.some((c) => /oauth2|multiauth/.test(c)), `flow cookies cleared (left: ${cookies.join(', ')})`)
   t.notOk(jar.header().includes(logins[0]?.tokens.access_token as string), 'provider tokens are not in any cookie')
 })
 
-t.test('authGuard([\'oauth2\']) refuses a session started by login(); [\'session\'] reports it as "session"', async (t) => {
+t.test('authGuard([\'oauth2\']) refuses a session started by authSessions.login(); [\'session\'] reports it as "session"', async (t) => {
   const { base } = await harness(t)
   const jar = new CookieJar()
   t.equal((await jar.fetch(`${base}/password-login`, { method: 'POST' })).status, 200)
@@ -117,7 +118,7 @@ t.test('tampered state → 401, no session', async (t) => {
     editCallbackUrl: (u) => { u.searchParams.set('state', 'tampered' + (u.searchParams.get('state') ?? '')) }
   })
   t.equal(callback.status, 401)
-  t.match(await callback.json(), { code: 'FST_MULTIAUTH_UNAUTHORIZED' })
+  t.match(await callback.json(), { code: 'FST_MULTIAUTH_CREDENTIALS_INVALID', message: 'Invalid credentials' })
   t.equal(logins.length, 0)
   t.equal((await jar.fetch(`${base}/me`)).status, 401)
 })
@@ -133,7 +134,7 @@ t.test('a replayed code is refused by the provider → 401', async (t) => {
   t.equal(callback.status, 302)
   const replay = await fetch(callbackUrl, { headers: { cookie: replayCookies }, redirect: 'manual' })
   t.equal(replay.status, 401)
-  t.equal(logins.length, 1, 'onLogin ran for the first use only')
+  t.equal(logins.length, 1, 'findUser ran for the first use only')
   t.equal(provider.grantErrors.at(-1), 'invalid_grant', 'the provider refused the second exchange')
   t.notOk(replay.headers.getSetCookie().some((c) => c.startsWith('sid=') && !/Expires=Thu, 01 Jan 1970/i.test(c)), 'no session cookie issued')
 })
@@ -169,8 +170,8 @@ t.test('a callback without the flow cookie (login CSRF) or with error= → 401',
   t.equal(denied.status, 401)
 })
 
-t.test('onLogin returning nothing refuses the login', async (t) => {
-  const { base, provider } = await harness(t, { onLogin: () => null })
+t.test('findUser returning nothing refuses the login', async (t) => {
+  const { base, provider } = await harness(t, { findUser: () => null })
   const jar = new CookieJar()
   const { callback } = await runCodeFlow(jar, `${base}/auth/local`, provider.issuer)
   t.equal(callback.status, 401)
@@ -188,19 +189,19 @@ t.test('presets and option checks', async (t) => {
   t.throws(() => resolveProvider('x', { issuer: 'https://idp.example', clientId: 'id', clientSecret: 's', scope: ['email'] }), /openid/)
   t.throws(() => resolveProvider('Bad/Name', { issuer: 'https://idp.example', clientId: 'id', clientSecret: 's' }), /provider names/)
 
-  const onLogin = (): null => null
+  const findUser = (): null => null
   const register = async (options: MultiauthOptions): Promise<void> => { await Fastify().register(multiauth, options).ready() }
-  await t.rejects(register({ oauth2: { baseUrl: 'http://localhost:1', providers: { gh: { preset: 'github', clientId: 'a', clientSecret: 'b' } }, onLogin } }), /needs the session option/)
-  const session = { secret: SECRET, secure: false, lookup: () => null }
-  await t.rejects(register({ session, oauth2: { baseUrl: 'http://localhost:1/path', providers: { gh: { preset: 'github', clientId: 'a', clientSecret: 'b' } }, onLogin } }), /origin/)
-  await t.rejects(register({ session, oauth2: { baseUrl: 'http://localhost:1', redirect: '//evil.example', providers: { gh: { preset: 'github', clientId: 'a', clientSecret: 'b' } }, onLogin } }), /local path/)
+  await t.rejects(register({ oauth2: { baseUrl: 'http://localhost:1', providers: { gh: { preset: 'github', clientId: 'a', clientSecret: 'b' } }, findUser } }), /needs the session option/)
+  const session = { secret: SECRET, secure: false, findUser: () => null }
+  await t.rejects(register({ session, oauth2: { baseUrl: 'http://localhost:1/path', providers: { gh: { preset: 'github', clientId: 'a', clientSecret: 'b' } }, findUser } }), /origin/)
+  await t.rejects(register({ session, oauth2: { baseUrl: 'http://localhost:1', redirect: '//evil.example', providers: { gh: { preset: 'github', clientId: 'a', clientSecret: 'b' } }, findUser } }), /local path/)
 })
 
 t.test('GitHub preset: start route sends state, PKCE S256 and minimal scopes to github.com', async (t) => {
   const app = Fastify()
   await app.register(multiauth, {
-    session: { secret: SECRET, secure: false, lookup: () => null },
-    oauth2: { baseUrl: 'https://app.example', providers: { github: { preset: 'github', clientId: 'gh-id', clientSecret: 'gh-secret' } }, onLogin: () => null }
+    session: { secret: SECRET, secure: false, findUser: () => null },
+    oauth2: { baseUrl: 'https://app.example', providers: { github: { preset: 'github', clientId: 'gh-id', clientSecret: 'gh-secret' } }, findUser: () => null }
   })
   const response = await app.inject('/auth/github')
   t.equal(response.statusCode, 302)

@@ -5,6 +5,9 @@
 //   `import` and from `require`, and gets a registration error naming the package to install
 //   when it configures token, session, oauth2 or a RedisStore without it;
 // - with every peer installed, the methods load them from the application's node_modules;
+// - the runtime exports are exactly the public surface, the same from `import` and `require`;
+// - `fastify-multiauth/request-user` loads from `import` and from `require`, and with it
+//   `request.user` is typed as the application's MultiauthUser (without it, not declared at all);
 // - the declarations compile for ESM and CommonJS consumers (`require()` is the plugin itself);
 // - the footprint (packages, MB) of each method set is printed: the README's table.
 import t from 'tap'
@@ -50,31 +53,49 @@ t.setTimeout(600_000)
 
 // ---- the consumer programs ----
 
+// The runtime exports: the public surface of src/index.ts, nothing more (0.x's login, logout,
+// clearVerifiedCredentials and UnauthorizedError are gone). The same names from import and require.
+const EXPORTS = [
+  'BadRequestError', 'BusyError', 'CallbackError', 'CallbackTimeoutError', 'CredentialsInvalidError', 'CredentialsMissingError',
+  'CrossSiteError', 'ForbiddenError', 'InvalidGrantError', 'InvalidTokenRequestError', 'MemoryStore', 'MultiauthOptionError',
+  'NotConfiguredError', 'OAuth2ProviderError', 'PASSWORD_HASH_OPTIONS', 'RedisStore', 'StoreDataError', 'StoreUnavailableError',
+  'TooManyRequestsError', 'UnsupportedGrantTypeError', 'UnsupportedTokenTypeError', 'apiKeyId', 'apiKeyMatches', 'constantTimeEqual',
+  'default', 'describeApiKey', 'fastifyMultiauth', 'generateApiKey', 'hashApiKey', 'hashPassword', 'isApiKey', 'multiauthOpenApi',
+  'needsRehash', 'parseApiKey', 'rotateApiKey', 'verifyPassword'
+]
+
 // Basic (argon2id hash made by the package's own helper) and API keys, one guarded route.
+// `request.user` is set at runtime whether or not its type is imported: the same object as `request.auth.user`.
 const basicAndApiKey = `
 const app = Fastify()
 const passwordHash = await hashPassword('s3cret')
 await app.register(multiauth, {
   realm: 'pkg',
-  basic: { findUser: async (name) => (name === 'alice' ? { user: { id: 'alice' }, passwordHash } : null) },
+  basic: { findCredential: async (name) => (name === 'alice' ? { user: { id: 'alice' }, passwordHash } : null) },
   apiKey: { verify: (key) => (key === 'k-123' ? { id: 'robot' } : null) }
 })
-app.get('/me', { onRequest: app.authGuard(['basic', 'apiKey']) }, async (request) => ({ id: request.user.id, via: request.auth.method }))
+app.get('/me', { onRequest: app.authGuard(['basic', 'apiKey']) }, async (request) => ({
+  id: request.auth.user.id, via: request.auth.method, requestUser: request.user === request.auth.user
+}))
 const ok = await app.inject({ url: '/me', headers: { authorization: 'Basic ' + Buffer.from('alice:s3cret').toString('base64') } })
 const key = await app.inject({ url: '/me', headers: { 'x-api-key': 'k-123' } })
 const bad = await app.inject({ url: '/me', headers: { authorization: 'Basic ' + Buffer.from('alice:wrong').toString('base64') } })
 await app.close()
 result.app = { ok: [ok.statusCode, ok.json()], key: [key.statusCode, key.json()], bad: [bad.statusCode, bad.json().code] }
 `
-const expectedApp = { ok: [200, { id: 'alice', via: 'basic' }], key: [200, { id: 'robot', via: 'apiKey' }], bad: [401, 'FST_MULTIAUTH_UNAUTHORIZED'] }
+const expectedApp = {
+  ok: [200, { id: 'alice', via: 'basic', requestUser: true }],
+  key: [200, { id: 'robot', via: 'apiKey', requestUser: true }],
+  bad: [401, 'FST_MULTIAUTH_CREDENTIALS_INVALID']
+}
 
 // Each method that needs an optional peer, configured; and a RedisStore that would connect itself.
 // oauth2 needs session; without the peers it comes alone, so that its own error is the one seen.
 const peerCases = (withPeers: boolean): string => `
-const session = { secret: 's'.repeat(32), lookup: (id) => ({ id }), secure: false }
-const oauth2 = { baseUrl: 'http://localhost:3000', onLogin: (p) => ({ id: p.subject }), providers: { github: { preset: 'github', clientId: 'id', clientSecret: 'secret' } } }
+const session = { secret: 's'.repeat(32), findUser: (id) => ({ id }), secure: false }
+const oauth2 = { baseUrl: 'http://localhost:3000', findUser: (p) => ({ id: p.subject }), providers: { github: { preset: 'github', clientId: 'id', clientSecret: 'secret' } } }
 const cases = {
-  token: { token: { secret: 'x'.repeat(32), lookup: (claims) => ({ id: claims.sub }) } },
+  token: { token: { secret: 'x'.repeat(32), findUser: (claims) => ({ id: claims.sub }) } },
   session: { session },
   oauth2: ${withPeers ? '{ session, oauth2 }' : '{ oauth2 }'}
 }
@@ -84,9 +105,9 @@ for (const [name, options] of Object.entries(cases)) {
   try {
     await app.register(multiauth, options)
     if (name === 'token') {
-      const { token } = await app.authTokens.issue({ id: 'alice' })
-      app.get('/me', { onRequest: app.authGuard(['token']) }, async (request) => request.user.id)
-      const res = await app.inject({ url: '/me', headers: { authorization: 'Bearer ' + token } })
+      const { accessToken } = await app.authTokens.issue({ id: 'alice' })
+      app.get('/me', { onRequest: app.authGuard(['token']) }, async (request) => request.auth.user.id)
+      const res = await app.inject({ url: '/me', headers: { authorization: 'Bearer ' + accessToken } })
       result.peers[name] = { loaded: true, status: res.statusCode, body: res.body }
     } else {
       result.peers[name] = { loaded: true }
@@ -107,16 +128,28 @@ try {
 
 const ESM = (withPeers: boolean): string => `import Fastify from 'fastify'
 import multiauth, { fastifyMultiauth, hashPassword, MemoryStore, MultiauthOptionError, RedisStore } from 'fastify-multiauth'
-const result = { exports: fastifyMultiauth === multiauth && typeof MemoryStore === 'function' }
+import * as requestUser from 'fastify-multiauth/request-user'
+const result = {
+  exports: fastifyMultiauth === multiauth && typeof MemoryStore === 'function',
+  names: Object.keys(await import('fastify-multiauth')).sort(),
+  requestUser: Object.keys(requestUser)
+}
 ${basicAndApiKey}
 ${peerCases(withPeers)}
 console.log(JSON.stringify(result))
 `
 // CommonJS: the module itself is the plugin (as with Fastify's own plugins), with .default and named exports.
+// Regression: require('fastify-multiauth/request-user') threw (TypeError: Cannot convert undefined or null
+// to object) while the CJS footer of tsup.config.ts ran on an entry without a default export; this failed then.
 const CJS = (withPeers: boolean): string => `const Fastify = require('fastify')
 const multiauth = require('fastify-multiauth')
+const requestUser = require('fastify-multiauth/request-user')
 const { hashPassword, MemoryStore, MultiauthOptionError, RedisStore, fastifyMultiauth } = multiauth
-const result = { exports: typeof multiauth === 'function' && multiauth.default === multiauth && fastifyMultiauth === multiauth && typeof MemoryStore === 'function' }
+const result = {
+  exports: typeof multiauth === 'function' && multiauth.default === multiauth && fastifyMultiauth === multiauth && typeof MemoryStore === 'function',
+  names: Object.keys(multiauth).sort(),
+  requestUser: Object.keys(requestUser)
+}
 ;(async () => {
 ${basicAndApiKey}
 ${peerCases(withPeers)}
@@ -124,7 +157,7 @@ console.log(JSON.stringify(result))
 })().catch((err) => { console.error(err); process.exitCode = 1 })`
 
 const missing = (neededBy: string, names: string[]): unknown => ({
-  name: 'MultiauthOptionError',
+  name: 'FastifyError', // a @fastify/error class: told apart by `code` (and `instanceof MultiauthOptionError`)
   code: 'FST_MULTIAUTH_INVALID_OPTION',
   message: `fastify-multiauth: ${neededBy} needs ${names.join(' and ')} (${names.length > 1 ? 'optional peer dependencies' : 'an optional peer dependency'} of fastify-multiauth, not installed): npm install ${names.map(range).join(' ')}`,
   optionError: true
@@ -142,26 +175,59 @@ const expectedWith = {
   RedisStore: { loaded: true, client: 'function' }
 }
 
+// Exact type equality (not mere assignability: `any` would pass that).
+const EQUAL = 'type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false'
+
+// With \`fastify-multiauth/request-user\` imported once, \`request.user\` is the declared MultiauthUser (or null).
 const TS_ESM = `import Fastify from 'fastify'
 import multiauth, { hashPassword } from 'fastify-multiauth'
+import type { MultiauthUser } from 'fastify-multiauth'
+import 'fastify-multiauth/request-user'
 declare module 'fastify-multiauth' { interface MultiauthUser { id: string } }
+${EQUAL}
 const app = Fastify()
 const passwordHash = await hashPassword('x')
-await app.register(multiauth, { basic: { findUser: async () => ({ user: { id: 'a' }, passwordHash }) } })
-app.get('/', { onRequest: app.authGuard(['basic']) }, async (request) => request.user?.id)
+await app.register(multiauth, { basic: { findCredential: async () => ({ user: { id: 'a' }, passwordHash }) } })
+app.get('/', { onRequest: app.authGuard(['basic']) }, async (request) => {
+  const declared: Equal<typeof request.user, MultiauthUser | null> = true
+  const merged: Equal<MultiauthUser, { id: string }> = true
+  // @ts-expect-error request.user may be null
+  request.user.id
+  return [declared, merged, request.user?.id, request.auth?.user.id]
+})
 // @ts-expect-error not a method name
 app.authGuard(['nope'])
 `
-// Without .default: \`require('fastify-multiauth')\` is the plugin (TS2769 before 0.2).
+// Without .default: \`require('fastify-multiauth')\` is the plugin (TS2769 before 0.2). The subpath
+// is reached through the "require" condition (dist/request-user.d.cts).
 const TS_CJS = `import Fastify = require('fastify')
 import multiauth = require('fastify-multiauth')
+import 'fastify-multiauth/request-user'
 declare module 'fastify-multiauth' { interface MultiauthUser { id: string } }
+${EQUAL}
 const app = Fastify()
 app.register(multiauth, { basic: { verify: (username) => ({ id: username }) } })
 app.register(multiauth.default, { apiKey: { verify: (key) => ({ id: key }) } })
-app.get('/', { onRequest: app.authGuard(['basic']) }, async (request) => request.user?.id)
+app.get('/', { onRequest: app.authGuard(['basic']) }, async (request) => {
+  const declared: Equal<typeof request.user, multiauth.MultiauthUser | null> = true
+  const merged: Equal<multiauth.MultiauthUser, { id: string }> = true
+  return [declared, merged, request.user?.id, request.auth?.user.id]
+})
 // @ts-expect-error the user type is enforced
 app.register(multiauth.fastifyMultiauth, { basic: { verify: () => ({ name: 'x' }) } })
+`
+// Without the subpath import, \`request.user\` is not declared by the package (it is opt-in, so it
+// cannot clash with @fastify/jwt's or @fastify/passport's declaration); \`request.auth.user\` is typed.
+const TS_AUTH_ONLY = `import Fastify from 'fastify'
+import multiauth from 'fastify-multiauth'
+declare module 'fastify-multiauth' { interface MultiauthUser { id: string } }
+const app = Fastify()
+await app.register(multiauth, { apiKey: { verify: (key) => ({ id: key }) } })
+app.get('/', { onRequest: app.authGuard(['apiKey']) }, async (request) => {
+  const id: string | undefined = request.auth?.user.id
+  // @ts-expect-error request.user is declared only by fastify-multiauth/request-user
+  return [id, request.user]
+})
 `
 
 // ---- helpers ----
@@ -199,9 +265,10 @@ async function runNode (project: string, file: string): Promise<unknown> {
 async function typecheck (project: string, skipLibCheck: boolean): Promise<Record<string, string>> {
   await writeFile(join(project, 'consumer.mts'), TS_ESM)
   await writeFile(join(project, 'consumer.cts'), TS_CJS)
+  await writeFile(join(project, 'auth-only.mts'), TS_AUTH_ONLY)
   const compilerOptions = { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck, types: ['node'] }
   const results: Record<string, string> = {}
-  for (const file of ['consumer.mts', 'consumer.cts']) {
+  for (const file of ['consumer.mts', 'consumer.cts', 'auth-only.mts']) {
     await writeFile(join(project, 'tsconfig.json'), JSON.stringify({ compilerOptions, files: [file] }))
     results[file] = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: project, timeout: 120_000 }).then(
       () => '', (err: { stdout?: string }) => err.stdout ?? String(err))
@@ -230,7 +297,7 @@ t.test('packed from a tree without dist/, installed with and without the optiona
   const { stdout: listing } = await run('tar', ['-tzf', tarball])
   const shipped = listing.split('\n').filter(Boolean).map((p) => p.replace(/^package\//, '')).sort()
   t.same(shipped.filter((p) => !/^(dist\/|README\.md$|LICENSE$|CHANGELOG\.md$|package\.json$)/.test(p)), [], 'only dist, README, LICENSE, CHANGELOG ship')
-  for (const file of ['dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts']) {
+  for (const file of ['dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/request-user.js', 'dist/request-user.cjs', 'dist/request-user.d.ts', 'dist/request-user.d.cts']) {
     t.ok(shipped.includes(file), `${file} ships (built by prepare)`)
   }
 
@@ -262,6 +329,8 @@ t.test('packed from a tree without dist/, installed with and without the optiona
     for (const file of ['esm.mjs', 'cjs.cjs']) {
       const result = await runNode(core, file) as Record<string, unknown>
       t.equal(result.exports, true, `${file}: default, named and (CommonJS) module exports`)
+      t.same(result.names, EXPORTS, `${file}: exactly the public runtime exports`)
+      t.same(result.requestUser, [], `${file}: fastify-multiauth/request-user loads (types only: it exports nothing)`)
       t.same(result.app, expectedApp, `${file}: Basic and API key work; 401 on a wrong password`)
       t.same(result.peers, expectedWithout, `${file}: token, session, oauth2 and RedisStore fail at registration, naming what to install`)
     }
@@ -273,18 +342,22 @@ t.test('packed from a tree without dist/, installed with and without the optiona
     for (const file of ['esm.mjs', 'cjs.cjs']) {
       const result = await runNode(everything, file) as Record<string, unknown>
       t.same(result.app, expectedApp, `${file}: Basic and API key work`)
+      t.same(result.names, EXPORTS, `${file}: exactly the public runtime exports`)
+      t.same(result.requestUser, [], `${file}: fastify-multiauth/request-user loads`)
       t.same(result.peers, expectedWith, `${file}: token (a token issued and accepted), session, oauth2 and RedisStore load`)
     }
   })
 
   t.test('the installed declarations compile (ESM and CommonJS consumers)', async (t) => {
     const typesNode = `@types/node@${versionOf('@types/node')}`
-    // With every peer: lib checking on.
+    // With every peer: lib checking on. Regression: with the request-user entry, dist/index.d.cts kept tsup's
+    // chunk re-exports next to `export =` (TS2309 in every CommonJS consumer); consumer.cts failed here before
+    // scripts/cjs-types.mjs turned them into imports.
     await run(npm, ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', typesNode], { cwd: everything, maxBuffer: 1 << 24 })
-    t.same(await typecheck(everything, false), { 'consumer.mts': '', 'consumer.cts': '' }, 'skipLibCheck: false')
+    t.same(await typecheck(everything, false), { 'consumer.mts': '', 'consumer.cts': '', 'auth-only.mts': '' }, 'skipLibCheck: false')
     // Basic + API keys only: the declarations name ioredis' client type (RedisStore.client),
     // so lib checking needs ioredis; without it, skipLibCheck (tsc --init's default) is needed.
     await run(npm, ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', typesNode], { cwd: core, maxBuffer: 1 << 24 })
-    t.same(await typecheck(core, true), { 'consumer.mts': '', 'consumer.cts': '' }, 'without the peers, skipLibCheck: true')
+    t.same(await typecheck(core, true), { 'consumer.mts': '', 'consumer.cts': '', 'auth-only.mts': '' }, 'without the peers, skipLibCheck: true')
   })
 })

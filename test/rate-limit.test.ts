@@ -21,7 +21,7 @@ function retryAfterWithin (t: Test, header: unknown, windowSeconds: number, star
 
 function keyDb () {
   const records = new Map<string, ApiKeyRecord<{ id: string }>>()
-  const calls = { lookups: 0 }
+  const calls = { findKey: 0 }
   return {
     records,
     calls,
@@ -30,12 +30,12 @@ function keyDb () {
       records.set(k.id, { user: { id: user }, hash: k.hash, ...extra })
       return k
     },
-    lookup: async (id: string) => { calls.lookups++; return records.get(id) ?? null }
+    findKey: async (id: string) => { calls.findKey++; return records.get(id) ?? null }
   }
 }
 
 async function limitedApp (db: ReturnType<typeof keyDb>, rateLimit: MultiauthOptions['rateLimit'], extra: Partial<MultiauthOptions> = {}) {
-  const app = await buildApp({ apiKey: { lookup: db.lookup }, rateLimit, ...extra })
+  const app = await buildApp({ apiKey: { findKey: db.findKey }, rateLimit, ...extra })
   app.get('/me', { onRequest: app.authGuard(['apiKey']) }, async (request) => ({ keyId: request.auth?.method === 'apiKey' ? request.auth.keyId : null }))
   await app.ready()
   return app
@@ -47,7 +47,7 @@ t.test('the 6th request of a key limited to 5/min gets 429 with Retry-After; a s
   const db = keyDb()
   const limited = db.issue('u1', { rateLimit: { max: 5 } })
   const other = db.issue('u2', { rateLimit: { max: 5 } })
-  const app = await limitedApp(db, { max: 1000, timeWindow: 60_000 })
+  const app = await limitedApp(db, { perCredential: { max: 1000, timeWindow: 60_000 } })
   t.teardown(() => app.close())
   const started = Date.now()
   for (let i = 1; i <= 5; i++) {
@@ -74,11 +74,11 @@ t.test('the window resets (fake clock)', async (t) => {
   t.teardown(() => mock.timers.reset())
   const db = keyDb()
   const k = db.issue('u1')
-  const app = await limitedApp(db, { max: 2, timeWindow: 10_000 })
+  const app = await limitedApp(db, { perCredential: { max: 2, timeWindow: 10_000 } })
   t.teardown(() => app.close())
   t.equal((await app.inject(fromIp(k.key))).statusCode, 200)
   t.equal((await app.inject(fromIp(k.key))).statusCode, 200)
-  t.equal((await app.inject(fromIp(k.key))).statusCode, 429, 'the global max applies without a per-key override')
+  t.equal((await app.inject(fromIp(k.key))).statusCode, 429, 'the perCredential max applies without a per-key override')
   mock.timers.tick(9_999)
   t.equal((await app.inject(fromIp(k.key))).statusCode, 429)
   mock.timers.tick(1)
@@ -107,7 +107,7 @@ t.test('hook order: the guard runs before the keyed limit', async (t) => {
 t.test('keyed by user id for other methods; two guards on one request count it once', async (t) => {
   const app = await buildApp({
     basic: { verify: async (u, p) => p === 'pw' ? { id: u } : null },
-    rateLimit: { max: 3 }
+    rateLimit: { perCredential: { max: 3 } }
   })
   t.teardown(() => app.close())
   app.addHook('onRequest', app.authGuard(['basic']))
@@ -121,6 +121,19 @@ t.test('keyed by user id for other methods; two guards on one request count it o
   t.equal((await app.inject({ url: '/twice', headers: { authorization: basicHeader('bob', 'pw') } })).statusCode, 200, 'bob has his own budget')
 })
 
+t.test('without perCredential there is no per-credential budget (a key record\'s own rateLimit still counts, above)', async (t) => {
+  const app = await buildApp({ basic: { verify: async (u, p) => p === 'pw' ? { id: u } : null }, rateLimit: {} })
+  t.teardown(() => app.close())
+  app.get('/me', { onRequest: app.authGuard(['basic']) }, async () => 'ok')
+  await app.ready()
+  const alice = { url: '/me', headers: { authorization: basicHeader('alice', 'pw') } }
+  for (let i = 0; i < 5; i++) {
+    const res = await app.inject(alice)
+    t.equal(res.statusCode, 200)
+    t.equal(res.headers['ratelimit-limit'], undefined, `request ${i + 1}: nothing counted it`)
+  }
+})
+
 t.test('failed attempts per IP: 429 before any credential is checked, other IPs unaffected', async (t) => {
   const db = keyDb()
   const valid = db.issue('u1')
@@ -131,12 +144,12 @@ t.test('failed attempts per IP: 429 before any credential is checked, other IPs 
     const guess = generateApiKey({ prefix: 'ak', environment: 'live' }).key
     t.equal((await app.inject(fromIp(guess, '192.0.2.7'))).statusCode, 401)
   }
-  const lookups = db.calls.lookups
+  const findKeyCalls = db.calls.findKey
   const blocked = await app.inject(fromIp(valid.key, '192.0.2.7'))
   t.equal(blocked.statusCode, 429, 'the IP spent its failure budget: even a valid key waits')
   retryAfterWithin(t, blocked.headers['retry-after'], 60, started)
   t.equal(blocked.headers['ratelimit-limit'], '3')
-  t.equal(db.calls.lookups, lookups, 'no lookup for a blocked IP')
+  t.equal(db.calls.findKey, findKeyCalls, 'no findKey call for a blocked IP')
   t.equal((await app.inject(fromIp(undefined, '192.0.2.7'))).statusCode, 429, 'nor does an anonymous request get through')
   t.equal((await app.inject(fromIp(valid.key, '192.0.2.8'))).statusCode, 200, 'another IP is unaffected')
   // Malformed credentials (400) count as failures too.
@@ -191,8 +204,11 @@ t.test('Basic brute force: failed attempts per IP across usernames', async (t) =
 
 t.test('rateLimit options are checked at registration', async (t) => {
   const apiKey = { verify: async () => null }
-  await t.rejects(buildApp({ apiKey, rateLimit: { max: 0 } }), /rateLimit.max must be a positive integer/)
-  await t.rejects(buildApp({ apiKey, rateLimit: { timeWindow: '1 minute' as never } }), /rateLimit.timeWindow/)
+  await t.rejects(buildApp({ apiKey, rateLimit: { perCredential: { max: 0 } } }), /rateLimit.perCredential.max must be a positive integer/)
+  await t.rejects(buildApp({ apiKey, rateLimit: { perCredential: { timeWindow: 'a while' } } }), /rateLimit.perCredential.timeWindow must be a number of milliseconds or a duration/)
+  await t.rejects(buildApp({ apiKey, rateLimit: { failuresPerIp: { timeWindow: -1 } } }), /rateLimit.failuresPerIp.timeWindow must be at least 1 ms/)
+  // The 0.x top-level budget is gone (now rateLimit.perCredential): refused, not silently ignored.
+  await t.rejects(buildApp({ apiKey, rateLimit: { max: 5 } as never }), /unknown option rateLimit.max/)
   await t.rejects(buildApp({ apiKey, rateLimit: { failuresPerIp: { max: -1 } } }), /failuresPerIp.max/)
   await t.rejects(buildApp({ apiKey, rateLimit: { failuresPerUser: true as never } }), /failuresPerUser must be an object/)
   await t.rejects(buildApp({ apiKey, rateLimit: { nope: 1 } as never }), /unknown option rateLimit.nope/)
@@ -202,7 +218,8 @@ t.test('@fastify/rate-limit registered by the application first: a clear error, 
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(fastifyRateLimit, { global: false })
-  await t.rejects(async () => { await app.register(multiauth, { apiKey: { verify: async () => null }, rateLimit: {} }) }, /register fastify-multiauth before @fastify\/rate-limit/)
+  // perCredential is counted by @fastify/rate-limit, whose decorators the application's registration would shadow.
+  await t.rejects(async () => { await app.register(multiauth, { apiKey: { verify: async () => null }, rateLimit: { perCredential: {} } }) }, /register fastify-multiauth before @fastify\/rate-limit/)
 })
 
 t.test('the application may register @fastify/rate-limit after the plugin: both work', async (t) => {
@@ -210,7 +227,7 @@ t.test('the application may register @fastify/rate-limit after the plugin: both 
   const k = db.issue('u1', { rateLimit: { max: 10 } })
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(multiauth, { apiKey: { lookup: db.lookup }, rateLimit: {} })
+  await app.register(multiauth, { apiKey: { findKey: db.findKey }, rateLimit: {} })
   await app.register(fastifyRateLimit, { max: 2, timeWindow: 60_000 })
   app.get('/me', { onRequest: app.authGuard(['apiKey']) }, async () => 'ok')
   await app.ready()

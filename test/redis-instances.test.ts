@@ -33,14 +33,14 @@ t.test('two instances on one redis-server', { skip }, async (t) => {
       store,
       apiKey: {
         environment: 'live',
-        lookup: async (id) => {
+        findKey: async (id) => {
           const json = await store.client.get(`demo:key:${id}`)
           return json === null ? null : JSON.parse(json)
         }
       },
-      rateLimit: { max: 1000, failuresPerIp: { max: 50 } }
+      rateLimit: { perCredential: { max: 1000 }, failuresPerIp: { max: 50 } }
     })
-    app.get('/me', { onRequest: app.authGuard(['apiKey']) }, async (request) => request.user)
+    app.get('/me', { onRequest: app.authGuard(['apiKey']) }, async (request) => request.auth?.user ?? null)
     // Revocation through this instance: the record store is shared, so every instance sees it.
     app.post('/keys/:id/revoke', async (request) => {
       const { id } = request.params as { id: string }

@@ -1,22 +1,22 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import cors from '@fastify/cors'
-import multiauth, { login } from '../src/index.js'
+import multiauth from '../src/index.js'
 import { basicHeader } from './helpers/app.js'
 import { cookieFrom, SESSION_SECRET } from './helpers/session-app.js'
 
 const alice = { id: 'u1', name: 'Alice' }
-const lookup = (id: string): typeof alice | null => id === 'u1' ? alice : null
+const findUser = (id: string): typeof alice | null => id === 'u1' ? alice : null
 
 /** Session plus Basic and API key on the same unsafe route, as a service with a web UI and an API would have. */
 async function app (csrf?: false | { trustedOrigins: string[] }): Promise<ReturnType<typeof Fastify>> {
   const app = Fastify()
   await app.register(multiauth, {
-    session: { secret: SESSION_SECRET, secure: false, lookup, ...(csrf === undefined ? {} : { csrf }) },
+    session: { secret: SESSION_SECRET, secure: false, findUser, ...(csrf === undefined ? {} : { csrf }) },
     basic: { verify: (u, p) => u === 'bob' && p === 'secret' ? { id: 'u2', name: 'Bob' } : null },
     apiKey: { verify: (key) => key === 'key-123' ? { id: 'u3', name: 'Service' } : null }
   })
-  app.post('/login', async (request) => { await login(request, alice); return 'ok' })
+  app.post('/login', async (request) => { await app.authSessions.login(request, alice); return 'ok' })
   app.get('/data', { onRequest: app.authGuard(['session', 'basic', 'apiKey']) }, async (request) => ({ via: request.auth?.method }))
   app.post('/data', { onRequest: app.authGuard(['session', 'basic', 'apiKey']) }, async (request) => ({ via: request.auth?.method }))
   app.route({ method: ['PUT', 'PATCH', 'DELETE'], url: '/data', onRequest: app.authGuard(['session']), handler: async () => 'ok' })
@@ -33,7 +33,7 @@ t.test('unsafe request with the session cookie and no proof of origin → 403', 
   const cookie = await loggedIn(server)
   const noOrigin = await server.inject({ method: 'POST', url: '/data', headers: { cookie } })
   t.equal(noOrigin.statusCode, 403, 'no Origin, no Sec-Fetch-Site')
-  t.equal(noOrigin.json().code, 'FST_MULTIAUTH_FORBIDDEN')
+  t.equal(noOrigin.json().code, 'FST_MULTIAUTH_CROSS_SITE')
   t.equal(noOrigin.json().message, 'Cross-site request refused')
   t.equal(noOrigin.headers['www-authenticate'], undefined, 'no challenge on a 403')
   const foreign = await server.inject({ method: 'POST', url: '/data', headers: { cookie, origin: 'https://evil.example' } })
@@ -78,10 +78,10 @@ t.test('the same cross-site POST authenticated by Basic or API key is allowed', 
 t.test('mode "all" with a cross-site session POST → 403; verifySession applies the same check', async (t) => {
   const server = Fastify()
   await server.register(multiauth, {
-    session: { secret: SESSION_SECRET, secure: false, lookup },
+    session: { secret: SESSION_SECRET, secure: false, findUser },
     apiKey: { verify: (key) => key === 'key-123' ? alice : null }
   })
-  server.post('/login', async (request) => { await login(request, alice); return 'ok' })
+  server.post('/login', async (request) => { await server.authSessions.login(request, alice); return 'ok' })
   server.post('/both', { onRequest: server.authGuard({ methods: ['session', 'apiKey'], mode: 'all' }) }, async () => 'ok')
   server.post('/verify', { onRequest: server.verifySession }, async (request) => ({ via: request.auth?.method }))
   const cookie = cookieFrom(await server.inject({ method: 'POST', url: '/login' }), 'sid')
@@ -106,9 +106,9 @@ t.test('CORS with credentials: @fastify/cors preflight passes; the trusted front
   const front = 'https://front.example'
   const server = Fastify()
   await server.register(cors, { origin: [front], credentials: true })
-  await server.register(multiauth, { session: { secret: SESSION_SECRET, secure: false, lookup, csrf: { trustedOrigins: [front] } } })
-  server.post('/login', async (request) => { await login(request, alice); return 'ok' })
-  server.post('/data', { onRequest: server.authGuard(['session']) }, async (request) => ({ user: request.user }))
+  await server.register(multiauth, { session: { secret: SESSION_SECRET, secure: false, findUser, csrf: { trustedOrigins: [front] } } })
+  server.post('/login', async (request) => { await server.authSessions.login(request, alice); return 'ok' })
+  server.post('/data', { onRequest: server.authGuard(['session']) }, async (request) => ({ user: request.auth?.user ?? null }))
   const cookie = cookieFrom(await server.inject({ method: 'POST', url: '/login' }), 'sid')
   const preflight = await server.inject({
     method: 'OPTIONS', url: '/data', headers: { origin: front, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' }
@@ -126,17 +126,17 @@ t.test('CORS with credentials: @fastify/cors preflight passes; the trusted front
 t.test('issue 6 acceptance: the same cross-site POST with a bearer token is allowed', async (t) => {
   const server = Fastify()
   await server.register(multiauth, {
-    session: { secret: SESSION_SECRET, secure: false, lookup },
-    token: { secret: 'a-jwt-secret-of-at-least-32-bytes!!', lookup: (claims) => lookup(claims.sub) }
+    session: { secret: SESSION_SECRET, secure: false, findUser },
+    token: { secret: 'a-jwt-secret-of-at-least-32-bytes!!', findUser: (claims) => findUser(claims.sub) }
   })
-  server.post('/login', async (request) => { await login(request, alice); return 'ok' })
+  server.post('/login', async (request) => { await server.authSessions.login(request, alice); return 'ok' })
   server.post('/data', { onRequest: server.authGuard(['session', 'token']) }, async (request) => ({ via: request.auth?.method }))
   await server.ready()
   const cookie = await loggedIn(server as never)
   const headers = { cookie, origin: 'https://evil.example' }
   t.equal((await server.inject({ method: 'POST', url: '/data', headers })).statusCode, 403, 'cookie alone, foreign Origin → 403')
-  const { token } = await server.authTokens.issue(alice)
-  const bearer = await server.inject({ method: 'POST', url: '/data', headers: { ...headers, authorization: `Bearer ${token}` } })
+  const { accessToken } = await server.authTokens.issue(alice)
+  const bearer = await server.inject({ method: 'POST', url: '/data', headers: { ...headers, authorization: `Bearer ${accessToken}` } })
   t.equal(bearer.statusCode, 200)
   t.same(bearer.json(), { via: 'token' })
 })

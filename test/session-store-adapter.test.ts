@@ -1,7 +1,8 @@
 import t from 'tap'
 import fc from 'fast-check'
-import { MemoryStore, SessionStoreAdapter } from '../src/index.js'
+import { MemoryStore } from '../src/index.js'
 import type { MultiauthStore } from '../src/index.js'
+import { SessionStoreAdapter } from '../src/methods/session/store-adapter.js'
 import { cookieFrom, sessionApp } from './helpers/session-app.js'
 import { fuzzParams } from './helpers/security.js'
 
@@ -9,14 +10,16 @@ import { fuzzParams } from './helpers/security.js'
 // JSON text. Whatever a session holds, what comes back must be exactly what the JSON path (the
 // one every other store, Redis included, takes) gives back.
 
-/** The same MemoryStore behind the MultiauthStore interface only: the adapter takes the JSON path. */
+/**
+ * The same MemoryStore behind the MultiauthStore interface only: the adapter takes the JSON path,
+ * with the atomic conditional write (`setUnlessEqual`) RedisStore has.
+ */
 function jsonOnly (store: MemoryStore): MultiauthStore {
   return {
     get: async (key) => await store.get(key),
     set: async (key, value, ttl) => await store.set(key, value, ttl),
     delete: async (key) => await store.delete(key),
-    setIfAbsent: async (key, value, ttl) => await store.setIfAbsent(key, value, ttl),
-    increment: async (key, ttl) => await store.increment(key, ttl)
+    setUnlessEqual: async (key, value, ttl, unless) => await store.setUnlessEqual(key, value, ttl, unless)
   }
 }
 

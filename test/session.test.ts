@@ -3,7 +3,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
-import multiauth, { login, MemoryStore } from '../src/index.js'
+import multiauth, { MemoryStore } from '../src/index.js'
 import type { MultiauthOptions } from '../src/index.js'
 import { cookieFrom, SESSION_SECRET, sessionApp } from './helpers/session-app.js'
 import type { SessionTestUser } from './helpers/session-app.js'
@@ -123,19 +123,21 @@ t.test('idle timeout: the session expires when unused for maxAge (fake clock)', 
 
 t.test('option checks at registration', async (t) => {
   const register = async (options: MultiauthOptions): Promise<void> => { await Fastify().register(multiauth, options).ready() }
-  const lookup = (): null => null
-  await t.rejects(register({ session: { lookup } }), /session.secret is required/)
-  await t.rejects(register({ session: { lookup, secret: 'short' } }), /at least 32/)
-  await t.rejects(register({ session: { secret: SESSION_SECRET } as never }), /session.lookup must be a function/)
-  await t.rejects(register({ session: { lookup, secret: SESSION_SECRET, secure: 'yes' as never } }), /secure/)
-  await t.rejects(register({ session: { lookup, secret: SESSION_SECRET, csrf: { trustedOrigins: ['https://a.example/path'] } } }), /not an origin/)
-  await t.rejects(register({ session: { lookup, secret: SESSION_SECRET, nope: 1 } as never }), /unknown option session.nope/)
+  const findUser = (): null => null
+  await t.rejects(register({ session: { findUser } }), /session.secret is required/)
+  await t.rejects(register({ session: { findUser, secret: 'short' } }), /at least 32/)
+  await t.rejects(register({ session: { secret: SESSION_SECRET } as never }), /session.findUser must be a function/)
+  await t.rejects(register({ session: { findUser, secret: SESSION_SECRET, secure: 'yes' as never } }), /secure/)
+  await t.rejects(register({ session: { findUser, secret: SESSION_SECRET, csrf: { trustedOrigins: ['https://a.example/path'] } } }), /not an origin/)
+  await t.rejects(register({ session: { findUser, secret: SESSION_SECRET, nope: 1 } as never }), /unknown option session.nope/)
+  // The 0.x name is gone, not an alias: it is refused like any unknown option.
+  await t.rejects(register({ session: { findUser, secret: SESSION_SECRET, lookup: findUser } as never }), /unknown option session.lookup/)
 })
 
-t.test('login() without the session method is a 500, not a silent pass', async (t) => {
+t.test('app.authSessions.login() without the session method is a 500, not a silent pass', async (t) => {
   const app = Fastify()
   await app.register(multiauth, { apiKey: { verify: () => null } })
-  app.post('/login', async (request) => { await login(request, alice); return 'no' })
+  app.post('/login', async (request) => { await app.authSessions.login(request, alice); return 'no' })
   const res = await app.inject({ method: 'POST', url: '/login' })
   t.equal(res.statusCode, 500)
   t.equal(res.json().code, 'FST_MULTIAUTH_NOT_CONFIGURED')
@@ -146,9 +148,9 @@ t.test('an application that registered @fastify/session itself keeps its registr
   const app = Fastify()
   await app.register(fastifyCookie)
   await app.register(fastifySession, { secret: SESSION_SECRET, cookieName: 'appsid', saveUninitialized: false, cookie: { secure: false } })
-  await app.register(multiauth, { session: { lookup: (id) => map.get(id) ?? null, cookieName: 'appsid' } })
-  app.post('/login', async (request) => { await login(request, alice); return 'ok' })
-  app.get('/me', { onRequest: app.authGuard(['session']) }, async (request) => request.user)
+  await app.register(multiauth, { session: { findUser: (id) => map.get(id) ?? null, cookieName: 'appsid' } })
+  app.post('/login', async (request) => { await app.authSessions.login(request, alice); return 'ok' })
+  app.get('/me', { onRequest: app.authGuard(['session']) }, async (request) => request.auth?.user ?? null)
   const cookie = cookieFrom(await app.inject({ method: 'POST', url: '/login' }), 'appsid')
   t.ok(cookie)
   t.same((await app.inject({ url: '/me', headers: { cookie } })).json(), alice)
@@ -156,5 +158,5 @@ t.test('an application that registered @fastify/session itself keeps its registr
   const again = Fastify()
   await again.register(fastifyCookie)
   await again.register(fastifySession, { secret: SESSION_SECRET })
-  await t.rejects(async () => { await again.register(multiauth, { session: { lookup: () => null, secret: SESSION_SECRET } }).ready() }, /already registered/)
+  await t.rejects(async () => { await again.register(multiauth, { session: { findUser: () => null, secret: SESSION_SECRET } }).ready() }, /already registered/)
 })

@@ -57,7 +57,7 @@ t.test('refresh tokens are never access tokens, and access tokens never refresh 
 
 t.test('refresh for a user that was deleted → 400 invalid_grant', async (t) => {
   let exists = true
-  const app = await tokenApp({ refresh: true, routes: true, lookup: async (claims) => exists ? { id: claims.sub } : null })
+  const app = await tokenApp({ refresh: true, routes: true, findUser: async (claims) => exists ? { id: claims.sub } : null })
   await app.ready()
   const pair = await login(app)
   exists = false
@@ -91,9 +91,9 @@ t.test('no store read at all when revocation is off', async (t) => {
   const store = new CountingStore()
   const app = await tokenApp({}, { store })
   await app.ready()
-  const { token } = await app.authTokens.issue({ id: 'ann' })
+  const { accessToken } = await app.authTokens.issue({ id: 'ann' })
   store.reads = 0
-  t.equal((await app.inject({ url: '/me', headers: bearer(token) })).statusCode, 200)
+  t.equal((await app.inject({ url: '/me', headers: bearer(accessToken) })).statusCode, 200)
   t.equal(store.reads, 0)
   await t.rejects(app.authTokens.revoke({ jti: 'x', exp: 1 }), /token.revocation/, 'revoke without revocation is a clear error')
 })
@@ -129,8 +129,8 @@ t.test('logout with a refresh token revokes its family; unknown refresh tokens a
   t.equal(accessInBody.json().error, 'unsupported_token_type', 'the same for an access token in the body')
 })
 
-t.test('POST /tokens: Basic → 200 { token, expiration } (configurable, default 900); Bearer → 401', async (t) => {
-  const seed = await tokenApp({ routes: true, expiresIn: 3600 })
+t.test('POST /tokens: Basic → 200 { token, expiration } in seconds (configurable, default 900); Bearer → 401', async (t) => {
+  const seed = await tokenApp({ routes: true, expiresIn: '1h' })
   await seed.ready()
   const res = await seed.inject({ method: 'POST', url: '/tokens/', headers: { authorization: basicHeader('ann', 'pw-ann') } })
   t.equal(res.statusCode, 200)
@@ -141,6 +141,8 @@ t.test('POST /tokens: Basic → 200 { token, expiration } (configurable, default
   t.equal(res.headers['cache-control'], 'no-store')
   const claims = JSON.parse(Buffer.from(body.token.split('.')[1], 'base64url').toString())
   t.equal(claims.exp - claims.iat, 3600, 'the token lives as long as `expiration` says')
+  const issued = await seed.authTokens.issue({ id: 'ann' })
+  t.same({ ...issued, accessToken: typeof issued.accessToken }, { accessToken: 'string', tokenType: 'Bearer', expiresIn: 3600 }, 'authTokens.issue() gives the same values in camelCase (expiresIn in seconds, as on the wire)')
 
   const viaBearer = await seed.inject({ method: 'POST', url: '/tokens', headers: bearer(body.token) })
   t.equal(viaBearer.statusCode, 401, 'a token cannot mint a token')
@@ -158,11 +160,11 @@ t.test('POST /tokens: Basic → 200 { token, expiration } (configurable, default
 t.test('Basic with <token>: and allowToken → that user, request.auth.method === "token"', async (t) => {
   const app = await tokenApp()
   await app.ready()
-  const { token } = await app.authTokens.issue({ id: 'bob' })
-  const res = await app.inject({ url: '/me', headers: { authorization: basicHeader(token, '') } })
+  const { accessToken } = await app.authTokens.issue({ id: 'bob' })
+  const res = await app.inject({ url: '/me', headers: { authorization: basicHeader(accessToken, '') } })
   t.equal(res.statusCode, 200)
   t.same(res.json(), { user: { id: 'bob' }, method: 'token', scopes: ['read'] })
-  const bad = await app.inject({ url: '/me', headers: { authorization: basicHeader(token + 'x', '') } })
+  const bad = await app.inject({ url: '/me', headers: { authorization: basicHeader(accessToken + 'x', '') } })
   t.equal(bad.statusCode, 401, 'a bad token as user-id is refused')
   t.equal((await app.inject({ url: '/me', headers: { authorization: basicHeader('bob', 'pw-bob') } })).json().method, 'basic', 'passwords still work')
 })
@@ -175,7 +177,7 @@ t.test('the token routes declare response schemas (OpenAPI)', async (t) => {
   await app.register(swagger, { openapi: { info: { title: 't', version: '1' } } })
   await app.register(multiauth, {
     basic: { verify: async () => ({ id: 'x' }) },
-    token: { secret: 'an-openapi-secret-0123456789-0123456789', lookup: async () => ({ id: 'x' }), refresh: true, revocation: true, routes: true }
+    token: { secret: 'an-openapi-secret-0123456789-0123456789', findUser: async () => ({ id: 'x' }), refresh: true, revocation: true, routes: true }
   })
   await app.ready()
   const paths = (app.swagger() as unknown as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> }).paths

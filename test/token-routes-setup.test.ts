@@ -20,23 +20,23 @@ async function mint (t: Test, options: MultiauthOptions): Promise<number> {
 
 const base = (): MultiauthOptions => ({
   basic: { verify: (u, p) => u === 'a' && p === 'b' ? { id: 'a' } : null },
-  token: { secret: SECRET, lookup: (c) => ({ id: c.sub }), routes: true }
+  token: { secret: SECRET, findUser: (c) => ({ id: c.sub }), routes: true }
 })
 
 t.test('token routes with sessions', async (t) => {
-  t.equal(await mint(t, { ...base(), session: { secret: SECRET, secure: false, lookup: (id) => ({ id }) } }), 200)
+  t.equal(await mint(t, { ...base(), session: { secret: SECRET, secure: false, findUser: (id) => ({ id }) } }), 200)
 })
 
 t.test('token routes with rate limits', async (t) => {
-  t.equal(await mint(t, { ...base(), rateLimit: { max: 5 } }), 200)
+  t.equal(await mint(t, { ...base(), rateLimit: { perCredential: { max: 5 } } }), 200)
 })
 
 t.test('token routes for session logins only', async (t) => {
   const app = Fastify()
   await app.register(multiauth, {
     ...base(),
-    token: { secret: SECRET, lookup: (c) => ({ id: c.sub }), routes: { methods: ['session'] } },
-    session: { secret: SECRET, secure: false, lookup: (id) => ({ id }) }
+    token: { secret: SECRET, findUser: (c) => ({ id: c.sub }), routes: { methods: ['session'] } },
+    session: { secret: SECRET, secure: false, findUser: (id) => ({ id }) }
   })
   await app.ready()
   t.teardown(() => app.close())

@@ -12,7 +12,7 @@ const INVALID = 'Bearer realm="api", error="invalid_token", error_description="T
 
 /** Signs with the app's own key, through the plugin's helper. */
 async function issued (app: Awaited<ReturnType<typeof tokenApp>>, user = 'ann'): Promise<string> {
-  return (await app.authTokens.issue({ id: user })).token
+  return (await app.authTokens.issue({ id: user })).accessToken
 }
 
 async function expectInvalid (t: Test, app: Awaited<ReturnType<typeof tokenApp>>, token: string, what: string): Promise<void> {
@@ -119,9 +119,9 @@ t.test('rolling keys: an old key still listed verifies; once removed, its tokens
   t.equal((await after.inject({ url: '/write', headers: bearer(newToken) })).statusCode, 200, 'new token still passes')
 })
 
-t.test('lookup: a deleted user → 401; lookup receives the claims', async (t) => {
+t.test('findUser: a deleted user → 401; findUser receives the claims', async (t) => {
   let seen: Record<string, unknown> | undefined
-  const app = await tokenApp({ lookup: async (claims) => { seen = claims; return claims.sub === 'ann' ? { id: 'ann' } : null } })
+  const app = await tokenApp({ findUser: async (claims) => { seen = claims; return claims.sub === 'ann' ? { id: 'ann' } : null } })
   await app.ready()
   t.equal((await app.inject({ url: '/me', headers: bearer(await issued(app, 'ann')) })).statusCode, 200)
   t.equal(seen?.sub, 'ann')
@@ -131,8 +131,8 @@ t.test('lookup: a deleted user → 401; lookup receives the claims', async (t) =
   t.match(String(gone.headers['www-authenticate']), /error="invalid_token"/)
 })
 
-t.test('a lookup that throws is a 500, never a 401 or a pass', async (t) => {
-  const app = await tokenApp({ lookup: async () => { throw new Error('database down') } })
+t.test('a findUser that throws is a 500, never a 401 or a pass', async (t) => {
+  const app = await tokenApp({ findUser: async () => { throw new Error('database down') } })
   await app.ready()
   const res = await app.inject({ url: '/me', headers: bearer(await issued(app)) })
   t.equal(res.statusCode, 500)
@@ -152,25 +152,27 @@ t.test('tokens in the query string are refused; malformed bearer headers are 400
 })
 
 t.test('registration errors', async (t) => {
-  const lookup = async (): Promise<null> => null
+  const findUser = async (): Promise<null> => null
   const register = async (token: unknown): Promise<unknown> => await buildApp({ token: token as never }).then(async (app) => await app.ready())
-  await t.rejects(register({ secret: 'sixteen-bytes-!!', lookup }), { message: /at least 32 bytes \(256 bits\).*got 16/ }, 'a 16-byte secret names the minimum')
-  await t.rejects(register({ secret: Buffer.alloc(16), lookup }), MultiauthOptionError)
-  await t.rejects(register({ secret: rsaPair().publicKey, lookup }), { message: /is a PEM block, not a shared secret/ }, 'a public key as HMAC secret')
-  await t.rejects(register({ lookup }), { message: /token needs token.secret/ })
-  await t.rejects(register({ secret: SECRET }), { message: /token.lookup must be a function/ })
+  await t.rejects(register({ secret: 'sixteen-bytes-!!', findUser }), { message: /at least 32 bytes \(256 bits\).*got 16/ }, 'a 16-byte secret names the minimum')
+  await t.rejects(register({ secret: Buffer.alloc(16), findUser }), MultiauthOptionError)
+  await t.rejects(register({ secret: rsaPair().publicKey, findUser }), { message: /is a PEM block, not a shared secret/ }, 'a public key as HMAC secret')
+  await t.rejects(register({ findUser }), { message: /token needs token.secret/ })
+  await t.rejects(register({ secret: SECRET }), { message: /token.findUser must be a function/ })
   const a = rsaPair()
   const b = rsaPair()
-  await t.rejects(register({ publicKey: a.publicKey, privateKey: b.privateKey, lookup }), { message: /not the same pair/ })
+  await t.rejects(register({ publicKey: a.publicKey, privateKey: b.privateKey, findUser }), { message: /not the same pair/ })
   const small = generateKeyPairSync('rsa', { modulusLength: 1024 })
-  await t.rejects(register({ publicKey: small.publicKey, lookup }), { message: /at least 2048 bits/ })
-  await t.rejects(register({ keys: [{ kid: 'a', secret: SECRET }, { secret: SECRET }], lookup }), { message: /keys\[1\].kid is required/ })
-  await t.rejects(register({ keys: [{ kid: 'a', secret: SECRET }, { kid: 'a', secret: SECRET }], lookup }), { message: /used twice/ })
-  await t.rejects(register({ secret: SECRET, keys: [{ secret: SECRET }], lookup }), { message: /replaces/ })
-  await t.rejects(register({ secret: SECRET, lookup, expiresIn: 0 }), { message: /token.expiresIn/ })
-  await t.rejects(register({ secret: SECRET, lookup, routes: true }), { message: /password-based method/ }, 'routes without basic/session')
-  await t.rejects(register({ secret: SECRET, lookup, bogus: 1 }), { message: /unknown option token.bogus/ })
-  await t.rejects(register({ keys: [{ kid: 'v', publicKey: a.publicKey }], lookup, routes: true }), { message: /signing key/ })
+  await t.rejects(register({ publicKey: small.publicKey, findUser }), { message: /at least 2048 bits/ })
+  await t.rejects(register({ keys: [{ kid: 'a', secret: SECRET }, { secret: SECRET }], findUser }), { message: /keys\[1\].kid is required/ })
+  await t.rejects(register({ keys: [{ kid: 'a', secret: SECRET }, { kid: 'a', secret: SECRET }], findUser }), { message: /used twice/ })
+  await t.rejects(register({ secret: SECRET, keys: [{ secret: SECRET }], findUser }), { message: /replaces/ })
+  await t.rejects(register({ secret: SECRET, findUser, expiresIn: 0 }), { message: /token.expiresIn/ })
+  // Milliseconds now: a number that is not whole seconds is almost certainly 0.x seconds, and is refused with the string to write.
+  await t.rejects(register({ secret: SECRET, findUser, expiresIn: 3600 }), { message: /token.expiresIn is in milliseconds and must be whole seconds .*'3600s'/ })
+  await t.rejects(register({ secret: SECRET, findUser, routes: true }), { message: /password-based method/ }, 'routes without basic/session')
+  await t.rejects(register({ secret: SECRET, findUser, bogus: 1 }), { message: /unknown option token.bogus/ })
+  await t.rejects(register({ keys: [{ kid: 'v', publicKey: a.publicKey }], findUser, routes: true }), { message: /signing key/ })
 })
 
 t.test('a verify-only key (public key alone) verifies tokens signed elsewhere but cannot issue', async (t) => {
@@ -189,15 +191,16 @@ t.test('coexists with the application\'s own @fastify/jwt, registered before or 
     const own = { secret: 'the-applications-own-secret-0123456789', decoratorName: order === 'after' ? 'jwtPayload' : 'user' }
     if (order === 'before') await app.register(fastifyJwt, own)
     await app.register((await import('../src/index.js')).default, {
-      token: { secret: SECRET, lookup: async (claims) => ({ id: claims.sub }) }
+      token: { secret: SECRET, findUser: async (claims) => ({ id: claims.sub }) }
     })
     if (order === 'after') await app.register(fastifyJwt, own)
-    app.get('/ours', { onRequest: app.authGuard(['token']) }, async (request) => request.user)
+    // request.auth.user is what our guard admitted; request.user (typed by @fastify/jwt here) is still set to it at runtime.
+    app.get('/ours', { onRequest: app.authGuard(['token']) }, async (request) => ({ auth: request.auth?.user ?? null, user: request.user }))
     app.get('/theirs', async (request) => await request.jwtVerify())
     await app.ready()
-    const ours = (await app.authTokens.issue({ id: 'ann' })).token
+    const ours = (await app.authTokens.issue({ id: 'ann' })).accessToken
     const theirs = app.jwt.sign({ sub: 'zed' })
-    t.same((await app.inject({ url: '/ours', headers: bearer(ours) })).json(), { id: 'ann' }, `${order}: our tokens pass our guard`)
+    t.same((await app.inject({ url: '/ours', headers: bearer(ours) })).json(), { auth: { id: 'ann' }, user: { id: 'ann' } }, `${order}: our tokens pass our guard`)
     t.equal((await app.inject({ url: '/ours', headers: bearer(theirs) })).statusCode, 401, `${order}: the app's tokens do not pass our guard`)
     t.equal((await app.inject({ url: '/theirs', headers: bearer(theirs) })).json().sub, 'zed', `${order}: the app's @fastify/jwt still works`)
     t.equal((await app.inject({ url: '/theirs', headers: bearer(ours) })).statusCode, 401, `${order}: our tokens do not pass the app's jwtVerify`)
@@ -213,8 +216,8 @@ t.test('revokeAll called exactly on a whole second still refuses a token issued 
   const onTheSecond = Math.floor(realNow() / 1000) * 1000
   Date.now = () => onTheSecond
   t.teardown(() => { Date.now = realNow })
-  const { token } = await app.authTokens.issue({ id: 'ann' })
-  t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${token}` } })).statusCode, 200, 'valid before')
+  const { accessToken } = await app.authTokens.issue({ id: 'ann' })
+  t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${accessToken}` } })).statusCode, 200, 'valid before')
   await app.authTokens.revokeAll('ann')
-  t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${token}` } })).statusCode, 401, 'refused after, although iat equals the revocation second')
+  t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${accessToken}` } })).statusCode, 401, 'refused after, although iat equals the revocation second')
 })

@@ -254,6 +254,26 @@ t.test('callbackTimeout: ms or a string; the 0.x name `timeout` is refused', asy
   await t.rejects(buildApp({ callbackTimeout: -1, apiKey: { verify: () => null } }), { ...optionError, message: /callbackTimeout must be at least 0 ms/ })
 })
 
+t.test('a 0.1 option name is refused with the name to use in 1.0', async (t) => {
+  const verify = (): null => null
+  const cases: Array<[Record<string, unknown>, string, string]> = [
+    [{ timeout: 50, apiKey: { verify } }, 'options.timeout', 'callbackTimeout'],
+    [{ basic: { findUser: verify } }, 'basic.findUser', 'basic.findCredential'],
+    [{ token: { secret: SECRET, lookup: verify } }, 'token.lookup', 'token.findUser'],
+    [{ session: { secret: 'x'.repeat(32), lookup: verify } }, 'session.lookup', 'session.findUser'],
+    [{ apiKey: { lookup: verify } }, 'apiKey.lookup', 'apiKey.findKey'],
+    [{ oauth2: { baseUrl: 'http://localhost:3000', providers: { p: { issuer: 'http://127.0.0.1:9', clientId: 'c', clientSecret: 's' } }, onLogin: verify } }, 'oauth2.onLogin', 'oauth2.findUser'],
+    [{ apiKey: { verify }, rateLimit: { max: 5 } }, 'rateLimit.max', 'rateLimit.perCredential.max'],
+    [{ apiKey: { verify }, rateLimit: { timeWindow: '1m' } }, 'rateLimit.timeWindow', 'rateLimit.perCredential.timeWindow']
+  ]
+  for (const [options, old, now] of cases) {
+    const escaped = (s: string): string => s.replace(/\./g, '\\.')
+    await t.rejects(buildApp(options as never), { ...optionError, message: new RegExp(`unknown option ${escaped(old)} .*; renamed in 1\\.0: use ${escaped(now)}$`) }, old)
+  }
+  // A name that was never an option gets no hint.
+  await t.rejects(buildApp({ apiKey: { verify, lookups: verify } } as never), { ...optionError, message: /unknown option apiKey\.lookups \(allowed: [^)]*\)$/ })
+})
+
 t.test('RedisStore commandTimeout and rotateApiKey grace: ms or a string', async (t) => {
   const client = new Redis({ lazyConnect: true })
   t.teardown(() => { client.disconnect() })

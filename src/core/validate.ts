@@ -14,10 +14,24 @@ export function checkObject (value: unknown, path: string): Record<string, unkno
   return value
 }
 
+// Options 0.1 had under another name: the refusal says what to write instead, so an upgrade
+// is a matter of reading the error (docs/migration.md has the full list).
+const RENAMED_IN_1_0: Readonly<Record<string, string>> = {
+  'options.timeout': 'callbackTimeout',
+  'basic.findUser': 'basic.findCredential',
+  'token.lookup': 'token.findUser',
+  'session.lookup': 'session.findUser',
+  'apiKey.lookup': 'apiKey.findKey',
+  'oauth2.onLogin': 'oauth2.findUser',
+  'rateLimit.max': 'rateLimit.perCredential.max',
+  'rateLimit.timeWindow': 'rateLimit.perCredential.timeWindow'
+}
+
 export function checkKeys (obj: Record<string, unknown>, allowed: readonly string[], path: string): void {
   for (const key of Object.keys(obj)) {
     if (!allowed.includes(key)) {
-      throw new MultiauthOptionError(`unknown option ${path}.${key} (allowed: ${allowed.join(', ')})`)
+      const renamed = Object.hasOwn(RENAMED_IN_1_0, `${path}.${key}`) ? `; renamed in 1.0: use ${RENAMED_IN_1_0[`${path}.${key}`]}` : ''
+      throw new MultiauthOptionError(`unknown option ${path}.${key} (allowed: ${allowed.join(', ')})${renamed}`)
     }
   }
 }

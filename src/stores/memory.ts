@@ -98,6 +98,7 @@ export class MemoryStore implements MultiauthStore {
   }
 
   async addCapped (key: string, member: string, max: number, ttlMs: number): Promise<string[]> {
+    if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`addCapped: max must be a positive integer (got ${max})`)
     const current = this.#live(key)?.value
     // Kept as an array under a key of its own: the public `get` shows it as JSON, like any snapshot.
     const members = Array.isArray(current) ? current.filter((m) => m !== member) : []

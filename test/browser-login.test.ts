@@ -6,9 +6,16 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium } from 'playwright-core'
 import type { BrowserContext, Page } from 'playwright-core'
-import { start as startSessions } from '../examples/sessions/server.js'
-import { start as startOAuth } from '../examples/oauth-login/server.js'
 import { redisSkipReason } from './helpers/redis.js'
+
+// The examples are loaded by a computed specifier, outside this TypeScript program: each one is
+// a program of its own (`tsc -b examples/*/`), declaring its own MultiauthUser, which must not
+// merge into the tests' (where any object is a user).
+interface ExampleServer { url: string, issuer?: string, close: () => Promise<void> }
+type StartExample = (options: { port: number }) => Promise<ExampleServer>
+const exampleStart = async (name: string): Promise<StartExample> => (await import(`../examples/${name}/server.js`)).start
+const startSessions = await exampleStart('sessions')
+const startOAuth = await exampleStart('oauth-login')
 
 // A real headless Chromium (Debian's, never a downloaded one) logs in through the examples.
 const CHROMIUM = '/usr/bin/chromium'

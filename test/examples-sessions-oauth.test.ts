@@ -39,7 +39,7 @@ t.test('examples/oauth-login: the printed curl flow against the local provider â
 })
 
 t.test('examples/oauth-login with a real provider: the browser step is said, and the rest of the flow is printed', async (t) => {
-  const { curlFlow } = await import('../examples/oauth-login/server.js')
+  const { curlFlow } = await import('../examples/oauth-login/flow.js')
   const lines = curlFlow('http://localhost:3000', 'google')
   t.ok(lines.some((l) => /Sign in with a browser at http:\/\/localhost:3000\/ : the google sign-in page is a browser's step/.test(l)))
   t.ok(lines.some((l) => l.startsWith("printf 'localhost\\tFALSE\\t/\\tFALSE\\t0\\tsid\\t%s\\n' 'PASTE-THE-SID-COOKIE-VALUE' > jar")), 'how to put the browser\'s cookie in the jar')

@@ -2,7 +2,7 @@
 //
 //   REDIS_URL=redis://… npx tsx examples/api-keys-redis/admin.ts issue alice --scopes orders:read --env live --rate 100
 //   REDIS_URL=redis://… npx tsx examples/api-keys-redis/admin.ts list
-//   REDIS_URL=redis://… npx tsx examples/api-keys-redis/admin.ts rotate <id> --grace 3600
+//   REDIS_URL=redis://… npx tsx examples/api-keys-redis/admin.ts rotate <id> --grace 3600   (seconds)
 //   REDIS_URL=redis://… npx tsx examples/api-keys-redis/admin.ts revoke <id>
 //
 // REDIS_URL is required and must be the server's: the server prints the line to copy when it
@@ -90,7 +90,7 @@ async function main (): Promise<void> {
       case 'rotate': {
         const old = arg === undefined ? null : await repo.get(arg)
         if (old === null) throw new Error(`usage: rotate <id> [--grace seconds]; no key ${arg}`)
-        const next = rotateApiKey(old, { graceSeconds: Number(values.grace) })
+        const next = rotateApiKey(old, { grace: Number(values.grace) * 1000 }) // --grace is in seconds; grace in ms
         await repo.put({ ...old, id: next.id, hash: next.hash, start: next.start, createdAt: Date.now(), graceEndsAt: undefined, replacedBy: undefined })
         await repo.put({ ...old, ...next.previous })
         print({ key: next.key, id: next.id, previous: next.previous }, `key ${next.key}\nid  ${next.id}\nThe old key works until ${new Date(next.previous.graceEndsAt).toISOString()}.`)

@@ -7,9 +7,13 @@ import type { ApiKeyRecord } from '../../src/index.js'
 /** A setup failure for the person at the terminal (no Redis, wrong REDIS_URL): printed as one line, without a stack. */
 export class SetupError extends Error {}
 
-export interface User { id: string }
+// The user a key belongs to, which `request.auth.user` is (declaration merging; in your
+// application: `declare module 'fastify-multiauth'`).
+declare module '../../src/index.js' {
+  interface MultiauthUser { id: string }
+}
 
-export interface StoredKey extends ApiKeyRecord<User> {
+export interface StoredKey extends ApiKeyRecord {
   id: string
   start: string
   prefix: string

@@ -33,10 +33,10 @@ await app.register(multiauth, {
   apiKey: {
     prefix: 'demo',
     environment: process.env.KEY_ENVIRONMENT ?? 'live',
-    lookup: async (id) => await keys.get(id)
+    findKey: async (id) => await keys.get(id)
   },
   // 60 requests a minute per key unless its record says otherwise; 20 refused requests a minute per IP.
-  rateLimit: { max: 60, timeWindow: 60_000, failuresPerIp: { max: 20, timeWindow: 60_000 } }
+  rateLimit: { perCredential: { max: 60, timeWindow: '1 minute' }, failuresPerIp: { max: 20, timeWindow: '1 minute' } }
 })
 
 // The seeds' error shape: { error, message }, whatever went wrong.
@@ -47,7 +47,7 @@ app.setErrorHandler((err: { statusCode?: number, code?: string, message: string 
 })
 
 app.get('/me', { onRequest: app.authGuard(['apiKey']) }, async (request) => ({
-  user: request.user,
+  user: request.auth?.user ?? null,
   keyId: request.auth?.method === 'apiKey' ? request.auth.keyId : undefined,
   scopes: request.auth?.scopes
 }))

@@ -5,14 +5,19 @@
 //   GET /admin   either method, and the "admin" role
 // Run from the repository root: npm run example   (PORT may be set; default 3000)
 import Fastify from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import multiauth, { generateApiKey, hashPassword } from '../../src/index.js'
 
-interface User { id: string, name: string, roles: string[] }
+// Your user type: what the callbacks return and `request.auth.user` is (declaration merging;
+// in your application: `declare module 'fastify-multiauth'`).
+declare module '../../src/index.js' {
+  interface MultiauthUser { id: string, name: string, roles: string[] }
+}
 
 // Your database. Only hashes are stored: argon2id for passwords, SHA-256 for API keys.
-const john: User = { id: '1', name: 'john', roles: ['admin'] }
-const susan: User = { id: '2', name: 'susan', roles: [] }
-const ana: User = { id: '3', name: 'ana', roles: [] }
+const john = { id: '1', name: 'john', roles: ['admin'] }
+const susan = { id: '2', name: 'susan', roles: [] }
+const ana = { id: '3', name: 'ana', roles: [] }
 const passwords = new Map([
   ['john', { user: john, passwordHash: await hashPassword('hello') }],
   ['susan', { user: susan, passwordHash: await hashPassword('bye') }],
@@ -29,13 +34,13 @@ const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' } })
 
 await app.register(multiauth, {
   realm: 'example',
-  basic: { findUser: (username) => passwords.get(username) ?? null },
-  apiKey: { lookup: (id) => apiKeys.get(id) ?? null, prefix: 'demo' },
-  roles: (user) => (user as User).roles
+  basic: { findCredential: (username) => passwords.get(username) ?? null },
+  apiKey: { findKey: (id) => apiKeys.get(id) ?? null, prefix: 'demo' },
+  roles: (user) => user.roles
 })
 
-const whoami = async (request: import('fastify').FastifyRequest): Promise<object> =>
-  ({ hello: (request.user as User).name, via: request.auth?.method })
+const whoami = async (request: FastifyRequest): Promise<object> =>
+  ({ hello: request.auth?.user.name, via: request.auth?.method })
 
 app.get('/basic', { onRequest: app.authGuard(['basic']) }, whoami)
 app.get('/key', { onRequest: app.authGuard(['apiKey']) }, whoami)

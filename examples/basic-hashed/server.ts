@@ -8,6 +8,11 @@
 import Fastify from 'fastify'
 import multiauth, { hashPassword } from '../../src/index.js'
 
+// The user type `request.auth.user` has (in your application: `declare module 'fastify-multiauth'`).
+declare module '../../src/index.js' {
+  interface MultiauthUser { id: string }
+}
+
 // argon2id hashes (Werkzeug's generate_password_hash in the seed). A real application stores
 // them; hashing here at startup keeps the example self-contained.
 const users = new Map<string, string>([
@@ -22,14 +27,14 @@ await app.register(multiauth, {
   basic: {
     // The plugin checks the hash (argon2id, constant time), and an unknown user costs the
     // same argon2 run as a wrong password; the user is the name, as in the seed.
-    findUser: (username) => {
+    findCredential: (username) => {
       const passwordHash = users.get(username)
       return passwordHash === undefined ? null : { user: { id: username }, passwordHash }
     }
   }
 })
 
-app.get('/', { onRequest: app.authGuard(['basic']) }, async (request) => `Hello, ${(request.user as { id: string }).id}!`)
+app.get('/', { onRequest: app.authGuard(['basic']) }, async (request) => `Hello, ${request.auth?.user.id}!`)
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => { app.close().then(() => process.exit(0), () => process.exit(1)) })

@@ -10,17 +10,22 @@ import { createHash, randomBytes } from 'node:crypto'
 import Fastify from 'fastify'
 import type { FastifyError } from 'fastify'
 import multiauth, { hashPassword } from '../../src/index.js'
+import type { BasicCredential } from '../../src/index.js'
 
-interface User { id: string, name: string, roles: string[] }
+// Your user type: what the callbacks return and `request.auth.user` is (declaration merging;
+// in your application: `declare module 'fastify-multiauth'`).
+declare module '../../src/index.js' {
+  interface MultiauthUser { id: string, name: string, roles: string[] }
+}
 
-const accounts = new Map<string, { user: User, passwordHash: string }>([
+const accounts = new Map<string, BasicCredential>([
   ['alice', { user: { id: 'alice', name: 'Alice', roles: ['admin'] }, passwordHash: await hashPassword('wonderland') }],
   ['bob', { user: { id: 'bob', name: 'Bob', roles: ['user'] }, passwordHash: await hashPassword('builder') }]
 ])
 
 // Seed 1's valid_api_keys, each now owned by a user (mode 'all' checks both methods found the
 // same one). Looked up by SHA-256, so the lookup's timing says nothing about the key; use
-// generateApiKey() and apiKey.lookup for real keys (examples/api-keys-redis).
+// generateApiKey() and apiKey.findKey for real keys (examples/api-keys-redis).
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('base64url')
 const apiKeys = new Map<string, string>([[sha256('abc123def456'), 'alice'], [sha256('ghi789jkl012'), 'bob']])
 
@@ -30,11 +35,11 @@ const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'warn' } })
 await app.register(multiauth, {
   realm: 'combined',
   basic: {
-    findUser: (username) => accounts.get(username) ?? null
+    findCredential: (username) => accounts.get(username) ?? null
   },
   token: {
     secret: process.env.JWT_SECRET || randomBytes(32).toString('base64url'),
-    lookup: (claims) => accounts.get(claims.sub)?.user ?? null,
+    findUser: (claims) => accounts.get(claims.sub)?.user ?? null,
     routes: true // POST /tokens, for Basic-authenticated requests only
   },
   apiKey: {
@@ -45,7 +50,7 @@ await app.register(multiauth, {
     query: true // seed 1 also reads request.args.get('api_key'); the plugin drops it from logged URLs
   },
   // Flask-HTTPAuth's get_user_roles
-  roles: (user) => (user as User).roles
+  roles: (user) => user.roles
 })
 
 app.setErrorHandler((err: FastifyError, _request, reply) => {
@@ -54,23 +59,21 @@ app.setErrorHandler((err: FastifyError, _request, reply) => {
   return reply.code(status).send({ error, message: status < 500 ? err.message : 'Internal server error' })
 })
 
-const who = (user: unknown): string => (user as User).name
-
 app.get('/data', { onRequest: app.authGuard(['apiKey']) }, async () => ({ data: 'Here\'s your protected data!' }))
 
 app.get('/me', { onRequest: app.authGuard(['basic', 'token', 'apiKey']) }, async (request) => ({
-  user: who(request.user),
+  user: request.auth?.user.name,
   via: request.auth?.method,
   roles: request.auth?.roles
 }))
 
 app.get('/admin', { onRequest: app.authGuard({ methods: ['basic', 'token'], roles: ['admin'] }) }, async (request) => ({
-  admin: who(request.user)
+  admin: request.auth?.user.name
 }))
 
 app.post('/transfer', { onRequest: app.authGuard({ methods: ['apiKey', 'basic'], mode: 'all' }) }, async (request) => ({
   ok: true,
-  by: who(request.user)
+  by: request.auth?.user.name
 }))
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

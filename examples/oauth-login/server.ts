@@ -8,12 +8,17 @@
 import { pathToFileURL } from 'node:url'
 import Fastify from 'fastify'
 import type { FastifyError, FastifyInstance } from 'fastify'
-import multiauth, { logout } from '../../src/index.js'
-import type { OAuth2ProviderOptions } from '../../src/index.js'
+import multiauth from '../../src/index.js'
+import type { MultiauthUser, OAuth2ProviderOptions } from '../../src/index.js'
 import { startOidcProvider } from '../../test/helpers/oidc-provider.js'
 import { freePort } from '../../test/helpers/redis.js'
+import { curlFlow } from './flow.js'
 
-interface User { id: string, name: string, email?: string }
+// Your user type: what the `findUser` callbacks return and `request.auth.user` is (declaration
+// merging; in your application: `declare module 'fastify-multiauth'`).
+declare module '../../src/index.js' {
+  interface MultiauthUser { id: string, name: string, email?: string }
+}
 export interface ExampleServer { app: FastifyInstance, url: string, provider: string, /** The local provider's issuer, when it runs. */ issuer?: string, close: () => Promise<void> }
 
 const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
@@ -38,7 +43,7 @@ export async function start (options: { port?: number } = {}): Promise<ExampleSe
   const name = preset === 'google' || preset === 'github' ? preset : 'local'
 
   // Your users, keyed by (provider, subject): link on the provider's stable id, not on email.
-  const users = new Map<string, User>()
+  const users = new Map<string, MultiauthUser>()
 
   const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'warn' } })
   // The logout button is an HTML form (use @fastify/formbody in a real app).
@@ -48,13 +53,14 @@ export async function start (options: { port?: number } = {}): Promise<ExampleSe
     session: {
       secret: process.env.SESSION_SECRET ?? 'change-me-to-a-random-secret-of-32+-chars',
       secure: false, // local HTTP only
-      lookup: (id) => users.get(id) ?? null
+      findUser: (id) => users.get(id) ?? null
     },
     oauth2: {
       baseUrl,
       providers: { [name]: provider },
       redirect: '/private',
-      onLogin (profile) {
+      // The provider's user, found or created: linked on (provider, subject).
+      findUser (profile) {
         const id = `${profile.provider}:${profile.id}`
         const user = users.get(id) ?? { id, name: profile.name ?? profile.id, email: profile.email }
         users.set(id, user)
@@ -72,15 +78,16 @@ export async function start (options: { port?: number } = {}): Promise<ExampleSe
   app.get('/', async (_request, reply) => await reply.type('text/html').send(page('OAuth login example',
     `<p><a id="sign-in" href="/auth/${name}">Sign in with ${escapeHtml(name)}</a></p>`)))
 
-  const loggedIn = app.authGuard(['session'])
+  // Only a session begun by a provider login; `request.auth` then says which provider.
+  const loggedIn = app.authGuard(['oauth2'])
   app.get('/private', { onRequest: loggedIn }, async (request, reply) => {
-    const user = request.user as User
-    const auth = request.auth as { method: string, provider?: string }
-    return await reply.type('text/html').send(page('Private page', `<p id="greeting">Hello, ${escapeHtml(user.name)} (via ${auth.method}, provider ${escapeHtml(auth.provider ?? '-')})</p>
+    const auth = request.auth
+    const provider = auth?.method === 'oauth2' ? auth.provider : '-'
+    return await reply.type('text/html').send(page('Private page', `<p id="greeting">Hello, ${escapeHtml(auth?.user.name ?? '')} (via ${auth?.method}, provider ${escapeHtml(provider)})</p>
 <form method="post" action="/logout"><button type="submit" id="logout">Log out</button></form>`))
   })
   app.post('/logout', { onRequest: loggedIn }, async (request, reply) => {
-    await logout(request)
+    await app.authSessions.logout(request)
     return await reply.redirect('/', 303)
   })
 
@@ -95,37 +102,6 @@ export async function start (options: { port?: number } = {}): Promise<ExampleSe
       for (const fn of cleanup) await fn()
     }
   }
-}
-
-/**
- * The flow as curl lines with a cookie jar (a file named `jar`). The provider's sign-in page is a
- * browser's step; the local test provider's is a one-field form, so curl can fill it in too.
- */
-export function curlFlow (url: string, provider: string): string[] {
-  const status = "-o /dev/null -w 'HTTP %{http_code}\\n'"
-  const signIn = provider === 'local'
-    ? [
-        '# 2. Start the login: the app redirects to the provider (state, PKCE and nonce in the URL; -L follows to its sign-in page)',
-        `LOGIN_PAGE=$(curl -s -c jar -b jar -L -o /dev/null -w '%{url_effective}' ${url}/auth/local); echo "$LOGIN_PAGE"`,
-        '# 3. The provider\'s sign-in form (a browser\'s step with a real provider; any user name here), back to the app\'s callback and the private page',
-        `curl -s -c jar -b jar -L -d login=carol "$LOGIN_PAGE" -w '\\nHTTP %{http_code}\\n'`
-      ]
-    : [
-        `# 2. Sign in with a browser at ${url}/ : the ${provider} sign-in page is a browser's step, curl cannot pass it.`,
-        `#    Then copy the "sid" cookie for ${new URL(url).hostname} from the browser (developer tools, Application/Storage, Cookies) into the jar:`,
-        `printf '${new URL(url).hostname}\\tFALSE\\t/\\tFALSE\\t0\\tsid\\t%s\\n' 'PASTE-THE-SID-COOKIE-VALUE' > jar`,
-        '# 3. The private page, with that session',
-        `curl -s -c jar -b jar ${url}/private -w '\\nHTTP %{http_code}\\n'`
-      ]
-  return [
-    '# 1. Not signed in: the private page answers 401',
-    `curl -s -c jar -b jar ${url}/private ${status}`,
-    ...signIn,
-    '# 4. Log out: a POST needs an Origin header naming this site (the CSRF check refuses it without one: 403)',
-    `curl -s -b jar -X POST ${url}/logout -H 'Origin: ${url}' -o /dev/null -w 'HTTP %{http_code} -> %{redirect_url}\\n'`,
-    '# 5. The session is gone on the server, not only from the jar (logout ran without -c, so the jar still has the old cookie): 401',
-    `curl -s -b jar ${url}/private ${status}`
-  ]
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -2,7 +2,7 @@
 import Database from 'better-sqlite3'
 import { hashPassword } from '../../src/index.js'
 
-/** What the API exposes as `request.user`: never the password hash. */
+/** What the API exposes as `request.auth.user`: never the password hash. */
 export interface User { id: number, email: string, confirmed: boolean }
 
 interface UserRow { id: number, email: string, password_hash: string, confirmed: number }

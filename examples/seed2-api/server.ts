@@ -20,10 +20,15 @@ import multiauth, { hashPassword, multiauthOpenApi, verifyPassword } from '../..
 import { openUsers } from './db.js'
 import type { User } from './db.js'
 
+// `request.auth.user` is the API's User (declaration merging; in your application:
+// `declare module 'fastify-multiauth'`).
+declare module '../../src/index.js' {
+  interface MultiauthUser extends User {}
+}
+
 const dbFile = process.env.DB_FILE ?? fileURLToPath(new URL('./seed2.sqlite', import.meta.url))
 const { users, created } = await openUsers(dbFile)
 const secret = process.env.JWT_SECRET || randomBytes(32).toString('base64url')
-const TOKEN_LIFETIME = 3600
 const REALM = 'seed2'
 
 const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'warn' } })
@@ -53,10 +58,10 @@ await app.register(multiauth, {
   },
   token: {
     secret,
-    expiresIn: TOKEN_LIFETIME,
-    claims: (user) => ({ sub: String((user as User).id) }),
+    expiresIn: '1h', // seed 2's expiration: 3600 seconds
+    claims: (user) => ({ sub: String(user.id) }),
     // Seed 2's verify_auth_token: the token's user, or nothing when it was deleted meanwhile.
-    lookup: (claims) => users.byId(Number(claims.sub)) ?? null
+    findUser: (claims) => users.byId(Number(claims.sub)) ?? null
   }
 })
 
@@ -95,7 +100,7 @@ async function api (v1: FastifyInstance): Promise<void> {
   v1.addHook('onRoute', (route) => { route.schema = { security: [{ basic: [] }, { token: [] }], ...route.schema } })
   // ... and the seed's confirmed-account check, once the user is known.
   v1.addHook('preHandler', async (request) => {
-    if (!(request.user as User).confirmed) throw forbidden('Unconfirmed account')
+    if (request.auth?.user.confirmed !== true) throw forbidden('Unconfirmed account')
   })
 
   v1.post('/tokens/', {
@@ -119,13 +124,13 @@ async function api (v1: FastifyInstance): Promise<void> {
       reply.header('www-authenticate', `Basic realm="${REALM}", charset="UTF-8"`)
       throw invalidCredentials()
     }
-    const { token, expiration } = await v1.authTokens.issue(request.user as User, request)
-    return { token, expiration }
+    const { accessToken, expiresIn } = await v1.authTokens.issue(request.auth.user, { request })
+    return { token: accessToken, expiration: expiresIn }
   })
 
   v1.get('/users/me', {
     schema: { summary: 'The authenticated user', response: { 200: userSchema, 401: errorSchema, 403: errorSchema } }
-  }, async (request) => request.user as User)
+  }, async (request) => request.auth?.user)
 
   v1.get<{ Params: { id: number } }>('/users/:id', {
     schema: {

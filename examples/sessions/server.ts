@@ -5,11 +5,15 @@
 import { pathToFileURL } from 'node:url'
 import Fastify from 'fastify'
 import type { FastifyError, FastifyInstance } from 'fastify'
-import multiauth, { hashPassword, login, logout, MemoryStore, RedisStore, verifyPassword } from '../../src/index.js'
+import multiauth, { hashPassword, MemoryStore, RedisStore, verifyPassword } from '../../src/index.js'
 import type { MultiauthStore } from '../../src/index.js'
 import { redisAvailable, startRedis } from '../../test/helpers/redis.js'
 
-interface User { id: string, name: string, passwordHash: string }
+// Your user type: what `session.findUser` returns and `request.auth.user` is (declaration
+// merging; in your application: `declare module 'fastify-multiauth'`).
+declare module '../../src/index.js' {
+  interface MultiauthUser { id: string, name: string }
+}
 
 export interface ExampleServer { app: FastifyInstance, url: string, close: () => Promise<void> }
 
@@ -25,9 +29,11 @@ const loginForm = (error = ''): string => page('Sign in', `${error === '' ? '' :
 
 export async function start (options: { port?: number, redisUrl?: string } = {}): Promise<ExampleServer> {
   // Demo users; a real application has a database.
-  const users = new Map<string, User>([
+  const users = new Map<string, { id: string, name: string, passwordHash: string }>([
     ['alice', { id: 'alice', name: 'Alice', passwordHash: await hashPassword('wonderland') }]
   ])
+  // Checked against for unknown user names: they cost the same argon2 run as a wrong password.
+  const timingHash = await hashPassword('timing equaliser')
   const cleanup: Array<() => Promise<void>> = []
   let store: MultiauthStore
   const redisUrl = options.redisUrl ?? (process.env.REDIS_URL || undefined)
@@ -54,7 +60,7 @@ export async function start (options: { port?: number, redisUrl?: string } = {})
       secret: process.env.SESSION_SECRET ?? 'change-me-to-a-random-secret-of-32+-chars',
       // Local HTTP only: in production leave `secure` at its default (true) and serve HTTPS.
       secure: false,
-      lookup: (id) => {
+      findUser: (id) => {
         const user = users.get(id)
         return user === undefined ? null : { id: user.id, name: user.name }
       }
@@ -73,22 +79,21 @@ export async function start (options: { port?: number, redisUrl?: string } = {})
   app.post<{ Body: { username?: string, password?: string } }>('/login', async (request, reply) => {
     const { username = '', password = '' } = request.body ?? {}
     const user = users.get(username)
-    // Same argon2 cost for unknown users and wrong passwords.
-    const ok = await verifyPassword(user?.passwordHash ?? users.get('alice')?.passwordHash as string, password)
+    const ok = await verifyPassword(user?.passwordHash ?? timingHash, password)
     if (user === undefined || !ok) return await reply.code(401).type('text/html').send(loginForm('Wrong user name or password.'))
-    await login(request, { id: user.id, name: user.name })
+    await app.authSessions.login(request, { id: user.id, name: user.name })
     return await reply.redirect('/private', 303)
   })
 
   const loggedIn = app.authGuard(['session'])
   app.get('/private', { onRequest: loggedIn }, async (request, reply) => {
-    const user = request.user as { name: string }
-    return await reply.type('text/html').send(page('Private page', `<p id="greeting">Hello, ${escapeHtml(user.name)} (via ${request.auth?.method})</p>
+    const auth = request.auth
+    return await reply.type('text/html').send(page('Private page', `<p id="greeting">Hello, ${escapeHtml(auth?.user.name ?? '')} (via ${auth?.method})</p>
 <form method="post" action="/logout"><button type="submit" id="logout">Log out</button></form>`))
   })
 
   app.post('/logout', { onRequest: loggedIn }, async (request, reply) => {
-    await logout(request)
+    await app.authSessions.logout(request)
     return await reply.redirect('/', 303)
   })
 

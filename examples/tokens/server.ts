@@ -7,14 +7,20 @@
 import { randomBytes } from 'node:crypto'
 import Fastify from 'fastify'
 import multiauth, { hashPassword, verifyPassword } from '../../src/index.js'
+import type { BasicCredential, MultiauthUser } from '../../src/index.js'
 
-interface User { id: string, email: string, passwordHash: string }
+// Your user type: what the callbacks return and `request.auth.user` is (declaration merging;
+// in your application: `declare module 'fastify-multiauth'`).
+declare module '../../src/index.js' {
+  interface MultiauthUser { id: string, email: string }
+}
 
-// Your database. Passwords are stored as argon2id hashes, never in clear.
-const users = new Map<string, User>([
-  ['alice@example.com', { id: '1', email: 'alice@example.com', passwordHash: await hashPassword('wonderland') }]
+// Your database, by email. Passwords are stored as argon2id hashes, never in clear, and
+// beside the user, not in it: the user is what the routes see.
+const accounts = new Map<string, BasicCredential>([
+  ['alice@example.com', { user: { id: '1', email: 'alice@example.com' }, passwordHash: await hashPassword('wonderland') }]
 ])
-const byId = (id: string): User | undefined => [...users.values()].find((u) => u.id === id)
+const byId = (id: string): MultiauthUser | undefined => [...accounts.values()].find((a) => a.user.id === id)?.user
 
 // A real deployment sets JWT_SECRET (at least 32 bytes) so tokens survive restarts and work on every instance.
 const secret = process.env.JWT_SECRET || randomBytes(32).toString('base64url')
@@ -34,17 +40,14 @@ await app.register(multiauth, {
   realm: 'example',
   basic: {
     // The plugin checks the argon2id hash (and equalises timing for unknown emails).
-    findUser: async (email) => {
-      const user = users.get(email)
-      return user === undefined ? null : { user, passwordHash: user.passwordHash }
-    },
+    findCredential: async (email) => accounts.get(email) ?? null,
     allowToken: true
   },
   token: {
     secret,
-    claims: (user) => ({ sub: (user as User).id }),
-    lookup: (claims) => byId(claims.sub) ?? null, // seed 2's verify_auth_token: a deleted user → 401
-    expiresIn: 3600, // seed 2's expiration
+    claims: (user) => ({ sub: user.id }),
+    findUser: (claims) => byId(claims.sub) ?? null, // seed 2's verify_auth_token: a deleted user → 401
+    expiresIn: '1h', // seed 2's expiration (3600 seconds)
     refresh: true,
     revocation: true,
     routes: { prefix: '/api/v1/tokens' }
@@ -62,17 +65,17 @@ app.post('/login', {
   }
 }, async (request, reply) => {
   const { username, password } = request.body as { username: string, password: string }
-  const user = users.get(username)
-  if (user === undefined || !(await verifyPassword(user.passwordHash, password))) {
+  const account = accounts.get(username)
+  if (account === undefined || !(await verifyPassword(account.passwordHash, password))) {
     return await reply.code(401).send({ error: 'unauthorized', message: 'Invalid credentials' })
   }
-  const { token, refresh_token: refreshToken } = await app.authTokens.issue(user, request)
-  return { access_token: token, refresh_token: refreshToken }
+  const { accessToken, refreshToken } = await app.authTokens.issue(account.user, { request })
+  return { access_token: accessToken, refresh_token: refreshToken }
 })
 
 // Seed 1: GET /protected with Authorization: Bearer <token>  (seed 2's Basic "<token>:" works too)
 app.get('/protected', { onRequest: app.authGuard(['token', 'basic']) }, async (request) => ({
-  logged_in_as: (request.user as User).email,
+  logged_in_as: request.auth?.user.email,
   via: request.auth?.method
 }))
 

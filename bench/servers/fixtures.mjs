@@ -27,5 +27,5 @@ export const ED25519 = crypto.generateKeyPairSync('ed25519', {
   privateKeyEncoding: { type: 'pkcs8', format: 'pem' }
 })
 
-/** A user lookup by id, as `token.lookup` / `session.lookup` do it: an in-memory table. */
+/** A user lookup by id, as `token.findUser` / `session.findUser` do it: an in-memory table. */
 export const USERS_BY_ID = new Map([[USER.id, USER]])

@@ -7,7 +7,7 @@ import { serve } from './common.mjs'
 await serve(async (app) => {
   await app.register(multiauth, {
     basic: { verify: (username, password) => username === USERNAME && constantTimeEqual(password, PASSWORD) ? USER : null },
-    token: { secret: JWT_SECRET, lookup: (claims) => USERS_BY_ID.get(claims.sub) },
+    token: { secret: JWT_SECRET, findUser: (claims) => USERS_BY_ID.get(claims.sub) },
     apiKey: { verify: (key) => API_KEYS_BY_HASH.get(sha256(key)) }
   })
   return { onRequest: app.authGuard(['basic', 'token', 'apiKey']), headers: { 'x-api-key': API_KEY } }

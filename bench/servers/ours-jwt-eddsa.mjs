@@ -5,8 +5,8 @@ import { serve } from './common.mjs'
 // The token option with an Ed25519 key pair: the algorithm (EdDSA) follows the key type.
 await serve(async (app) => {
   await app.register(multiauth, {
-    token: { publicKey: ED25519.publicKey, privateKey: ED25519.privateKey, lookup: (claims) => USERS_BY_ID.get(claims.sub) }
+    token: { publicKey: ED25519.publicKey, privateKey: ED25519.privateKey, findUser: (claims) => USERS_BY_ID.get(claims.sub) }
   })
-  const { token } = await app.authTokens.issue(USER)
-  return { onRequest: app.authGuard(['token']), headers: { authorization: `Bearer ${token}` } }
+  const { accessToken } = await app.authTokens.issue(USER)
+  return { onRequest: app.authGuard(['token']), headers: { authorization: `Bearer ${accessToken}` } }
 })

@@ -3,11 +3,11 @@ import { JWT_SECRET, USER, USERS_BY_ID } from './fixtures.mjs'
 import { serve } from './common.mjs'
 
 // ours-jwt-hs256 with the verified-token cache (token.cache): a client reusing its access
-// token skips the HMAC and claims checks after its first request; lookup still runs each time.
+// token skips the HMAC and claims checks after its first request; findUser still runs each time.
 await serve(async (app) => {
   await app.register(multiauth, {
-    token: { secret: JWT_SECRET, lookup: (claims) => USERS_BY_ID.get(claims.sub), cache: { max: 10_000, ttl: 60_000 } }
+    token: { secret: JWT_SECRET, findUser: (claims) => USERS_BY_ID.get(claims.sub), cache: { max: 10_000, ttl: 60_000 } }
   })
-  const { token } = await app.authTokens.issue(USER)
-  return { onRequest: app.authGuard(['token']), headers: { authorization: `Bearer ${token}` } }
+  const { accessToken } = await app.authTokens.issue(USER)
+  return { onRequest: app.authGuard(['token']), headers: { authorization: `Bearer ${accessToken}` } }
 })

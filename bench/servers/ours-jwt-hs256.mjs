@@ -3,11 +3,11 @@ import { JWT_SECRET, USER, USERS_BY_ID } from './fixtures.mjs'
 import { serve } from './common.mjs'
 
 // The token option with an HS256 secret: signature, alg pin, typ and registered claims are
-// checked by @fastify/jwt (fast-jwt); `lookup` maps the claims to the user from memory.
+// checked by @fastify/jwt (fast-jwt); `findUser` maps the claims to the user from memory.
 await serve(async (app) => {
   await app.register(multiauth, {
-    token: { secret: JWT_SECRET, lookup: (claims) => USERS_BY_ID.get(claims.sub) }
+    token: { secret: JWT_SECRET, findUser: (claims) => USERS_BY_ID.get(claims.sub) }
   })
-  const { token } = await app.authTokens.issue(USER)
-  return { onRequest: app.authGuard(['token']), headers: { authorization: `Bearer ${token}` } }
+  const { accessToken } = await app.authTokens.issue(USER)
+  return { onRequest: app.authGuard(['token']), headers: { authorization: `Bearer ${accessToken}` } }
 })

@@ -1,4 +1,4 @@
-import multiauth, { login, RedisStore } from '../.build/index.js'
+import multiauth, { RedisStore } from '../.build/index.js'
 import { JWT_SECRET, USER, USERS_BY_ID } from './fixtures.mjs'
 import { serve } from './common.mjs'
 
@@ -14,10 +14,10 @@ const store = redis ? new RedisStore({ connection: url }) : undefined
 await serve(async (app) => {
   await app.register(multiauth, {
     ...(store === undefined ? {} : { store }),
-    session: { secret: JWT_SECRET, secure: false, lookup: (id) => USERS_BY_ID.get(id) }
+    session: { secret: JWT_SECRET, secure: false, findUser: (id) => USERS_BY_ID.get(id) }
   })
-  if (store !== undefined) app.addHook('onClose', async () => { await store.close?.() })
-  app.post('/login', async (request) => { await login(request, USER); return { ok: true } })
+  // The plugin closes the store (its Redis connection) when the app closes.
+  app.post('/login', async (request) => { await app.authSessions.login(request, USER); return { ok: true } })
   return {
     onRequest: app.authGuard(['session']),
     headers: async () => {

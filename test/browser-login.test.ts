@@ -9,7 +9,7 @@ import type { BrowserContext, Page } from 'playwright-core'
 import { redisSkipReason } from './helpers/redis.js'
 
 // The examples are loaded by a computed specifier, outside this TypeScript program: each one is
-// a program of its own (`tsc -b examples/*/`), declaring its own MultiauthUser, which must not
+// a program of its own (`npm run typecheck`), declaring its own MultiauthUser, which must not
 // merge into the tests' (where any object is a user).
 interface ExampleServer { url: string, issuer?: string, close: () => Promise<void> }
 type StartExample = (options: { port: number }) => Promise<ExampleServer>

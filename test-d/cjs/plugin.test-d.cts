@@ -1,9 +1,13 @@
-// Type tests of dist/index.d.cts as a CommonJS application sees it.
+// Type tests of dist/index.d.cts as a CommonJS application sees it, with `request.user` typed by
+// the opt-in `fastify-multiauth/request-user` (dist/request-user.d.cts), required like the rest.
 import Fastify = require('fastify')
 import multiauth = require('fastify-multiauth')
 import multiauthDefault from 'fastify-multiauth'
-import { fastifyMultiauth, MemoryStore, UnauthorizedError } from 'fastify-multiauth'
-import type { AuthInfo, MultiauthOptions } from 'fastify-multiauth'
+import { CredentialsInvalidError, fastifyMultiauth, MemoryStore } from 'fastify-multiauth'
+import type { ApiKeyRecord, AuthInfo, GuardOptions, MethodName, MultiauthOptions, MultiauthUser } from 'fastify-multiauth'
+import 'fastify-multiauth/request-user'
+
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
 
 declare module 'fastify-multiauth' {
   interface MultiauthUser { id: string }
@@ -18,16 +22,31 @@ app.register(multiauth.default, { basic: { verify: (username) => ({ id: username
 app.register(multiauth.fastifyMultiauth, { apiKey: { verify: (key) => (key ? { id: key } : null) } })
 app.register(multiauthDefault, { apiKey: { verify: (key) => (key ? { id: key } : null) } })
 app.register(fastifyMultiauth, { apiKey: { verify: (key) => (key ? { id: key } : null) } })
+const records = new Map<string, ApiKeyRecord>([['id1', { user: { id: 'svc' }, hash: 'ab'.repeat(32) }]])
+app.register(multiauth, {
+  apiKey: { findKey: (id) => records.get(id) },
+  token: { secret: 'x'.repeat(32), findUser: (claims) => ({ id: claims.sub }), expiresIn: '15m' },
+  callbackTimeout: 10_000,
+  rateLimit: { perCredential: { max: 100, timeWindow: '1 minute' } }
+})
 const sameStore: MemoryStore = new multiauth.MemoryStore()
-const error: InstanceType<typeof UnauthorizedError> = new multiauth.UnauthorizedError('x')
+const error: InstanceType<typeof CredentialsInvalidError> = new multiauth.CredentialsInvalidError()
 const options: MultiauthOptions = { store: sameStore }
 app.register(multiauth, options)
 const hash: Promise<string> = multiauth.hashPassword('x')
 app.get('/', { onRequest: app.authGuard(['basic', 'apiKey']) }, async (request) => {
-  const id: string | undefined = request.user?.id
+  const isUserOrNull: Equal<typeof request.user, MultiauthUser | null> = true
+  const fromUser: string | undefined = request.user?.id
+  const id: string | undefined = request.auth?.user.id
   const auth: AuthInfo | null = request.auth
-  return { id, via: auth?.method, hash, error }
+  const { accessToken } = await app.authTokens.issue({ id: 'alice' }, { request })
+  return { isUserOrNull, fromUser, id, via: auth?.method, hash, error, accessToken }
 })
+
+// The types shared with fastify-multiauth/request-user (a chunk of their own in dist/) are exported too.
+const methods: MethodName[] = ['basic', 'apiKey']
+const guard: GuardOptions = { methods, optional: true }
+app.get('/optional', { onRequest: app.authGuard(guard) }, async (request) => request.auth?.user ?? null)
 
 // @ts-expect-error unknown method name
 app.authGuard(['basic', 'cookie'])
@@ -37,3 +56,11 @@ app.register(multiauth, { basic: { verify: () => ({ name: 'x' }) } })
 app.register(multiauth.default, { basic: { verify: () => ({ name: 'x' }) } })
 // @ts-expect-error not an option
 app.register(multiauth, { basics: {} })
+// @ts-expect-error `timeout` is now `callbackTimeout`
+app.register(multiauth, { timeout: 5000 })
+// @ts-expect-error apiKey.lookup is now apiKey.findKey
+app.register(multiauth, { apiKey: { lookup: (id: string) => records.get(id) } })
+// @ts-expect-error rateLimit.max is now rateLimit.perCredential.max
+app.register(multiauth, { rateLimit: { max: 5, timeWindow: '1 minute' } })
+// @ts-expect-error UnauthorizedError is split into CredentialsMissingError and CredentialsInvalidError
+void multiauth.UnauthorizedError

@@ -1,10 +1,16 @@
-// Type tests of dist/index.d.ts as an ES module application sees it.
+// Type tests of dist/index.d.ts as an ES module application sees it, with `request.user` typed
+// by the opt-in `fastify-multiauth/request-user` (this application uses neither @fastify/jwt nor
+// @fastify/passport, which declare `request.user` themselves: test-d/jwt, test-d/passport).
 import Fastify from 'fastify'
 import type { FastifyRequest } from 'fastify'
 import multiauth, {
-  fastifyMultiauth, hashPassword, MemoryStore, UnauthorizedError, generateApiKey
+  CredentialsInvalidError, CredentialsMissingError, CrossSiteError, fastifyMultiauth, generateApiKey, hashPassword,
+  MemoryStore, MultiauthOptionError, rotateApiKey
 } from 'fastify-multiauth'
-import type { AuthInfo, MethodName, MultiauthOptions } from 'fastify-multiauth'
+import type {
+  ApiKeyRecord, AuthInfo, BasicCredential, Duration, IssuedTokens, MethodName, MultiauthOptions, MultiauthUser, RateLimitOptions
+} from 'fastify-multiauth'
+import 'fastify-multiauth/request-user'
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
 
@@ -18,22 +24,50 @@ const alice = { id: 'alice', roles: ['admin'] }
 // ---- positive cases ----
 await app.register(multiauth, {
   realm: 'example',
+  callbackTimeout: '10s',
   basic: { verify: async (username, password, request) => (username === 'alice' && password === 'x' && request.ip ? alice : null) },
-  token: { secret: 'x'.repeat(32), lookup: async (claims) => (claims.sub === 'alice' ? alice : null) },
+  token: {
+    secret: 'x'.repeat(32),
+    findUser: async (claims) => (claims.sub === 'alice' ? alice : null),
+    claims: (user) => ({ sub: user.id, scope: user.roles }),
+    expiresIn: '15m',
+    clockTolerance: 0,
+    refresh: { expiresIn: '30 days' }
+  },
   apiKey: { verify: (key) => (key === 'k' ? alice : undefined), header: 'x-api-key', query: 'api_key' },
-  roles: (user) => user.roles
+  roles: (user) => user.roles,
+  // Durations as @fastify/rate-limit writes them, on every budget.
+  rateLimit: {
+    perCredential: { max: 100, timeWindow: '1 minute' },
+    failuresPerIp: { max: 20, timeWindow: '1 minute' },
+    failuresPerUser: { max: 10, timeWindow: 900_000, normalizeUsername: (username) => username.toLowerCase() }
+  }
 })
-await app.register(fastifyMultiauth, { basic: { findUser: async () => ({ user: alice, passwordHash: await hashPassword('x') }) } })
+const credential: BasicCredential = { user: alice, passwordHash: await hashPassword('x') }
+await app.register(fastifyMultiauth, { basic: { findCredential: async () => credential, onRehash: async (user, newHash) => { void user.id; void newHash } } })
+// An ApiKeyRecord without type arguments is a record of your MultiauthUser: findKey takes it as it is.
+const records = new Map<string, ApiKeyRecord>([['id1', { user: alice, hash: 'ab'.repeat(32), scopes: ['read'], rateLimit: { max: 5, timeWindow: 60_000 } }]])
+await app.register(multiauth, { apiKey: { findKey: (id) => records.get(id), prefix: 'sk' } })
+await app.register(multiauth, { apiKey: { findKey: async (id): Promise<ApiKeyRecord | null> => records.get(id) ?? null } })
+await app.register(multiauth, {
+  session: { secret: 's'.repeat(32), findUser: (id) => (id === 'alice' ? alice : null), maxAge: '2h', absoluteTimeout: 86_400_000 },
+  oauth2: { baseUrl: 'https://app.example', providers: { google: { preset: 'google', clientId: 'c', clientSecret: 's' } }, findUser: (profile) => ({ id: profile.id, roles: [] }), httpTimeout: '5s' }
+})
 // Synchronous and thenable answers are accepted.
 const thenable: PromiseLike<typeof alice> = { then: (ok) => Promise.resolve(alice).then(ok) }
 await app.register(multiauth, { basic: { verify: () => thenable } })
-await app.register(multiauth, { store: new MemoryStore() })
+await app.register(multiauth, { store: new MemoryStore(), rateLimit: false })
+const window: Duration = '1 minute'
+const limits: RateLimitOptions = { perCredential: { max: 60, timeWindow: window }, failuresPerIp: false }
+void limits
 
 app.get('/me', { onRequest: app.authGuard(['basic', 'token', 'apiKey']) }, async (request) => {
-  const user = request.user
-  const isUserOrNull: Equal<typeof user, { id: string, roles: string[] } | null> = true
+  // fastify-multiauth/request-user: request.user is the declared MultiauthUser, no cast.
+  const isUserOrNull: Equal<typeof request.user, MultiauthUser | null> = true
   const auth = request.auth
   if (auth === null) return null
+  const isUser: Equal<typeof auth.user, MultiauthUser> = true
+  const roles: string[] = auth.user.roles
   const isMethod: Equal<typeof auth.method, MethodName> = true
   // The union narrows on `method`.
   switch (auth.method) {
@@ -47,16 +81,35 @@ app.get('/me', { onRequest: app.authGuard(['basic', 'token', 'apiKey']) }, async
       return auth.user.id
     }
   }
-  return [isUserOrNull, isMethod]
+  return [isUserOrNull, isUser, isMethod, roles]
 })
 app.get('/admin', { onRequest: app.authGuard({ methods: ['token'], roles: ['admin', ['ops', 'oncall']], scopes: ['read'], mode: 'all', optional: true }) }, async () => 'ok')
 app.addHook('onRequest', app.verifyBasic)
+app.post('/login', async (request) => {
+  // Always present (failing closed when their method is not configured): no `?.`, no cast.
+  const issued: IssuedTokens = await app.authTokens.issue(alice, { request, verifiedAt: Date.now() })
+  const access: string = issued.accessToken
+  const bearer: 'Bearer' = issued.tokenType
+  const seconds: number = issued.expiresIn
+  const refresh: string | undefined = issued.refreshToken
+  const renewed: IssuedTokens | null = await app.authTokens.refresh(refresh ?? '', { request })
+  await app.authSessions.login(request, alice)
+  await app.authSessions.logout(request)
+  const cleared: number = app.authCache.clear('alice')
+  return { access, bearer, seconds, renewed, cleared }
+})
 const info: AuthInfo | null = null
-const e = new UnauthorizedError()
-const statusCode: number = e.statusCode
-const key: string = generateApiKey({ prefix: 'sk', environment: 'live' }).key
+const missing = new CredentialsMissingError()
+const invalid = new CredentialsInvalidError()
+const crossSite = new CrossSiteError()
+const statusCodes: number[] = [missing.statusCode, invalid.statusCode, crossSite.statusCode]
+const optionError = new MultiauthOptionError('basic.verify must be a function')
+const optionCode: string = optionError.code
+const key = generateApiKey({ prefix: 'sk', environment: 'live' })
+const rotated = rotateApiKey({ id: key.id, prefix: key.prefix, environment: key.environment }, { grace: '24h' })
+const graceEndsAt: number = rotated.previous.graceEndsAt
 const opts: MultiauthOptions = { basic: { verify: () => null } }
-void info; void statusCode; void key; void opts
+void info; void statusCodes; void optionCode; void graceEndsAt; void opts
 
 // ---- negative cases: each line must fail to compile ----
 // @ts-expect-error unknown method name in the guard
@@ -77,17 +130,67 @@ await app.register(multiauth, { basic: { verify: async () => true } })
 await app.register(multiauth, { basic: { verify: (username: number) => alice } })
 // @ts-expect-error a user object missing fields of MultiauthUser
 await app.register(multiauth, { apiKey: { verify: () => ({ id: 'x' }) } })
-// @ts-expect-error token.lookup is required with token
+// @ts-expect-error an API-key record's user is a MultiauthUser too
+const badRecord: ApiKeyRecord = { user: { id: 'x' }, hash: 'h' }
+// @ts-expect-error token.findUser is required with token
 await app.register(multiauth, { token: { secret: 'x'.repeat(32) } })
 // @ts-expect-error roles must return role names
 await app.register(multiauth, { roles: () => 42 })
-// @ts-expect-error findUser returns { user, passwordHash }
-await app.register(multiauth, { basic: { findUser: async () => ({ user: alice, hash: 'x' }) } })
-// @ts-expect-error session.lookup receives the stored user id, a string
-await app.register(multiauth, { session: { secret: 's'.repeat(32), lookup: (id: number) => alice } })
-// @ts-expect-error oauth2.onLogin must return a user
-await app.register(multiauth, { oauth2: { baseUrl: 'https://a', providers: {}, onLogin: () => 'alice' } })
+// @ts-expect-error findCredential returns { user, passwordHash }
+await app.register(multiauth, { basic: { findCredential: async () => ({ user: alice, hash: 'x' }) } })
+// @ts-expect-error session.findUser receives the stored user id, a string
+await app.register(multiauth, { session: { secret: 's'.repeat(32), findUser: (id: number) => alice } })
+// @ts-expect-error oauth2.findUser must return a user
+await app.register(multiauth, { oauth2: { baseUrl: 'https://a', providers: {}, findUser: () => 'alice' } })
+// @ts-expect-error a duration is milliseconds or a string, not a boolean
+await app.register(multiauth, { callbackTimeout: true })
+// @ts-expect-error a budget's window is a Duration
+await app.register(multiauth, { rateLimit: { perCredential: { max: 5, timeWindow: { minutes: 1 } } } })
 app.get('/x', async (request) => {
   // @ts-expect-error request.user may be null before narrowing
   return request.user.id
 })
+app.get('/y', async (request) => {
+  // @ts-expect-error request.auth is null until a method succeeded
+  return request.auth.user.id
+})
+
+// ---- names removed in 1.0: each must fail to compile ----
+// @ts-expect-error `timeout` is now `callbackTimeout`
+await app.register(multiauth, { timeout: 5000 })
+// @ts-expect-error token.lookup is now token.findUser
+await app.register(multiauth, { token: { secret: 'x'.repeat(32), findUser: () => alice, lookup: () => alice } })
+// @ts-expect-error session.lookup is now session.findUser
+await app.register(multiauth, { session: { secret: 's'.repeat(32), findUser: () => alice, lookup: () => alice } })
+// @ts-expect-error apiKey.lookup is now apiKey.findKey
+await app.register(multiauth, { apiKey: { lookup: (id: string) => records.get(id) } })
+// @ts-expect-error basic.findUser is now basic.findCredential
+await app.register(multiauth, { basic: { findUser: async () => credential } })
+// @ts-expect-error oauth2.onLogin is now oauth2.findUser
+await app.register(multiauth, { oauth2: { baseUrl: 'https://a', providers: {}, findUser: () => alice, onLogin: () => alice } })
+// @ts-expect-error rateLimit.max is now rateLimit.perCredential.max
+await app.register(multiauth, { rateLimit: { max: 5 } })
+// @ts-expect-error rateLimit.timeWindow is now rateLimit.perCredential.timeWindow
+await app.register(multiauth, { rateLimit: { timeWindow: '1 minute' } })
+// @ts-expect-error rotateApiKey's graceSeconds is now grace (a Duration)
+rotateApiKey(key.key, { graceSeconds: 86_400 })
+app.post('/old', async (request) => {
+  // @ts-expect-error issue(user, request) is now issue(user, { request })
+  await app.authTokens.issue(alice, request)
+  // @ts-expect-error refresh(token, request) is now refresh(token, { request })
+  await app.authTokens.refresh('r', request)
+  // @ts-expect-error the access token is `accessToken` (the HTTP routes still answer `token`)
+  return (await app.authTokens.issue(alice)).token
+})
+// @ts-expect-error UnauthorizedError is split into CredentialsMissingError and CredentialsInvalidError
+import { UnauthorizedError } from 'fastify-multiauth'
+// @ts-expect-error login and logout are app.authSessions.login and .logout
+import { login, logout } from 'fastify-multiauth'
+// @ts-expect-error clearVerifiedCredentials(app, username) is app.authCache.clear(username)
+import { clearVerifiedCredentials } from 'fastify-multiauth'
+// @ts-expect-error AuthFailure is internal
+import type { AuthFailure } from 'fastify-multiauth'
+// @ts-expect-error BasicUserRecord is now BasicCredential
+import type { BasicUserRecord } from 'fastify-multiauth'
+void badRecord; void UnauthorizedError; void login; void logout; void clearVerifiedCredentials
+export type Removed = [AuthFailure, BasicUserRecord]

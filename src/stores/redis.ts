@@ -1,4 +1,4 @@
-import type { Redis, RedisOptions } from 'ioredis'
+import type { Cluster, Redis, RedisOptions } from 'ioredis'
 import { boundedStore } from '../core/callbacks.js'
 import { durationMs } from '../core/durations.js'
 import type { Duration } from '../core/durations.js'
@@ -7,7 +7,7 @@ import type { MultiauthStore } from './types.js'
 
 export interface RedisStoreOptions {
   /** Your ioredis client (the store never closes it), or connection options for one the store owns. */
-  client?: Redis
+  client?: Redis | Cluster
   connection?: RedisOptions | string
   /** Prefix of every key the store writes. Default `"multiauth:"`. */
   prefix?: string
@@ -81,7 +81,7 @@ export class RedisStore implements MultiauthStore {
   /** @internal The brand `isRedisStore` reads. */
   get [kRedisStore] (): true { return true }
 
-  readonly client: Redis
+  readonly client: Redis | Cluster
   readonly prefix: string
   /** Upper bound in ms for one command; also bounds the rate-limit counters on this client. */
   readonly commandTimeout: number

@@ -68,7 +68,7 @@ export interface KeyRateLimit {
 
 /** What `apiKey.findKey(id)` returns: everything the plugin checks, nothing secret. */
 export interface ApiKeyRecord<User = MultiauthUser> {
-  /** Becomes `request.user`. */
+  /** Becomes `request.auth.user` (and `request.user` with `fastify-multiauth/request-user`). */
   user: User
   /** `hash` from `generateApiKey` (hex SHA-256). */
   hash: string

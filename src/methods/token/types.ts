@@ -6,7 +6,7 @@ import type { Duration } from '../../core/durations.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Token helpers (issue, refresh, revoke). Present when the `token` option is given. */
+    /** Token helpers (issue, refresh, revoke). Always present; without the `token` option every call rejects with 500 `FST_MULTIAUTH_NOT_CONFIGURED`. */
     authTokens: AuthTokens
   }
 }

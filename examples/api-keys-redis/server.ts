@@ -5,6 +5,7 @@
 // Uses REDIS_URL when set, else starts its own throwaway redis-server. Prints the REDIS_URL for
 // admin.ts (which manages keys in that same Redis) and the curl lines to try.
 import Fastify from 'fastify'
+import { Redis } from 'ioredis'
 import multiauth, { RedisStore } from '../../src/index.js'
 import { issueKey, openRepository } from './admin.js'
 import { redisKeys, SetupError } from './keys.js'
@@ -22,8 +23,12 @@ const redisUrl = process.env.REDIS_URL || (local as { url: string }).url
 // Reachable? Asked once with a client that does not retry, so a wrong REDIS_URL is one clear line.
 const hint = process.env.REDIS_URL ? '; start that Redis, fix REDIS_URL, or unset it to let the example start its own redis-server' : ''
 await (await openRepository(redisUrl).catch((err: unknown) => exitOnSetupError(err instanceof SetupError ? new SetupError(err.message + hint) : err))).close()
-const store = new RedisStore({ connection: redisUrl, commandTimeout: 500 })
-const keys = redisKeys(store.client)
+// One connection for the key repository and the plugin's store. The example owns it (a store
+// given a client never closes it), and fails fast while Redis is away, as an owned one would.
+const client = new Redis(redisUrl, { maxRetriesPerRequest: 1 })
+client.on('error', () => {}) // reconnect attempts are retried by ioredis; requests answer 503 meanwhile
+const store = new RedisStore({ client, commandTimeout: 500 })
+const keys = redisKeys(client)
 
 const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'warn' } }) // the plugin keeps keys out of the logs
 
@@ -55,7 +60,7 @@ app.get('/orders', { onRequest: app.authGuard({ methods: ['apiKey'], scopes: ['o
   orders: [{ id: 1, item: 'coffee' }]
 }))
 
-app.addHook('onClose', async () => { await store.close(); local?.stop() })
+app.addHook('onClose', async () => { client.disconnect(); local?.stop() })
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => { void app.close().then(() => process.exit(0)) })
 
 const address = await app.listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' })

@@ -336,7 +336,7 @@ t.test('a corrupt refresh record is a generic 500 (its parse error in the log on
 
   t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${issued.token}` } })).statusCode, 200)
   // Before: `iat < Number("2026-…")` is false, so a non-numeric value disabled "log out everywhere".
-  await store.set('tok:nb:ann', '2026-12-01T00:00:00Z', 60_000)
+  await store.set('tok:{u:ann}:nb', '2026-12-01T00:00:00Z', 60_000)
   t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${issued.token}` } })).statusCode, 401, 'an unreadable not-before refuses')
 })
 

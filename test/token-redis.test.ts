@@ -1,16 +1,12 @@
 import t from 'tap'
 import { RedisStore } from '../src/index.js'
 import { retryUntil } from './helpers/phased-load.js'
-import { redisSkipReason, startRedis } from './helpers/redis.js'
+import { eachTopology } from './helpers/redis-topology.js'
 import { bearer, login, tokenApp } from './helpers/tokens.js'
 
-const skip = redisSkipReason()
-
-t.test('two app instances sharing a real redis-server', { skip }, async (t) => {
-  const redis = await startRedis()
-  t.teardown(() => redis.stop())
+eachTopology(t, 'two app instances sharing real Redis', async (t, redis) => {
   const instance = async () => {
-    const store = new RedisStore({ connection: redis.url })
+    const store = new RedisStore(redis.storeOptions())
     const app = await tokenApp({ revocation: true, refresh: true, routes: true }, { store })
     t.teardown(async () => { await app.close(); await store.close() })
     await app.ready()
@@ -39,11 +35,10 @@ t.test('two app instances sharing a real redis-server', { skip }, async (t) => {
 
   t.test('Redis down: verification fails closed with 503, and recovers', async (t) => {
     const { token } = await login(a)
-    await redis.stop()
+    await redis.down()
     const down = await b.inject({ url: '/me', headers: bearer(token) })
     t.equal(down.statusCode, 503)
-    await redis.restart()
-    // ioredis reconnects on its own; bounded wait for it.
+    await redis.up()
     // Bounded wait for ioredis to reconnect (its backoff is at most 2 s).
     await retryUntil('a 200 after the restart', async () => (await b.inject({ url: '/me', headers: bearer(token) })).statusCode === 200, 30_000)
     t.pass('service resumes without a restart (revocations were in the stopped, non-persistent Redis)')

@@ -12,16 +12,8 @@ export type Limiter = (request: FastifyRequest, callOptions?: { increment?: bool
 // In-process counters: enough entries that spraying usernames cannot evict a victim's counter cheaply.
 export const LOCAL_CACHE = 50_000
 
-/** A failure budget's counter: in this process (synchronous), or in Redis (a promise). */
-export interface FailureCounter {
-  /** The counter's state, without counting. */
-  peek (key: string, request: FastifyRequest): LimitResult | Promise<LimitResult>
-  /** Counts one refusal. */
-  add (key: string, request: FastifyRequest): undefined | Promise<unknown>
-}
-
-/** Fixed windows in this process, like @fastify/rate-limit's LocalStore, but read without a promise. */
-export class LocalCounter implements FailureCounter {
+/** A failure budget's fixed windows in this process, like @fastify/rate-limit's LocalStore, but read without a promise. */
+export class LocalCounter {
   readonly #windows = new ExpiringLru<{ count: number, resetAt: number }>(LOCAL_CACHE, () => Date.now())
   readonly #fresh: LimitResult
 
@@ -29,6 +21,7 @@ export class LocalCounter implements FailureCounter {
     this.#fresh = Object.freeze({ max: budget.max, remaining: budget.max, ttlInSeconds: 0, isExceeded: false })
   }
 
+  /** The counter's state, without counting. */
   peek (key: string): LimitResult {
     const window = this.#windows.get(key)
     if (window === undefined) return this.#fresh
@@ -36,7 +29,8 @@ export class LocalCounter implements FailureCounter {
     return { max, remaining: Math.max(0, max - window.count), ttlInSeconds: Math.ceil((window.resetAt - Date.now()) / 1000), isExceeded: window.count > max }
   }
 
-  add (key: string): undefined {
+  /** Counts one refusal. */
+  add (key: string): void {
     const window = this.#windows.get(key)
     if (window !== undefined) {
       window.count++
@@ -44,6 +38,5 @@ export class LocalCounter implements FailureCounter {
       const resetAt = Date.now() + this.budget.timeWindow
       this.#windows.set(key, { count: 1, resetAt }, resetAt)
     }
-    return undefined
   }
 }

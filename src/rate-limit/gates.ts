@@ -1,10 +1,10 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { BusyError } from '../core/errors.js'
-import { isThenable } from '../core/outcome.js'
-import type { FailureCounter, LimitResult } from './counters.js'
+import type { LimitResult, LocalCounter } from './counters.js'
 
-// The gates in front of the failure budgets: attempts in flight count against what is left, the
-// others wait in arrival order (bounded by the plugin's callbackTimeout) instead of being refused.
+// The gates in front of the failure budgets in this process: attempts in flight count against
+// what is left, the others wait in arrival order (bounded by the plugin's callbackTimeout)
+// instead of being refused.
 
 /** `undefined`: the attempt may start (it holds a slot until `leave`). A result: the budget is spent (429). */
 export type Admission = LimitResult | undefined
@@ -22,59 +22,64 @@ interface Waiter {
 
 /** One counter's attempts in this process. Dropped from the map as soon as nobody uses it. */
 interface Gate {
-  /** Attempts holding a slot (being verified, or their refusal being counted). */
+  /** Attempts holding a slot (being verified). */
   active: number
   /** Waiting for a slot, first come first served. */
   queue: Waiter[]
-  /** A peek at a Redis counter is in flight; its answer serves the whole queue. */
-  peeking: boolean
-  /** Refusals counted through this gate; a Redis peek that overlapped one may be stale. */
-  refusals: number
+}
+
+/** What the guard needs of a failure budget: a slot before the attempt, given back after it. */
+export interface FailureGate {
+  /** `undefined`: the attempt may start and holds a slot until `leave`. A result: the budget is spent (429). */
+  enter (key: string, request: FastifyRequest, reply: FastifyReply): Admission | Promise<Admission>
+  /** Ends the attempt; `refused`: it was a failure, and counts against the budget. */
+  leave (key: string, refused: boolean): void
+  /** Counters with attempts in flight or waiting (0 when idle: nothing is kept per key). */
+  readonly size: number
+  /** Attempts waiting for a slot, all counters together. */
+  readonly waiting: number
 }
 
 /** Internal, for tests (not exported by the package): an instance's failure gates. */
 export const kFailureGates = Symbol('multiauth.rateLimit.failureGates')
-export interface FailureGates { ip: Attempts | undefined, user: Attempts | undefined }
+export interface FailureGates { ip: FailureGate | undefined, user: FailureGate | undefined }
 
 /**
- * Failed-attempt budgets are read before verification (a success must not spend them) and
- * counted after the refusal, so a read cannot see attempts still being verified: without
- * this gate, N concurrent guesses would all pass a budget of M < N. An attempt starts only
- * while (attempts in flight) < (budget remaining). The others queue in arrival order; each
- * read of the counter admits as many of them as there is room for, and a slot given back (a
- * success) admits the next. So guesses are bounded exactly per process, concurrent honest
- * requests are delayed, never refused, and a 429 means the counter itself is spent. A wait is
- * bounded by the plugin's `callbackTimeout` (then 503 `FST_MULTIAUTH_BUSY`). Across instances each
- * may overshoot by its own attempts in flight.
+ * Failed-attempt budgets in this process. A budget is read before verification (a success must
+ * not spend it) and counted after the refusal, so a read cannot see attempts still being
+ * verified: without this gate, N concurrent guesses would all pass a budget of M < N. An attempt
+ * starts only while (attempts in flight) < (budget remaining). The others queue in arrival order;
+ * a slot given back (a success) admits the next, a refusal spends one. So guesses are bounded
+ * exactly, concurrent honest requests are delayed, never refused, and a 429 means the counter
+ * itself is spent. A wait is bounded by the plugin's `callbackTimeout` (then 503
+ * `FST_MULTIAUTH_BUSY`). With a RedisStore, `SharedAttempts` does the same across instances.
  */
-export class Attempts {
+export class Attempts implements FailureGate {
   readonly #gates = new Map<string, Gate>()
 
   constructor (
-    private readonly counter: FailureCounter,
+    private readonly counter: LocalCounter,
     /** Longest wait for a slot in ms (the plugin's `callbackTimeout`); 0 waits without bound. */
     private readonly waitMs: number
   ) {}
 
-  /** Counters with attempts in flight or waiting (0 when idle: nothing is kept per key). */
   get size (): number {
     return this.#gates.size
   }
 
-  /** Attempts waiting for a slot, all counters together. */
   get waiting (): number {
     let waiting = 0
     for (const gate of this.#gates.values()) waiting += gate.queue.length
     return waiting
   }
 
-  /** Synchronous when the counter is in this process and a slot is free (or the budget is spent). */
+  /** Synchronous when a slot is free (or the budget is spent). */
   enter (key: string, request: FastifyRequest, reply: FastifyReply): Admission | Promise<Admission> {
     let gate = this.#gates.get(key)
-    if (gate === undefined) this.#gates.set(key, gate = { active: 0, queue: [], peeking: false, refusals: 0 })
+    if (gate === undefined) this.#gates.set(key, gate = { active: 0, queue: [] })
     const waiter: Waiter = { request, reply, settled: PENDING }
     gate.queue.push(waiter)
-    this.#pump(key, gate)
+    this.#admit(key, gate)
     if (waiter.settled !== PENDING) return waiter.settled
     return new Promise((resolve, reject) => {
       waiter.resolve = resolve
@@ -82,44 +87,20 @@ export class Attempts {
     })
   }
 
-  /** Gives the slot back; `refused`: the attempt's refusal has been counted. */
+  /** Gives the slot back; a refusal is counted first, so the next waiter sees it. */
   leave (key: string, refused: boolean): void {
     const gate = this.#gates.get(key) as Gate
     gate.active--
-    if (refused) gate.refusals++
-    this.#pump(key, gate)
+    if (refused) this.counter.add(key)
+    this.#admit(key, gate)
   }
 
-  #pump (key: string, gate: Gate): void {
-    if (gate.peeking) return
+  #admit (key: string, gate: Gate): void {
     if (gate.queue.length === 0) {
       if (gate.active === 0) this.#gates.delete(key)
       return
     }
-    const state = this.counter.peek(key, (gate.queue[0] as Waiter).request)
-    if (!isThenable(state)) {
-      this.#admit(key, gate, state)
-      return
-    }
-    gate.peeking = true
-    const refusals = gate.refusals
-    state.then((value) => {
-      gate.peeking = false
-      // A refusal counted while we looked may or may not be in `value`: look again.
-      if (gate.refusals !== refusals) this.#pump(key, gate)
-      else this.#admit(key, gate, value)
-    }, (err: unknown) => {
-      // The counter cannot be read (store down): every waiter fails the same way (503).
-      gate.peeking = false
-      for (const waiter of gate.queue.splice(0)) {
-        clearTimeout(waiter.timer)
-        ;(waiter.reject as (err: unknown) => void)(err)
-      }
-      if (gate.active === 0) this.#gates.delete(key)
-    })
-  }
-
-  #admit (key: string, gate: Gate, state: LimitResult): void {
+    const state = this.counter.peek(key)
     if (state.remaining <= 0) {
       // Spent: nothing in flight can give budget back. Everyone waiting gets the 429.
       const spent = { ...state, remaining: 0 }
@@ -147,7 +128,7 @@ export class Attempts {
     const index = gate.queue.indexOf(waiter)
     if (index === -1) return
     gate.queue.splice(index, 1)
-    if (gate.queue.length === 0 && gate.active === 0 && !gate.peeking) this.#gates.delete(key)
+    if (gate.queue.length === 0 && gate.active === 0) this.#gates.delete(key)
     waiter.request.log.info({ reason: 'no failure-budget slot within timeout' }, 'multiauth: busy')
     ;(waiter.reject as (err: unknown) => void)(busy(waiter.reply, this.waitMs))
   }

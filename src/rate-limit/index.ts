@@ -12,21 +12,19 @@ import type { AuthMethod, AuthSuccess } from '../core/types.js'
 import { checkFunction, checkKeys, checkObject } from '../core/validate.js'
 import { durationMs } from '../core/durations.js'
 import { LOCAL_CACHE, LocalCounter } from './counters.js'
-import type { Budget, FailureCounter, LimitResult, Limiter } from './counters.js'
+import type { Budget, LimitResult, Limiter } from './counters.js'
 import { Attempts, kFailureGates } from './gates.js'
-import type { Admission, FailureGates } from './gates.js'
+import type { Admission, FailureGate, FailureGates } from './gates.js'
+import { SharedAttempts } from './shared-gates.js'
 import type { RateLimitOptions } from './types.js'
 
 export type { FailureBudget, RateLimitOptions, UsernameFailureBudget } from './types.js'
 export { Attempts, busy, kFailureGates } from './gates.js'
-export type { FailureGates } from './gates.js'
-
-
+export type { FailureGate, FailureGates } from './gates.js'
 
 const OPTION_KEYS = ['perCredential', 'failuresPerIp', 'failuresPerUser']
 const BUDGET_KEYS = ['max', 'timeWindow']
 const USER_BUDGET_KEYS = ['max', 'timeWindow', 'normalizeUsername']
-const PEEK = Object.freeze({ increment: false })
 
 /** What `rateLimit` means when the application does not give it and `basic` is configured. */
 const DEFAULTS: RateLimitOptions = Object.freeze({})
@@ -39,16 +37,10 @@ const defaultNormalizeUsername = (username: string): string => username.normaliz
 const kSubject = Symbol('multiauth.rateLimit.subject')
 const kBudget = Symbol('multiauth.rateLimit.budget')
 const kCounted = Symbol('multiauth.rateLimit.counted')
-const kIp = Symbol('multiauth.rateLimit.ip')
-const kUser = Symbol('multiauth.rateLimit.user')
 interface LimitedRequest extends FastifyRequest {
   [kSubject]: string | null
   [kBudget]: AuthSuccess['rateLimit'] | null
   [kCounted]: boolean
-  /** The normalised client IP (Redis failure counter's key). */
-  [kIp]: string | null
-  /** The hashed, normalised username (Redis failure counter's key). */
-  [kUser]: string | null
 }
 
 function checkBudget (value: unknown, path: string, keys: readonly string[], fallback: Budget): Budget {
@@ -57,20 +49,6 @@ function checkBudget (value: unknown, path: string, keys: readonly string[], fal
   const max = raw.max ?? fallback.max
   if (!Number.isSafeInteger(max) || (max as number) < 1) throw new MultiauthOptionError(`${path}.max must be a positive integer`)
   return { max: max as number, timeWindow: durationMs(raw.timeWindow, `${path}.timeWindow`) ?? fallback.timeWindow }
-}
-
-/**
- * Counts one refusal (at once in this process, or a promise for Redis), then gives the attempt's
- * slot back, then answers what `after` gives: the refusal reaches the counter before the next
- * waiter looks at it.
- */
-function countRefusal<T> (attempts: Attempts, counter: FailureCounter, key: string, request: FastifyRequest, after: () => T): T | Promise<T> {
-  const counted = counter.add(key, request)
-  if (counted === undefined) {
-    attempts.leave(key, true)
-    return after()
-  }
-  return counted.then(() => { attempts.leave(key, true); return after() }, (err: unknown) => { attempts.leave(key, true); throw err })
 }
 
 function setHeaders (reply: FastifyReply, result: LimitResult, remaining: number): void {
@@ -163,14 +141,14 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, ctx
     return limiter as Limiter
   }
 
-  /** A failure budget's counter: in this process, or @fastify/rate-limit's in Redis (its key read from the request). */
-  async function failureCounter (budget: Budget, namespace: string, key: typeof kIp | typeof kUser): Promise<FailureCounter> {
-    if (redis === undefined) return new LocalCounter(budget)
-    const limiter = await register(namespace, { ...budget, keyGenerator: (request: FastifyRequest) => (request as LimitedRequest)[key] as string })
-    return {
-      peek: async (_key, request) => await call(limiter, request, PEEK),
-      add: async (_key, request) => await call(limiter, request)
-    }
+  /**
+   * A failure budget's gate: in this process, or shared by every instance through the RedisStore's
+   * slots (exact across instances; @fastify/rate-limit has no way to give back the count of an
+   * attempt that succeeded, which that needs).
+   */
+  function failureGate (budget: Budget, namespace: string): FailureGate {
+    if (redis === undefined) return new Attempts(new LocalCounter(budget), ctx.timeoutMs)
+    return new SharedAttempts(redis, namespace, budget, ctx.timeoutMs)
   }
 
   const keyedLimiter = keyed === undefined
@@ -180,17 +158,12 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, ctx
       max: (request: FastifyRequest) => (request as LimitedRequest)[kBudget]?.max ?? keyed.max,
       timeWindow: (request: FastifyRequest) => (request as LimitedRequest)[kBudget]?.timeWindow ?? keyed.timeWindow
     })
-  const ipCounter = perIp === undefined ? undefined : await failureCounter(perIp, 'rl:fail:ip:', kIp)
-  const userCounter = perUser === undefined ? undefined : await failureCounter(perUser, 'rl:fail:user:', kUser)
+  const ipAttempts = perIp === undefined ? undefined : failureGate(perIp, 'rl:fail:ip:')
+  const userAttempts = perUser === undefined ? undefined : failureGate(perUser, 'rl:fail:user:')
 
   app.decorateRequest(kSubject, null)
   app.decorateRequest(kBudget, null)
   app.decorateRequest(kCounted, false)
-  app.decorateRequest(kIp, null)
-  app.decorateRequest(kUser, null)
-
-  const ipAttempts = ipCounter === undefined ? undefined : new Attempts(ipCounter, ctx.timeoutMs)
-  const userAttempts = userCounter === undefined ? undefined : new Attempts(userCounter, ctx.timeoutMs)
   app.decorate(kFailureGates, { ip: ipAttempts, user: userAttempts } satisfies FailureGates)
 
   /** The per-username counter's key: normalised (the application's function may throw: a 500), then hashed. */
@@ -213,33 +186,29 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, ctx
       request.log.info({ reason: 'too many failed attempts from this IP' }, 'multiauth: rate limited')
       throw tooMany(reply, spent)
     }
+    const attempts = ipAttempts as FailureGate
     let pending
     try {
       pending = run(request, reply)
     } catch (err) {
-      return afterIpFailure(ip, err, request)
-    }
-    if (pending === undefined) {
-      ;(ipAttempts as Attempts).leave(ip, false)
-      return undefined
-    }
-    return pending.then(() => { (ipAttempts as Attempts).leave(ip, false) }, async (err: unknown) => await afterIpFailure(ip, err, request))
-  }
-
-  /** Counts a refusal against the IP (synchronously in process), gives the slot back, rethrows. */
-  function afterIpFailure (ip: string, err: unknown, request: FastifyRequest): Promise<never> {
-    const attempts = ipAttempts as Attempts
-    if (!isRefusal(err)) {
-      attempts.leave(ip, false)
+      attempts.leave(ip, isRefusal(err))
       throw err
     }
-    return countRefusal(attempts, ipCounter as FailureCounter, ip, request, () => { throw err })
+    if (pending === undefined) {
+      attempts.leave(ip, false)
+      return undefined
+    }
+    // A refusal is counted against the IP before the slot is given back: the next waiter sees it.
+    return pending.then(() => { attempts.leave(ip, false) }, (err: unknown) => {
+      attempts.leave(ip, isRefusal(err))
+      throw err
+    })
   }
 
   // --- per username: around Basic's verification ---
 
   function verifyForUser (key: string, spent: Admission, request: FastifyRequest, reply: FastifyReply, run: () => VerifyOutcome): VerifyOutcome {
-    const attempts = userAttempts as Attempts
+    const attempts = userAttempts as FailureGate
     if (spent !== undefined) {
       request.log.info({ reason: 'too many failed attempts for this username' }, 'multiauth: rate limited')
       throw tooMany(reply, spent)
@@ -251,28 +220,23 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, ctx
       attempts.leave(key, false)
       throw err
     }
-    if (!isThenable(outcome)) return afterUserOutcome(key, outcome, request)
-    return Promise.resolve(outcome).then((value) => afterUserOutcome(key, value, request), (err: unknown) => {
+    if (!isThenable(outcome)) return afterUserOutcome(attempts, key, outcome)
+    return Promise.resolve(outcome).then((value) => afterUserOutcome(attempts, key, value), (err: unknown) => {
       attempts.leave(key, false)
       throw err
     })
   }
 
   /** A refusal is counted against the username before its slot is given back. */
-  function afterUserOutcome (key: string, outcome: AuthSuccess | AuthFailure, request: FastifyRequest): VerifyOutcome {
-    const attempts = userAttempts as Attempts
-    if (!(outcome instanceof AuthFailure)) {
-      attempts.leave(key, false)
-      return outcome
-    }
-    return countRefusal(attempts, userCounter as FailureCounter, key, request, () => outcome)
+  function afterUserOutcome (attempts: FailureGate, key: string, outcome: AuthSuccess | AuthFailure): VerifyOutcome {
+    attempts.leave(key, outcome instanceof AuthFailure)
+    return outcome
   }
 
   return {
     guard (run: GuardRun, request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
       if (ipAttempts === undefined) return run(request, reply)
       const ip = normalizeIP(request.ip)
-      ;(request as LimitedRequest)[kIp] = ip
       const admission = ipAttempts.enter(ip, request, reply)
       if (!isThenable(admission)) return runForIp(ip, admission, run, request, reply)
       return admission.then((spent) => runForIp(ip, spent, run, request, reply))
@@ -281,7 +245,6 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, ctx
     verify (method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply, run: () => VerifyOutcome): VerifyOutcome {
       if (userAttempts === undefined || method.name !== 'basic') return run()
       const key = userKey((credentials as { username: string }).username)
-      ;(request as LimitedRequest)[kUser] = key
       const admission = userAttempts.enter(key, request, reply)
       if (!isThenable(admission)) return verifyForUser(key, admission, request, reply, run)
       return admission.then((spent) => verifyForUser(key, spent, request, reply, run))

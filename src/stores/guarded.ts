@@ -40,8 +40,9 @@ export function guardStore (store: MultiauthStore, timeoutMs: number): Multiauth
   // Async arrows: a store method that throws synchronously becomes a rejection, bounded like the rest.
   const guarded: MultiauthStore = {
     get: async (key) => text(await boundedStore(timeoutMs, (async () => await store.get(key))())),
-    set: async (key, value, ttlMs) => { await boundedStore(timeoutMs, (async () => { await store.set(key, value, ttlMs) })()) },
-    delete: async (key) => { await boundedStore(timeoutMs, (async () => { await store.delete(key) })()) }
+    // `options` only when given: a store written before it existed sees the calls it always saw.
+    set: async (key, value, ttlMs, options) => { await boundedStore(timeoutMs, (async () => { await (options === undefined ? store.set(key, value, ttlMs) : store.set(key, value, ttlMs, options)) })()) },
+    delete: async (key, options) => { await boundedStore(timeoutMs, (async () => { await (options === undefined ? store.delete(key) : store.delete(key, options)) })()) }
   }
   const { getMany, setUnlessEqual, compareAndSet, addCapped, close } = store
   if (compareAndSet !== undefined) {
@@ -51,7 +52,7 @@ export function guardStore (store: MultiauthStore, timeoutMs: number): Multiauth
     guarded.addCapped = async (key, member, max, ttlMs) => strings(await boundedStore(timeoutMs, (async () => await addCapped.call(store, key, member, max, ttlMs))()))
   }
   if (setUnlessEqual !== undefined) {
-    guarded.setUnlessEqual = async (key, value, ttlMs, unless) => flag(await boundedStore(timeoutMs, (async () => await setUnlessEqual.call(store, key, value, ttlMs, unless))()))
+    guarded.setUnlessEqual = async (key, value, ttlMs, unless, options) => flag(await boundedStore(timeoutMs, (async () => await (options === undefined ? setUnlessEqual.call(store, key, value, ttlMs, unless) : setUnlessEqual.call(store, key, value, ttlMs, unless, options)))()))
   }
   if (getMany !== undefined) {
     guarded.getMany = async (keys) => texts(await boundedStore(timeoutMs, (async () => await getMany.call(store, keys))()), keys.length)

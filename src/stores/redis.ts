@@ -1,14 +1,23 @@
-import type { Cluster, Redis, RedisOptions } from 'ioredis'
+import type { ChainableCommander, Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from 'ioredis'
 import { boundedStore } from '../core/callbacks.js'
 import { durationMs } from '../core/durations.js'
 import type { Duration } from '../core/durations.js'
+import { MultiauthOptionError } from '../core/errors.js'
 import { loadPeers } from '../core/peer.js'
-import type { MultiauthStore } from './types.js'
+import type { MultiauthStore, WriteOptions } from './types.js'
 
 export interface RedisStoreOptions {
-  /** Your ioredis client (the store never closes it), or connection options for one the store owns. */
+  /**
+   * Your ioredis client: a `Redis` (standalone, or Sentinel through its `sentinels` option) or a
+   * `Cluster`. The store never closes a client it is given. It must read from primaries: a client
+   * that reads from replicas (`scaleReads` other than `'master'`, `role: 'slave'`) is refused, since
+   * a replica may not have a revocation yet.
+   */
   client?: Redis | Cluster
+  /** Connection options (or a `redis://` URL) for a standalone or Sentinel client the store owns. */
   connection?: RedisOptions | string
+  /** Seed nodes (and options) for a Redis Cluster client the store owns. */
+  cluster?: { nodes: ClusterNode[], options?: ClusterOptions }
   /** Prefix of every key the store writes. Default `"multiauth:"`. */
   prefix?: string
   /** A command not answered within this time (ms or `'1s'`) fails the request with 503. Default one second. */
@@ -20,7 +29,18 @@ export interface RedisStoreOptions {
    * this is `true`. Default false; use `noeviction` (writes then fail, and requests fail closed).
    */
   allowEviction?: boolean
+  /**
+   * Security-relevant writes (an access-token revocation, "log out everywhere", a refresh-family
+   * revocation, a session destroy) wait until this many replicas have acknowledged them (Redis
+   * `WAIT`), at most `timeout` (default one second); fewer acknowledgements fail the request that
+   * revoked with 503, so its client retries instead of trusting a revocation a failover could lose.
+   * Off by default: without it, a failover loses what the primary had not yet replicated (docs/stores.md).
+   */
+  waitForReplicas?: { replicas: number, timeout?: Duration }
 }
+
+/** How a store's client reaches Redis: what the plugin checks at registration. */
+type Client = Redis | Cluster
 
 const kRedisStore = Symbol.for('fastify-multiauth.RedisStore')
 
@@ -66,6 +86,52 @@ local dropped = redis.call('ZRANGE', KEYS[1], 0, extra - 1)
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, extra - 1)
 return dropped`
 
+// A failure budget's slot, taken before the attempt (Cluster-safe: one key). Refused when the counter
+// already holds `max` (attempts refused, plus attempts in flight on every instance); the window
+// starts with the first slot. Returns {taken (1|0), count, ttl ms}.
+const RESERVE = `local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[1]) then return {0, n, redis.call('PTTL', KEYS[1])} end
+n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return {1, n, redis.call('PTTL', KEYS[1])}`
+
+// Gives a slot back (the attempt succeeded): never below zero, nothing once the window has ended.
+const RELEASE = `local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then redis.call('DECR', KEYS[1]) end
+return n`
+
+/** A failure budget's counter after `reserve`: whether this attempt got a slot. */
+export interface Reservation { taken: boolean, count: number, ttlMs: number }
+
+/** The custom commands the store defines on its client (and on pipelines of it). */
+interface Scripts {
+  multiauthIncrement: (key: string, ttl: number) => Promise<number>
+  multiauthSetUnlessEqual: (key: string, value: string, ttl: number, unless: string) => Promise<number>
+  multiauthCompareAndSet: (key: string, expected: string, value: string, ttl: number) => Promise<number>
+  multiauthAddCapped: (key: string, member: string, max: number, ttl: number) => Promise<string[]>
+  multiauthReserve: (key: string, max: number, windowMs: number) => Promise<[number, number, number]>
+  multiauthRelease: (key: string) => Promise<number>
+}
+type PipelineScripts = { [K in keyof Scripts]: (...args: Parameters<Scripts[K]>) => ChainableCommander }
+
+function isCluster (client: Client): client is Cluster {
+  return (client as { isCluster?: unknown }).isCluster === true
+}
+
+/**
+ * Refuses a client that reads from replicas: replication is asynchronous, so a replica may not
+ * have a revocation, a "log out everywhere" or a session tombstone yet, and would let it pass.
+ */
+function checkReadsFromPrimary (client: Client): void {
+  if (isCluster(client)) {
+    const scaleReads = client.options.scaleReads ?? 'master'
+    if (scaleReads !== 'master') throw new MultiauthOptionError(`RedisStore: the Cluster client reads from replicas (scaleReads: ${typeof scaleReads === 'function' ? 'a function' : JSON.stringify(scaleReads)}); a replica may not have a revocation yet. Use scaleReads: 'master'`)
+    return
+  }
+  const { role, readOnly } = client.options as { role?: string, readOnly?: boolean }
+  if (role === 'slave' || readOnly === true) throw new MultiauthOptionError('RedisStore: the client reads from a replica (role: \'slave\' or readOnly); a replica may not have a revocation yet, and refuses writes. Use the primary')
+}
+
 /** A TTL is a programming-time value: NaN or a negative number must not become a 503 ("store unavailable"). */
 function ttl (ms: number): number {
   if (!Number.isFinite(ms) || ms <= 0) throw new RangeError(`store TTL must be a positive number of ms (got ${ms})`)
@@ -73,38 +139,55 @@ function ttl (ms: number): number {
 }
 
 /**
- * Store on Redis (ioredis). Every command is bounded by `commandTimeout` and every
- * failure becomes `StoreUnavailableError` (503): requests fail closed while Redis is
- * down and succeed again as soon as ioredis reconnects, without a restart.
+ * Store on Redis (ioredis): standalone, Sentinel or Cluster. Every command is bounded by
+ * `commandTimeout` and every failure becomes `StoreUnavailableError` (503): requests fail closed
+ * while Redis is down or failing over, and succeed again as soon as ioredis reconnects (to the new
+ * primary), without a restart. Every command touches one key, or keys of one hash slot, so it
+ * runs unchanged on a Cluster.
  */
 export class RedisStore implements MultiauthStore {
   /** @internal The brand `isRedisStore` reads. */
   get [kRedisStore] (): true { return true }
 
-  readonly client: Redis | Cluster
+  readonly client: Client
   readonly prefix: string
   /** Upper bound in ms for one command; also bounds the rate-limit counters on this client. */
   readonly commandTimeout: number
   /** See `RedisStoreOptions.allowEviction`. */
   readonly allowEviction: boolean
+  /** See `RedisStoreOptions.waitForReplicas` (the timeout in ms), or `undefined`. */
+  readonly waitForReplicas: { replicas: number, timeout: number } | undefined
   readonly #owned: boolean
   readonly #timeout: number
+  readonly #scripts: Scripts
 
   constructor (options: RedisStoreOptions) {
-    if (options.client === undefined && options.connection === undefined) {
-      throw new TypeError('RedisStore needs a client or connection options')
+    const sources = ['client', 'connection', 'cluster'].filter((name) => options[name as keyof RedisStoreOptions] !== undefined)
+    if (sources.length !== 1) {
+      throw new MultiauthOptionError(sources.length === 0 ? 'RedisStore needs a client, connection options or cluster nodes' : `RedisStore takes one of client, connection and cluster (got ${sources.join(' and ')})`)
     }
     this.prefix = options.prefix ?? 'multiauth:'
-    if (typeof this.prefix !== 'string') throw new TypeError('RedisStore prefix must be a string')
+    if (typeof this.prefix !== 'string') throw new MultiauthOptionError('RedisStore prefix must be a string')
     this.#timeout = this.commandTimeout = durationMs(options.commandTimeout, 'RedisStore commandTimeout') ?? 1000
-    if (options.allowEviction !== undefined && typeof options.allowEviction !== 'boolean') throw new TypeError('RedisStore allowEviction must be a boolean')
+    if (options.allowEviction !== undefined && typeof options.allowEviction !== 'boolean') throw new MultiauthOptionError('RedisStore allowEviction must be a boolean')
     this.allowEviction = options.allowEviction ?? false
+    this.waitForReplicas = replicasOption(options.waitForReplicas)
     this.#owned = options.client === undefined
     // Commands issued while (re)connecting wait in ioredis' queue, bounded by our own
     // timeout; after one reconnection attempt ioredis fails them, so the queue stays small.
-    const failFast: RedisOptions = { maxRetriesPerRequest: 1 }
+    const failFast: RedisOptions = {
+      maxRetriesPerRequest: 1,
+      // After a Sentinel failover the old primary may come back as a replica and answer writes with
+      // READONLY: reconnect, which asks the Sentinels for the current primary.
+      reconnectOnError: (err) => err.message.startsWith('READONLY')
+    }
     if (options.client !== undefined) {
       this.client = options.client
+    } else if (options.cluster !== undefined) {
+      const { nodes, options: clusterOptions = {} } = options.cluster as { nodes: unknown, options?: ClusterOptions }
+      if (!Array.isArray(nodes) || nodes.length === 0) throw new MultiauthOptionError('RedisStore cluster.nodes must be a non-empty array of seed nodes')
+      const [{ Cluster: ClusterClient }] = loadPeers('RedisStore', ['ioredis'])
+      this.client = new ClusterClient(nodes, { ...clusterOptions, redisOptions: { ...failFast, ...clusterOptions.redisOptions } })
     } else {
       // ioredis is an optional peer dependency: loaded only here, for a client the store owns.
       const [{ Redis: RedisClient }] = loadPeers('RedisStore', ['ioredis'])
@@ -112,24 +195,52 @@ export class RedisStore implements MultiauthStore {
         ? new RedisClient(options.connection, failFast)
         : new RedisClient({ ...failFast, ...options.connection })
     }
+    checkReadsFromPrimary(this.client)
     // ioredis emits 'error' on every failed reconnect; without a listener Node would crash.
     if (this.#owned) this.client.on('error', () => {})
     this.client.defineCommand('multiauthIncrement', { numberOfKeys: 1, lua: INCREMENT })
     this.client.defineCommand('multiauthSetUnlessEqual', { numberOfKeys: 1, lua: SET_UNLESS_EQUAL })
     this.client.defineCommand('multiauthCompareAndSet', { numberOfKeys: 1, lua: COMPARE_AND_SET })
     this.client.defineCommand('multiauthAddCapped', { numberOfKeys: 1, lua: ADD_CAPPED })
+    this.client.defineCommand('multiauthReserve', { numberOfKeys: 1, lua: RESERVE })
+    this.client.defineCommand('multiauthRelease', { numberOfKeys: 1, lua: RELEASE })
+    this.#scripts = this.client as unknown as Scripts
+  }
+
+  /**
+   * A write; with `durable` and `waitForReplicas`, pipelined with `WAIT` on the same connection (on
+   * a Cluster, the connection to the key's primary), and refused unless enough replicas acknowledged.
+   */
+  async #write<T> (durable: boolean | undefined, direct: () => Promise<T>, pipelined: (pipeline: ChainableCommander & PipelineScripts) => ChainableCommander): Promise<T> {
+    const wait = durable === true ? this.waitForReplicas : undefined
+    if (wait === undefined) return await boundedStore(this.#timeout, direct())
+    const pipeline = pipelined(this.client.pipeline() as ChainableCommander & PipelineScripts).wait(wait.replicas, wait.timeout)
+    const replies = await boundedStore(this.#timeout + wait.timeout, (async () => {
+      const results = await pipeline.exec()
+      if (results === null) throw new Error('the pipeline was discarded')
+      for (const [err] of results) if (err !== null) throw err
+      const acknowledged = results[results.length - 1]?.[1]
+      if (typeof acknowledged !== 'number' || acknowledged < wait.replicas) {
+        throw new Error(`WAIT: ${String(acknowledged)} of ${wait.replicas} replicas acknowledged the write within ${wait.timeout} ms`)
+      }
+      return results
+    })())
+    return replies[0]?.[1] as T
   }
 
   async get (key: string): Promise<string | null> {
     return await boundedStore(this.#timeout, this.client.get(this.prefix + key))
   }
 
+  /** Keys of one hash slot on a Cluster (the plugin tags the keys it reads together). */
   async getMany (keys: readonly string[]): Promise<Array<string | null>> {
     return await boundedStore(this.#timeout, this.client.mget(keys.map((key) => this.prefix + key)))
   }
 
-  async set (key: string, value: string, ttlMs: number): Promise<void> {
-    await boundedStore(this.#timeout, this.client.set(this.prefix + key, value, 'PX', ttl(ttlMs)))
+  async set (key: string, value: string, ttlMs: number, options?: WriteOptions): Promise<void> {
+    const k = this.prefix + key
+    const px = ttl(ttlMs)
+    await this.#write(options?.durable, async () => await this.client.set(k, value, 'PX', px), (p) => p.set(k, value, 'PX', px))
   }
 
   async setIfAbsent (key: string, value: string, ttlMs: number): Promise<boolean> {
@@ -137,40 +248,61 @@ export class RedisStore implements MultiauthStore {
     return result === 'OK'
   }
 
-  async setUnlessEqual (key: string, value: string, ttlMs: number, unless: string): Promise<boolean> {
-    const client = this.client as Redis & { multiauthSetUnlessEqual: (key: string, value: string, ttl: number, unless: string) => Promise<number> }
-    return (await boundedStore(this.#timeout, client.multiauthSetUnlessEqual(this.prefix + key, value, ttl(ttlMs), unless))) === 1
+  async setUnlessEqual (key: string, value: string, ttlMs: number, unless: string, options?: WriteOptions): Promise<boolean> {
+    const k = this.prefix + key
+    const px = ttl(ttlMs)
+    return (await this.#write(options?.durable, async () => await this.#scripts.multiauthSetUnlessEqual(k, value, px, unless), (p) => p.multiauthSetUnlessEqual(k, value, px, unless))) === 1
   }
 
   async compareAndSet (key: string, expected: string, value: string, ttlMs: number): Promise<boolean> {
-    const client = this.client as Redis & { multiauthCompareAndSet: (key: string, expected: string, value: string, ttl: number) => Promise<number> }
-    return (await boundedStore(this.#timeout, client.multiauthCompareAndSet(this.prefix + key, expected, value, ttl(ttlMs)))) === 1
+    return (await boundedStore(this.#timeout, this.#scripts.multiauthCompareAndSet(this.prefix + key, expected, value, ttl(ttlMs)))) === 1
   }
 
   async addCapped (key: string, member: string, max: number, ttlMs: number): Promise<string[]> {
     if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`addCapped: max must be a positive integer (got ${max})`)
-    const client = this.client as Redis & { multiauthAddCapped: (key: string, member: string, max: number, ttl: number) => Promise<string[]> }
-    return await boundedStore(this.#timeout, client.multiauthAddCapped(this.prefix + key, member, max, ttl(ttlMs)))
+    return await boundedStore(this.#timeout, this.#scripts.multiauthAddCapped(this.prefix + key, member, max, ttl(ttlMs)))
   }
 
-  async delete (key: string): Promise<void> {
-    await boundedStore(this.#timeout, this.client.del(this.prefix + key))
+  async delete (key: string, options?: WriteOptions): Promise<void> {
+    const k = this.prefix + key
+    await this.#write(options?.durable, async () => await this.client.del(k), (p) => p.del(k))
   }
 
   async increment (key: string, ttlMs: number): Promise<number> {
-    const client = this.client as Redis & { multiauthIncrement: (key: string, ttl: number) => Promise<number> }
-    return await boundedStore(this.#timeout, client.multiauthIncrement(this.prefix + key, ttl(ttlMs)))
+    return await boundedStore(this.#timeout, this.#scripts.multiauthIncrement(this.prefix + key, ttl(ttlMs)))
   }
 
   /**
-   * The server's `maxmemory-policy` (CONFIG GET), or `undefined` when it cannot be read (CONFIG
-   * disabled, as on some managed services, or the server unreachable): checked at registration.
+   * @internal A failure budget's slot, shared by every instance: taken while the counter at `key`
+   * is below `max`, atomically. The failure budgets use it (and `release`) so that N instances
+   * together allow exactly the budget.
+   */
+  async reserve (key: string, max: number, windowMs: number): Promise<Reservation> {
+    const [taken, count, ttlMs] = await boundedStore(this.#timeout, this.#scripts.multiauthReserve(this.prefix + key, max, ttl(windowMs)))
+    return { taken: taken === 1, count, ttlMs: Math.max(0, ttlMs) }
+  }
+
+  /** @internal Gives back a slot taken by `reserve` (the attempt succeeded). */
+  async release (key: string): Promise<void> {
+    await boundedStore(this.#timeout, this.#scripts.multiauthRelease(this.prefix + key))
+  }
+
+  /**
+   * The server's `maxmemory-policy` (CONFIG GET) — on a Cluster, the first evicting policy among
+   * its primaries — or `undefined` when it cannot be read (CONFIG disabled, as on some managed
+   * services, or the server unreachable): checked at registration.
    */
   async evictionPolicy (): Promise<string | undefined> {
     try {
-      const reply = await boundedStore(this.#timeout, this.client.config('GET', 'maxmemory-policy') as Promise<unknown>)
-      const policy = Array.isArray(reply) ? reply[1] : undefined
-      return typeof policy === 'string' ? policy : undefined
+      const { client } = this
+      if (!isCluster(client)) return await policyOf(client, this.#timeout)
+      // The primaries are known once the client has its slot map: any command waits for it.
+      await boundedStore(this.#timeout, client.ping())
+      const masters = client.nodes('master')
+      if (masters.length === 0) return undefined
+      const policies = await Promise.all(masters.map(async (node) => await policyOf(node, this.#timeout)))
+      if (policies.includes(undefined)) return undefined
+      return policies.find((policy) => evicts(policy as string)) ?? policies[0]
     } catch {
       return undefined
     }
@@ -179,4 +311,23 @@ export class RedisStore implements MultiauthStore {
   async close (): Promise<void> {
     if (this.#owned) this.client.disconnect()
   }
+}
+
+async function policyOf (client: Redis, timeoutMs: number): Promise<string | undefined> {
+  const reply = await boundedStore(timeoutMs, client.config('GET', 'maxmemory-policy') as Promise<unknown>)
+  const policy = Array.isArray(reply) ? reply[1] : undefined
+  return typeof policy === 'string' ? policy : undefined
+}
+
+function replicasOption (value: RedisStoreOptions['waitForReplicas']): { replicas: number, timeout: number } | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'object' || value === null) throw new MultiauthOptionError('RedisStore waitForReplicas must be an object { replicas, timeout? }')
+  for (const key of Object.keys(value)) {
+    if (key !== 'replicas' && key !== 'timeout') throw new MultiauthOptionError(`unknown option RedisStore waitForReplicas.${key} (allowed: replicas, timeout)`)
+  }
+  if (!Number.isSafeInteger(value.replicas) || value.replicas < 1) throw new MultiauthOptionError('RedisStore waitForReplicas.replicas must be a positive integer')
+  const timeout = durationMs(value.timeout, 'RedisStore waitForReplicas.timeout') ?? 1000
+  // WAIT 0 would wait forever: a bound is what keeps a lost replica from holding every revocation.
+  if (timeout < 1) throw new MultiauthOptionError('RedisStore waitForReplicas.timeout must be at least 1 ms')
+  return { replicas: value.replicas, timeout }
 }

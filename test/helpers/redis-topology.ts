@@ -1,7 +1,8 @@
 // Real Redis topologies for the tests, all from the Debian redis-server package (redis-cli comes
 // with it), on free loopback ports, no containers: a standalone server, a three-master Cluster
-// (`--cluster-enabled yes` + `redis-cli --cluster create`), and a primary with a replica watched
-// by three Sentinels (`redis-server --sentinel`). Every wait has a deadline; `stop()` kills all.
+// (`--cluster-enabled yes` + `redis-cli --cluster create`, optionally with one replica per
+// master), and a primary with a replica watched by three Sentinels (`redis-server --sentinel`).
+// Every wait has a deadline; `stop()` kills every process and removes the directory.
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -9,26 +10,64 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Cluster, Redis } from 'ioredis'
+import type { Test } from 'tap'
 import type { RedisStoreOptions } from '../../src/index.js'
-import { freePort, redisAvailable } from './redis.js'
+import { freePort, redisAvailable, redisSkipReason } from './redis.js'
 
 export type TopologyName = 'standalone' | 'cluster' | 'sentinel'
-export const TOPOLOGIES: readonly TopologyName[] = ['standalone', 'cluster', 'sentinel']
+export const ALL_TOPOLOGIES: readonly TopologyName[] = ['standalone', 'cluster', 'sentinel']
+
+/**
+ * The topologies the Redis-backed tests run against: all three, or the comma-separated list in
+ * MULTIAUTH_TOPOLOGIES (a local shortcut, e.g. `standalone`). CI=true always runs all three.
+ */
+export const TOPOLOGIES: readonly TopologyName[] = (() => {
+  const wanted = process.env.MULTIAUTH_TOPOLOGIES
+  if (wanted === undefined || wanted === '' || process.env.CI === 'true') return ALL_TOPOLOGIES
+  const names = wanted.split(',').map((name) => name.trim())
+  for (const name of names) {
+    if (!ALL_TOPOLOGIES.includes(name as TopologyName)) throw new Error(`MULTIAUTH_TOPOLOGIES: unknown topology "${name}" (known: ${ALL_TOPOLOGIES.join(', ')})`)
+  }
+  return names as TopologyName[]
+})()
+
+export interface TopologyOptions {
+  /** Keep data across `down()`/`up()` (append-only file fsynced on every write). */
+  persist?: boolean
+  /** More redis-server arguments for every data node, e.g. `['--maxmemory', '2mb']`. */
+  extraArgs?: string[]
+  /** Cluster only: one replica per master (six nodes), so a killed master fails over. */
+  replicas?: boolean
+}
 
 export interface RedisTopology {
   name: TopologyName
-  /** A client for the test's own checks (the caller disconnects it, or `stop()` does). */
+  /** A client for the test's own checks (disconnected by `stop()`). */
   client: () => Redis | Cluster
   /** Options for a RedisStore that owns its own connection to this topology. */
   storeOptions: (extra?: Partial<RedisStoreOptions>) => RedisStoreOptions
+  /** Every key matching `pattern` on every primary (KEYS is per node). */
+  keys: (pattern: string) => Promise<string[]>
+  /** CONFIG SET on every data node (primaries and replicas). */
+  configSet: (parameter: string, value: string) => Promise<void>
+  /** Stops every data node (Sentinels keep running): Redis is unreachable. */
+  down: () => Promise<void>
+  /** Starts them again on the same ports and roles; resolves when the topology serves again. */
+  up: () => Promise<void>
+  /** SIGSTOP every data node: connections stay open, nothing answers (a hung Redis). */
+  pause: () => void
+  /** SIGCONT after `pause()`. */
+  resume: () => void
   /** SIGKILLs the current primary (sentinel) or one master (cluster); standalone: the server. Resolves when it is dead. */
   killPrimary: () => Promise<void>
+  /** Resolves when the topology serves writes again after `killPrimary()` (a replica promoted). */
+  recovered: () => Promise<void>
   stop: () => Promise<void>
 }
 
-const DEADLINE_MS = 30_000
+const DEADLINE_MS = 60_000
 
-async function until (what: string, check: () => Promise<boolean>, deadlineMs = DEADLINE_MS): Promise<void> {
+async function until (what: string, check: () => Promise<boolean> | boolean, deadlineMs = DEADLINE_MS): Promise<void> {
   const end = Date.now() + deadlineMs
   while (Date.now() < end) {
     try {
@@ -44,98 +83,204 @@ function cli (port: number, ...args: string[]): string {
   return `${result.stdout}${result.stderr}`
 }
 
-function launch (args: string[], dir: string): ChildProcess {
-  return spawn('redis-server', ['--bind', '127.0.0.1', '--protected-mode', 'no', '--save', '', '--appendonly', 'no', '--dir', dir, ...args], { stdio: 'ignore' })
-}
+/** A data node: its port, arguments and process, relaunchable on the same port. */
+class Node {
+  child: ChildProcess | undefined
+  constructor (readonly port: number, private readonly args: string[], private readonly dir: string, private readonly options: TopologyOptions) {}
 
-async function kill (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  child.kill('SIGKILL')
-  await exited
-}
+  async start (): Promise<void> {
+    const persistence = this.options.persist === true
+      ? ['--appendonly', 'yes', '--appendfsync', 'always', '--appendfilename', `appendonly-${this.port}.aof`, '--appenddirname', `aof-${this.port}`]
+      : ['--appendonly', 'no']
+    this.child = spawn('redis-server', [
+      '--port', String(this.port), '--bind', '127.0.0.1', '--protected-mode', 'no', '--save', '', '--dir', this.dir,
+      ...persistence, ...this.args, ...(this.options.extraArgs ?? [])
+    ], { stdio: 'ignore' })
+    await until(`redis-server on ${this.port}`, () => cli(this.port, 'ping').includes('PONG'))
+  }
 
-async function startStandalone (dir: string): Promise<RedisTopology> {
-  const port = await freePort()
-  const server = launch(['--port', String(port)], dir)
-  await until(`redis-server on ${port}`, async () => cli(port, 'ping').includes('PONG'))
-  const clients: Redis[] = []
-  return {
-    name: 'standalone',
-    client: () => { const c = new Redis(port, '127.0.0.1'); clients.push(c); return c },
-    storeOptions: (extra = {}) => ({ connection: `redis://127.0.0.1:${port}`, ...extra }),
-    killPrimary: async () => { await kill(server) },
-    stop: async () => { for (const c of clients) c.disconnect(); await kill(server) }
+  get alive (): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null
+  }
+
+  async kill (): Promise<void> {
+    const child = this.child
+    if (child === undefined || !this.alive) return
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    child.kill('SIGCONT') // a paused node must be able to die
+    child.kill('SIGKILL')
+    await exited
+  }
+
+  signal (name: 'SIGSTOP' | 'SIGCONT'): void {
+    if (this.alive) this.child?.kill(name)
   }
 }
 
-async function startCluster (dir: string): Promise<RedisTopology> {
-  const ports = [await freePort(), await freePort(), await freePort()]
-  const servers = ports.map((port) => launch([
-    '--port', String(port), '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`,
-    '--cluster-node-timeout', '2000'
-  ], dir))
-  for (const port of ports) await until(`cluster node on ${port}`, async () => cli(port, 'ping').includes('PONG'))
-  const created = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8', timeout: 30_000 })
+interface Parts {
+  nodes: Node[]
+  primaries: () => number[]
+  client: () => Redis | Cluster
+  storeOptions: (extra: Partial<RedisStoreOptions>) => RedisStoreOptions
+  serving: () => boolean
+  killPrimary: () => Promise<void>
+  extraStop?: () => Promise<void>
+}
+
+async function standalone (dir: string, options: TopologyOptions): Promise<Parts> {
+  const node = new Node(await freePort(), [], dir, options)
+  await node.start()
+  return {
+    nodes: [node],
+    primaries: () => [node.port],
+    client: () => new Redis(node.port, '127.0.0.1', { maxRetriesPerRequest: 1 }),
+    storeOptions: (extra) => ({ connection: `redis://127.0.0.1:${node.port}`, ...extra }),
+    serving: () => cli(node.port, 'ping').includes('PONG'),
+    killPrimary: async () => { await node.kill() }
+  }
+}
+
+async function cluster (dir: string, options: TopologyOptions): Promise<Parts> {
+  const count = options.replicas === true ? 6 : 3
+  const nodes: Node[] = []
+  for (let i = 0; i < count; i++) {
+    const port = await freePort()
+    nodes.push(new Node(port, ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000'], dir, options))
+  }
+  for (const node of nodes) await node.start()
+  const created = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', options.replicas === true ? '1' : '0', '--cluster-yes'], { encoding: 'utf8', timeout: 60_000 })
   if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`)
-  for (const port of ports) await until(`cluster_state:ok on ${port}`, async () => cli(port, 'cluster', 'info').includes('cluster_state:ok'))
-  const nodes = ports.map((port) => ({ host: '127.0.0.1', port }))
-  const clients: Cluster[] = []
-  const cluster = (): Cluster => new Cluster(nodes, { redisOptions: { maxRetriesPerRequest: 1 } })
+  const live = (): Node[] => nodes.filter((n) => n.alive)
+  const serving = (): boolean => live().every((n) => cli(n.port, 'cluster', 'info').includes('cluster_state:ok'))
+  await until('cluster_state:ok on every node', serving)
+  const seeds = nodes.map((n) => ({ host: '127.0.0.1', port: n.port }))
+  const primaries = (): number[] => live().filter((n) => /^role:master/m.test(cli(n.port, 'info', 'replication'))).map((n) => n.port)
   return {
-    name: 'cluster',
-    client: () => { const c = cluster(); clients.push(c); return c },
-    // The store does not own a client it is given; the test's teardown disconnects it.
-    storeOptions: (extra = {}) => { const c = cluster(); clients.push(c); return { client: c, ...extra } },
-    killPrimary: async () => { await kill(servers[0] as ChildProcess) },
-    stop: async () => { for (const c of clients) c.disconnect(); for (const s of servers) await kill(s) }
+    nodes,
+    primaries,
+    client: () => new Cluster(seeds, { redisOptions: { maxRetriesPerRequest: 1 } }),
+    storeOptions: (extra) => ({ cluster: { nodes: seeds }, ...extra }),
+    serving,
+    killPrimary: async () => {
+      const port = primaries()[0]
+      await nodes.find((n) => n.port === port)?.kill()
+    }
   }
 }
 
-async function startSentinel (dir: string): Promise<RedisTopology> {
-  const primaryPort = await freePort()
-  const replicaPort = await freePort()
-  const servers: ChildProcess[] = [launch(['--port', String(primaryPort)], dir)]
-  await until('sentinel primary', async () => cli(primaryPort, 'ping').includes('PONG'))
-  servers.push(launch(['--port', String(replicaPort), '--replicaof', '127.0.0.1', String(primaryPort)], dir))
-  await until('replica in sync', async () => cli(replicaPort, 'info', 'replication').includes('master_link_status:up'))
+async function sentinel (dir: string, options: TopologyOptions): Promise<Parts> {
+  const primary = new Node(await freePort(), [], dir, options)
+  await primary.start()
+  const replica = new Node(await freePort(), ['--replicaof', '127.0.0.1', String(primary.port)], dir, options)
+  await replica.start()
+  await until('replica in sync', () => cli(replica.port, 'info', 'replication').includes('master_link_status:up'))
   const sentinelPorts = [await freePort(), await freePort(), await freePort()]
+  const sentinels: ChildProcess[] = []
   for (const port of sentinelPorts) {
     // Sentinel rewrites its configuration file: one of its own, writable.
     const conf = join(dir, `sentinel-${port}.conf`)
     writeFileSync(conf, [
       `port ${port}`, 'bind 127.0.0.1', 'protected-mode no', `dir ${dir}`,
-      `sentinel monitor primary 127.0.0.1 ${primaryPort} 2`,
+      `sentinel monitor primary 127.0.0.1 ${primary.port} 2`,
       'sentinel down-after-milliseconds primary 1000',
       'sentinel failover-timeout primary 5000',
       'sentinel parallel-syncs primary 1'
     ].join('\n') + '\n')
-    servers.push(spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' }))
+    sentinels.push(spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' }))
   }
   for (const port of sentinelPorts) {
-    await until(`sentinel on ${port} sees the replica`, async () => cli(port, 'sentinel', 'replicas', 'primary').includes(String(replicaPort)))
+    await until(`sentinel on ${port} sees the replica`, () => cli(port, 'sentinel', 'replicas', 'primary').includes(String(replica.port)))
   }
-  const sentinels = sentinelPorts.map((port) => ({ host: '127.0.0.1', port }))
-  const clients: Redis[] = []
-  const options = { sentinels, name: 'primary', maxRetriesPerRequest: 1 }
+  const current = (): number => Number(cli(sentinelPorts[0] as number, 'sentinel', 'get-master-addr-by-name', 'primary').split('\n')[1]?.trim())
+  const connection = { sentinels: sentinelPorts.map((port) => ({ host: '127.0.0.1', port })), name: 'primary', maxRetriesPerRequest: 1 }
   return {
-    name: 'sentinel',
-    client: () => { const c = new Redis(options); clients.push(c); return c },
-    storeOptions: (extra = {}) => ({ connection: options, ...extra }),
-    killPrimary: async () => {
-      const current = cli(sentinelPorts[0] as number, 'sentinel', 'get-master-addr-by-name', 'primary').split('\n')[1]?.trim()
-      const victim = Number(current) === replicaPort ? servers[1] : servers[0]
-      await kill(victim as ChildProcess)
+    nodes: [primary, replica],
+    primaries: () => [current()],
+    client: () => new Redis(connection),
+    storeOptions: (extra) => ({ connection, ...extra }),
+    serving: () => {
+      const port = current()
+      return [primary, replica].some((n) => n.port === port && n.alive) && /^role:master/m.test(cli(port, 'info', 'replication'))
     },
-    stop: async () => { for (const c of clients) c.disconnect(); for (const s of servers) await kill(s) }
+    killPrimary: async () => {
+      const port = current()
+      await [primary, replica].find((n) => n.port === port)?.kill()
+    },
+    extraStop: async () => {
+      for (const s of sentinels) {
+        if (s.exitCode !== null || s.signalCode !== null) continue
+        const exited = new Promise((resolve) => s.once('exit', resolve))
+        s.kill('SIGKILL')
+        await exited
+      }
+    }
   }
 }
 
 /** Starts a topology in a fresh directory; `stop()` also removes the directory. */
-export async function startTopology (name: TopologyName): Promise<RedisTopology> {
+export async function startTopology (name: TopologyName, options: TopologyOptions = {}): Promise<RedisTopology> {
   if (!redisAvailable) throw new Error('redis-server is not installed (apt-get install -y redis-server)')
   const dir = mkdtempSync(join(tmpdir(), `multiauth-${name}-`))
-  const topology = name === 'standalone' ? await startStandalone(dir) : name === 'cluster' ? await startCluster(dir) : await startSentinel(dir)
-  const stop = topology.stop
-  return { ...topology, stop: async () => { await stop(); rmSync(dir, { recursive: true, force: true }) } }
+  const clients: Array<Redis | Cluster> = []
+  let parts: Parts
+  try {
+    parts = name === 'standalone' ? await standalone(dir, options) : name === 'cluster' ? await cluster(dir, options) : await sentinel(dir, options)
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true })
+    throw err
+  }
+  const { nodes } = parts
+  const track = <C extends Redis | Cluster>(client: C): C => { clients.push(client); client.on('error', () => {}); return client }
+  return {
+    name,
+    client: () => track(parts.client()),
+    storeOptions: (extra = {}) => parts.storeOptions(extra),
+    keys: async (pattern) => {
+      const found: string[] = []
+      for (const port of parts.primaries()) {
+        const out = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), '--raw', 'keys', pattern], { encoding: 'utf8', timeout: 10_000 })
+        found.push(...out.stdout.split('\n').filter((line) => line.length > 0))
+      }
+      return found.sort()
+    },
+    configSet: async (parameter, value) => {
+      for (const node of nodes) {
+        if (!node.alive) continue
+        const out = cli(node.port, 'config', 'set', parameter, value)
+        if (!out.includes('OK')) throw new Error(`CONFIG SET ${parameter} ${value} on ${node.port}: ${out}`)
+      }
+    },
+    down: async () => { for (const node of nodes) await node.kill() },
+    up: async () => {
+      for (const node of nodes) if (!node.alive) await node.start()
+      await until(`${name} serving again`, parts.serving)
+    },
+    pause: () => { for (const node of nodes) node.signal('SIGSTOP') },
+    resume: () => { for (const node of nodes) node.signal('SIGCONT') },
+    killPrimary: parts.killPrimary,
+    recovered: async () => { await until(`${name} serving after the primary died`, parts.serving) },
+    stop: async () => {
+      for (const client of clients) client.disconnect()
+      for (const node of nodes) await node.kill()
+      await parts.extraStop?.()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
+}
+
+/**
+ * Runs `body` once per topology (see TOPOLOGIES), each as a subtest named `[<topology>] <title>`
+ * with its own freshly started topology, stopped afterwards. Without redis-server the subtests
+ * are skipped with a notice, except under CI=true, where that fails the run.
+ */
+export function eachTopology (t: Test, title: string, body: (t: Test, topology: RedisTopology) => Promise<void>, options: TopologyOptions & { only?: readonly TopologyName[] } = {}): void {
+  const skip = redisSkipReason()
+  for (const name of TOPOLOGIES) {
+    if (options.only !== undefined && !options.only.includes(name)) continue
+    t.test(`[${name}] ${title}`, { skip }, async (t) => {
+      const topology = await startTopology(name, options)
+      t.teardown(async () => { await topology.stop() })
+      await body(t, topology)
+    })
+  }
 }

@@ -40,7 +40,7 @@ t.test('refresh families in a real redis-server: constant keys per family, a cap
     await redisClient.flushdb()
     let current = (await login('ann')).refresh_token as string
     const afterLogin = await keys()
-    t.same(afterLogin.map((k) => k.replace(/:[^:]+$/, ':*')), ['multiauth:tok:fs:*', 'multiauth:tok:rf:*'], 'one family record and the user\'s family list')
+    t.same(afterLogin.map((k) => k.replace(/:[^:]+$/, ':*')), ['multiauth:tok:rf:*', 'multiauth:tok:{u:ann}:*'], 'one family record and the user\'s family list')
     for (let i = 0; i < 100; i++) {
       const res = await refresh(i % 2 === 0 ? a : b, current)
       t.equal(res.statusCode, 200)

@@ -10,6 +10,7 @@ import type { MultiauthStore } from '../../stores/types.js'
 // tombstones, so a destroyed id stays destroyed), and the bound over an application's own store.
 
 const STORE_PREFIX = 'sess:'
+const DURABLE = Object.freeze({ durable: true })
 /** The key of our login record in the session. */
 export const RECORD_KEY = 'multiauth'
 /** The default absolute timeout (24 hours): a session older than that is refused, so its tombstone may go then. */
@@ -131,7 +132,8 @@ export class SessionStoreAdapter implements SessionStore {
   }
 
   destroy (sessionId: string, callback: (err?: unknown) => void): void {
-    this.store.set(this.key(sessionId), TOMBSTONE, this.tombstoneTtlMs).then(() => callback(), callback)
+    // Durable where the store can make it so: a failover must not bring a logged-out session back.
+    this.store.set(this.key(sessionId), TOMBSTONE, this.tombstoneTtlMs, DURABLE).then(() => callback(), callback)
   }
 }
 

@@ -11,11 +11,20 @@ import type { AuthTokens, IssuedTokens, TokenClaims, TokenClaimsInput, TokenOpti
 // What the store holds about tokens, and the helpers that change it: issuing, refresh-token
 // rotation with reuse detection, revocation and "log out everywhere" (`app.authTokens`).
 
-// Store keys.
-const REVOKED = 'tok:rv:' // + jti → access token revoked until its expiry
-const NOT_BEFORE = 'tok:nb:' // + sub → tokens issued before this second are revoked ("log out everywhere")
+// Store keys. A user's keys share the Redis Cluster hash tag `{u:<sub>}`, so the revocation check
+// reads its two keys in one MGET on a Cluster too. The `u:` keeps the tag non-empty whatever the
+// sub (a tag `{}` would hash the whole key); a `}` inside a sub only shortens the tag, the same way
+// for every key of that sub.
+const userKeys = (sub: string): string => `tok:{u:${sub}}:`
+/** Access token `jti` of `sub` revoked until its expiry. */
+const revokedKey = (sub: string, jti: string): string => `${userKeys(sub)}rv:${jti}`
+/** Tokens of `sub` issued before this second are revoked ("log out everywhere"). */
+const notBeforeKey = (sub: string): string => `${userKeys(sub)}nb`
+/** The user's live refresh families, newest last (capped). */
+const familiesKey = (sub: string): string => `${userKeys(sub)}fs`
 const FAMILY = 'tok:rf:' // + family id → the family's one record: who, since when, the hash of its current token
-const FAMILIES = 'tok:fs:' // + sub → the user's live families, newest last (capped)
+/** Revocations are written so that a failover cannot lose them, when the store can (RedisStore's waitForReplicas). */
+const DURABLE = Object.freeze({ durable: true })
 
 export const REFRESH_TOKEN_MAX_LENGTH = 256
 /**
@@ -179,8 +188,8 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
     const record: FamilyRecord = { c: claims, t: familyStart, k: config.signingFingerprint, h: digest(secret) }
     await store.set(FAMILY + family, JSON.stringify(record), refreshTtl * 1000)
     if (store.addCapped !== undefined) {
-      const dropped = await store.addCapped(FAMILIES + claims.sub, family, config.maxFamilies, refreshTtl * 1000)
-      for (const old of dropped) await store.delete(FAMILY + old)
+      const dropped = await store.addCapped(familiesKey(claims.sub), family, config.maxFamilies, refreshTtl * 1000)
+      for (const old of dropped) await store.delete(FAMILY + old, DURABLE)
     }
     return `${family}.${secret}`
   }
@@ -231,13 +240,13 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
       const reused = async (): Promise<null> => {
         // Single use: anyone presenting a spent token of this family is either the attacker or the
         // victim, so the whole family dies (RFC 9700 §4.14.2).
-        await store.delete(FAMILY + family)
+        await store.delete(FAMILY + family, DURABLE)
         request.log.warn({ authMethod: 'token', family }, 'multiauth: refresh token reused; its family is revoked')
         return null
       }
       if (!sameDigest(digest(secret), record.h)) return await reused()
-      if (record.t < notBeforeOf(await store.get(NOT_BEFORE + record.c.sub))) {
-        await store.delete(FAMILY + family)
+      if (record.t < notBeforeOf(await store.get(notBeforeKey(record.c.sub)))) {
+        await store.delete(FAMILY + family, DURABLE)
         return refuse('user logged out everywhere')
       }
       const user = await callAsync(timeoutMs, findUser, record.c as TokenClaims, request)
@@ -254,16 +263,16 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
 
     async revoke (claims) {
       if (!revocation) throw new TypeError('fastify-multiauth: access tokens can only be revoked with token.revocation: true')
-      const { jti, exp } = claims
-      if (typeof jti !== 'string' || typeof exp !== 'number') throw new TypeError('fastify-multiauth: revoke(claims) needs the verified claims (jti, exp)')
+      const { sub, jti, exp } = claims
+      if (typeof sub !== 'string' || typeof jti !== 'string' || typeof exp !== 'number') throw new TypeError('fastify-multiauth: revoke(claims) needs the verified claims (sub, jti, exp)')
       const ttl = exp * 1000 + toleranceMs - Date.now()
-      if (ttl > 0) await store.set(REVOKED + jti, '1', ttl)
+      if (ttl > 0) await store.set(revokedKey(sub, jti), '1', ttl, DURABLE)
     },
 
     async revokeRefreshToken (refreshToken) {
       const found = await readFamily(refreshToken)
       // Only a token of this family revokes it (a spent one too: its holder's login is over either way).
-      if (found !== undefined && config.fingerprints.has(found.record.k)) await store.delete(FAMILY + found.family)
+      if (found !== undefined && config.fingerprints.has(found.record.k)) await store.delete(FAMILY + found.family, DURABLE)
     },
 
     async revokeAll (sub) {
@@ -273,12 +282,13 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
       // precision). Not Math.ceil, which leaves the current second open when called exactly on it.
       const notBefore = Math.floor(Date.now() / 1000) + 1
       const ttl = Math.max(accessTtl * 1000 + toleranceMs, refreshOn ? refreshTtl * 1000 : 0)
-      await store.set(NOT_BEFORE + sub, String(notBefore), ttl)
+      await store.set(notBeforeKey(sub), String(notBefore), ttl, DURABLE)
     }
   }
 
   async function revocationOf (claims: Record<string, unknown>): Promise<RevocationState> {
-    const [revoked, notBefore] = await readMany([REVOKED + (claims.jti as string), NOT_BEFORE + (claims.sub as string)])
+    const sub = claims.sub as string
+    const [revoked, notBefore] = await readMany([revokedKey(sub, claims.jti as string), notBeforeKey(sub)])
     // Any value at all means revoked: the safe reading of a key we only ever set to '1'.
     if (revoked !== null && revoked !== undefined) return 'revoked'
     if ((claims.iat as number) < notBeforeOf(notBefore)) return 'logged-out'

@@ -23,7 +23,7 @@ export type { AuthCache, VerifiedCredentialCacheOptions } from './methods/basic/
 export type { RateLimitOptions, FailureBudget, UsernameFailureBudget } from './rate-limit/index.js'
 
 // Stores
-export type { MultiauthStore } from './stores/types.js'
+export type { MultiauthStore, WriteOptions } from './stores/types.js'
 export { MemoryStore } from './stores/memory.js'
 export type { MemoryStoreOptions } from './stores/memory.js'
 export { RedisStore } from './stores/redis.js'

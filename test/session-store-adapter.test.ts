@@ -103,3 +103,23 @@ t.test('a value JSON refuses (bigint) fails the same way on both paths', async (
   t.throws(() => local.set('x', sessionLike({ n: 1n }), () => {}), TypeError, 'snapshot path throws')
   t.throws(() => json.set('x', sessionLike({ n: 1n }), () => {}), TypeError, 'JSON path throws')
 })
+
+t.test('a login without a session cookie leaves no tombstone (its session was never stored); a stored session regenerated at login does', async (t) => {
+  const store = new MemoryStore()
+  const app = await sessionApp(new Map([['u1', { id: 'u1', name: 'Alice' }]]), { plugin: { store } })
+  t.teardown(() => app.close())
+  const first = await app.inject({ method: 'POST', url: '/login', payload: { id: 'u1' } })
+  t.equal(first.statusCode, 200)
+  // Before: 2 entries, the session and a 24 h tombstone for an id nobody ever saw.
+  t.equal(store.size, 1, 'only the logged-in session is stored')
+
+  // An anonymous session that was saved (a cart), then a login: its id must stay destroyed.
+  const cart = await app.inject({ method: 'POST', url: '/cart' })
+  const cookie = cookieFrom(cart, 'sid') as string
+  t.equal(store.size, 2, 'the anonymous session is stored')
+  const second = await app.inject({ method: 'POST', url: '/login', payload: { id: 'u1' }, headers: { cookie } })
+  t.equal(second.statusCode, 200)
+  t.equal(store.size, 3, 'the new session, and a tombstone where the anonymous one was')
+  const reused = await app.inject({ url: '/me', headers: { cookie } })
+  t.equal(reused.statusCode, 401, 'the pre-login id is worthless after login')
+})

@@ -115,6 +115,8 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
   // Final in setup() (the application's own @fastify/session names its cookie).
   let cookieName = options.cookieName ?? defaultCookieName(secure, options.domain)
   checkCookiePrefix(cookieName, secure, options.domain)
+  /** Our store adapter, when @fastify/session is registered by us over the plugin's store. */
+  let adapter: SessionStoreAdapter | undefined
 
   async function destroy (request: FastifyRequest): Promise<void> {
     if (request.session === null || typeof request.session?.destroy !== 'function') return
@@ -130,8 +132,15 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
       const record: SessionRecord = { u: storedIdOf(user), t: Date.now() }
       if (provider !== undefined) record.p = provider
       // A new id, and the old one destroyed in the store: whatever id the browser had
-      // before (perhaps planted by an attacker) is worthless after login.
-      await request.session.regenerate()
+      // before (perhaps planted by an attacker) is worthless after login. A session begun in
+      // this very request (no session cookie came with it) was never stored: no tombstone for it.
+      const unsaved = adapter !== undefined && request.cookies?.[cookieName] === undefined ? request.session.sessionId : undefined
+      if (unsaved !== undefined) adapter?.neverStored(unsaved)
+      try {
+        await request.session.regenerate()
+      } finally {
+        if (unsaved !== undefined) adapter?.forget(unsaved)
+      }
       // Frozen: the in-process store may share it between requests instead of copying it.
       request.session.set(RECORD_KEY, Object.freeze(record))
       setRequestUser(request, user)
@@ -184,7 +193,7 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
         // Anonymous visitors get no session and no store entry: only login() creates one.
         saveUninitialized: false,
         rolling: true,
-        store: options.store === undefined ? new SessionStoreAdapter(ctx.store, maxAge, absoluteTimeout) : boundSessionStore(options.store, ctx.timeoutMs),
+        store: options.store === undefined ? (adapter = new SessionStoreAdapter(ctx.store, maxAge, absoluteTimeout)) : boundSessionStore(options.store, ctx.timeoutMs),
         cookie: { httpOnly: true, secure, sameSite: 'lax', path: '/', domain: options.domain, maxAge }
       })
     }

@@ -90,6 +90,8 @@ export class SessionStoreAdapter implements SessionStore {
   // One request reads its session, then saves it: the same id twice in a row, hashed once.
   private lastId = ''
   private lastKey = ''
+  /** Ids about to be destroyed that were never stored (`neverStored`): nothing to tombstone. */
+  private readonly unsaved = new Set<string>()
 
   constructor (private readonly store: MultiauthStore, private readonly defaultTtlMs: number, private readonly tombstoneTtlMs = DEFAULT_ABSOLUTE_TIMEOUT) {
     this.local = store instanceof MemoryStore ? store : undefined
@@ -131,7 +133,17 @@ export class SessionStoreAdapter implements SessionStore {
     this.store.get(this.key(sessionId)).then((raw) => callback(null, raw === null || raw === TOMBSTONE ? null : parseSession(raw)), callback)
   }
 
+  /** The session `sessionId` was created in this request and never saved: destroying it writes nothing. */
+  neverStored (sessionId: string): void {
+    this.unsaved.add(sessionId)
+  }
+
+  forget (sessionId: string): void {
+    this.unsaved.delete(sessionId)
+  }
+
   destroy (sessionId: string, callback: (err?: unknown) => void): void {
+    if (this.unsaved.delete(sessionId)) return callback()
     // Durable where the store can make it so: a failover must not bring a logged-out session back.
     this.store.set(this.key(sessionId), TOMBSTONE, this.tombstoneTtlMs, DURABLE).then(() => callback(), callback)
   }

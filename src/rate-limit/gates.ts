@@ -32,8 +32,11 @@ interface Gate {
 export interface FailureGate {
   /** `undefined`: the attempt may start and holds a slot until `leave`. A result: the budget is spent (429). */
   enter (key: string, request: FastifyRequest, reply: FastifyReply): Admission | Promise<Admission>
-  /** Ends the attempt; `refused`: it was a failure, and counts against the budget. */
-  leave (key: string, refused: boolean): void
+  /**
+   * Ends the attempt; `refused`: it was a failure, and counts against the budget. A promise when
+   * the count is written elsewhere (Redis): the refusal is answered once it resolves.
+   */
+  leave (key: string, refused: boolean): Promise<void> | undefined
   /** Counters with attempts in flight or waiting (0 when idle: nothing is kept per key). */
   readonly size: number
   /** Attempts waiting for a slot, all counters together. */
@@ -88,11 +91,12 @@ export class Attempts implements FailureGate {
   }
 
   /** Gives the slot back; a refusal is counted first, so the next waiter sees it. */
-  leave (key: string, refused: boolean): void {
+  leave (key: string, refused: boolean): undefined {
     const gate = this.#gates.get(key) as Gate
     gate.active--
     if (refused) this.counter.add(key)
     this.#admit(key, gate)
+    return undefined
   }
 
   #admit (key: string, gate: Gate): void {

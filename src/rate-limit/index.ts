@@ -191,18 +191,20 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, ctx
     try {
       pending = run(request, reply)
     } catch (err) {
-      attempts.leave(ip, isRefusal(err))
-      throw err
+      return afterIpFailure(attempts, ip, err)
     }
     if (pending === undefined) {
       attempts.leave(ip, false)
       return undefined
     }
-    // A refusal is counted against the IP before the slot is given back: the next waiter sees it.
-    return pending.then(() => { attempts.leave(ip, false) }, (err: unknown) => {
-      attempts.leave(ip, isRefusal(err))
-      throw err
-    })
+    return pending.then(() => { attempts.leave(ip, false) }, (err: unknown) => afterIpFailure(attempts, ip, err))
+  }
+
+  /** A refusal is counted against the IP (and, in Redis, written) before it is answered; then the error goes on. */
+  function afterIpFailure (attempts: FailureGate, ip: string, err: unknown): Promise<never> {
+    const counted = attempts.leave(ip, isRefusal(err))
+    if (counted === undefined) throw err
+    return counted.then(() => { throw err })
   }
 
   // --- per username: around Basic's verification ---
@@ -227,10 +229,10 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, ctx
     })
   }
 
-  /** A refusal is counted against the username before its slot is given back. */
+  /** A refusal is counted against the username (and, in Redis, written) before it is answered. */
   function afterUserOutcome (attempts: FailureGate, key: string, outcome: AuthSuccess | AuthFailure): VerifyOutcome {
-    attempts.leave(key, outcome instanceof AuthFailure)
-    return outcome
+    const counted = attempts.leave(key, outcome instanceof AuthFailure)
+    return counted === undefined ? outcome : counted.then(() => outcome)
   }
 
   return {

@@ -46,7 +46,7 @@ export function guardStore (store: MultiauthStore, timeoutMs: number): Multiauth
   }
   const { getMany, setUnlessEqual, compareAndSet, addCapped, close } = store
   if (compareAndSet !== undefined) {
-    guarded.compareAndSet = async (key, expected, value, ttlMs) => flag(await boundedStore(timeoutMs, (async () => await compareAndSet.call(store, key, expected, value, ttlMs))()))
+    guarded.compareAndSet = async (key, expected, value, ttlMs, options) => flag(await boundedStore(timeoutMs, (async () => await (options === undefined ? compareAndSet.call(store, key, expected, value, ttlMs) : compareAndSet.call(store, key, expected, value, ttlMs, options)))()))
   }
   if (addCapped !== undefined) {
     guarded.addCapped = async (key, member, max, ttlMs) => strings(await boundedStore(timeoutMs, (async () => await addCapped.call(store, key, member, max, ttlMs))()))

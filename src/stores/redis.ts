@@ -31,9 +31,10 @@ export interface RedisStoreOptions {
   allowEviction?: boolean
   /**
    * Security-relevant writes (an access-token revocation, "log out everywhere", a refresh-family
-   * revocation, a session destroy) wait until this many replicas have acknowledged them (Redis
-   * `WAIT`), at most `timeout` (default one second); fewer acknowledgements fail the request that
-   * revoked with 503, so its client retries instead of trusting a revocation a failover could lose.
+   * revocation, a refresh-token rotation, a session destroy, a counted failed attempt) wait until
+   * this many replicas have acknowledged them (Redis `WAIT`), at most `timeout` (default one
+   * second); fewer acknowledgements fail the request with 503, so its client retries instead of
+   * trusting a write a failover could lose. Needs that many replicas per primary.
    * Off by default: without it, a failover loses what the primary had not yet replicated (docs/stores.md).
    */
   waitForReplicas?: { replicas: number, timeout?: Duration }
@@ -86,22 +87,40 @@ local dropped = redis.call('ZRANGE', KEYS[1], 0, extra - 1)
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, extra - 1)
 return dropped`
 
-// A failure budget's slot, taken before the attempt (Cluster-safe: one key). Refused when the counter
-// already holds `max` (attempts refused, plus attempts in flight on every instance); the window
-// starts with the first slot. Returns {taken (1|0), count, ttl ms}.
-const RESERVE = `local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-if n >= tonumber(ARGV[1]) then return {0, n, redis.call('PTTL', KEYS[1])} end
-n = redis.call('INCR', KEYS[1])
-if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return {1, n, redis.call('PTTL', KEYS[1])}`
+// A failure budget's counter: one hash per key, `f` the refusals counted in the window, `p` the
+// attempts in flight on every instance (each holds a slot). Both scripts touch one key
+// (Cluster-safe). A counter 0.1 left (a plain INCR string) becomes the refusals it counted.
+const FROM_0_1 = `if redis.call('TYPE', KEYS[1]).ok == 'string' then
+  local n = redis.call('GET', KEYS[1])
+  local left = redis.call('PTTL', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'f', n)
+  if left > 0 then redis.call('PEXPIRE', KEYS[1], left) end
+end
+`
 
-// Gives a slot back (the attempt succeeded): never below zero, nothing once the window has ended.
-const RELEASE = `local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-if n > 0 then redis.call('DECR', KEYS[1]) end
-return n`
+// Takes a slot while refusals + attempts in flight < max (ARGV[1]); the window (ARGV[2] ms) starts
+// with the first slot. Returns {taken (1|0), refusals, in flight, ttl ms}.
+const RESERVE = FROM_0_1 + `local counts = redis.call('HMGET', KEYS[1], 'f', 'p')
+local f = tonumber(counts[1]) or 0
+local p = tonumber(counts[2]) or 0
+if f + p >= tonumber(ARGV[1]) then return {0, f, p, redis.call('PTTL', KEYS[1])} end
+redis.call('HINCRBY', KEYS[1], 'p', 1)
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return {1, f, p + 1, redis.call('PTTL', KEYS[1])}`
 
-/** A failure budget's counter after `reserve`: whether this attempt got a slot. */
-export interface Reservation { taken: boolean, count: number, ttlMs: number }
+// Ends an attempt: its slot is given back, and a refusal (ARGV[1] == '1') is counted (in a new
+// window of ARGV[2] ms if the old one ended meanwhile). Never below zero.
+const SETTLE = FROM_0_1 + `local p = tonumber(redis.call('HGET', KEYS[1], 'p')) or 0
+if p > 0 then redis.call('HINCRBY', KEYS[1], 'p', -1) end
+if ARGV[1] == '1' then
+  redis.call('HINCRBY', KEYS[1], 'f', 1)
+  if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+end
+return p`
+
+/** A failure budget's counter after `reserve`: whether this attempt got a slot, and what the counter holds. */
+export interface Reservation { taken: boolean, refusals: number, inFlight: number, ttlMs: number }
 
 /** The custom commands the store defines on its client (and on pipelines of it). */
 interface Scripts {
@@ -109,8 +128,8 @@ interface Scripts {
   multiauthSetUnlessEqual: (key: string, value: string, ttl: number, unless: string) => Promise<number>
   multiauthCompareAndSet: (key: string, expected: string, value: string, ttl: number) => Promise<number>
   multiauthAddCapped: (key: string, member: string, max: number, ttl: number) => Promise<string[]>
-  multiauthReserve: (key: string, max: number, windowMs: number) => Promise<[number, number, number]>
-  multiauthRelease: (key: string) => Promise<number>
+  multiauthReserve: (key: string, max: number, windowMs: number) => Promise<[number, number, number, number]>
+  multiauthSettle: (key: string, refused: '1' | '0', windowMs: number) => Promise<number>
 }
 type PipelineScripts = { [K in keyof Scripts]: (...args: Parameters<Scripts[K]>) => ChainableCommander }
 
@@ -203,7 +222,7 @@ export class RedisStore implements MultiauthStore {
     this.client.defineCommand('multiauthCompareAndSet', { numberOfKeys: 1, lua: COMPARE_AND_SET })
     this.client.defineCommand('multiauthAddCapped', { numberOfKeys: 1, lua: ADD_CAPPED })
     this.client.defineCommand('multiauthReserve', { numberOfKeys: 1, lua: RESERVE })
-    this.client.defineCommand('multiauthRelease', { numberOfKeys: 1, lua: RELEASE })
+    this.client.defineCommand('multiauthSettle', { numberOfKeys: 1, lua: SETTLE })
     this.#scripts = this.client as unknown as Scripts
   }
 
@@ -254,8 +273,10 @@ export class RedisStore implements MultiauthStore {
     return (await this.#write(options?.durable, async () => await this.#scripts.multiauthSetUnlessEqual(k, value, px, unless), (p) => p.multiauthSetUnlessEqual(k, value, px, unless))) === 1
   }
 
-  async compareAndSet (key: string, expected: string, value: string, ttlMs: number): Promise<boolean> {
-    return (await boundedStore(this.#timeout, this.#scripts.multiauthCompareAndSet(this.prefix + key, expected, value, ttl(ttlMs)))) === 1
+  async compareAndSet (key: string, expected: string, value: string, ttlMs: number, options?: WriteOptions): Promise<boolean> {
+    const k = this.prefix + key
+    const px = ttl(ttlMs)
+    return (await this.#write(options?.durable, async () => await this.#scripts.multiauthCompareAndSet(k, expected, value, px), (p) => p.multiauthCompareAndSet(k, expected, value, px))) === 1
   }
 
   async addCapped (key: string, member: string, max: number, ttlMs: number): Promise<string[]> {
@@ -273,18 +294,25 @@ export class RedisStore implements MultiauthStore {
   }
 
   /**
-   * @internal A failure budget's slot, shared by every instance: taken while the counter at `key`
-   * is below `max`, atomically. The failure budgets use it (and `release`) so that N instances
-   * together allow exactly the budget.
+   * @internal A failure budget's slot, shared by every instance: taken while the counter's
+   * refusals plus attempts in flight are below `max`, atomically. The failure budgets use it (and
+   * `settle`) so that N instances together run at most the budget.
    */
   async reserve (key: string, max: number, windowMs: number): Promise<Reservation> {
-    const [taken, count, ttlMs] = await boundedStore(this.#timeout, this.#scripts.multiauthReserve(this.prefix + key, max, ttl(windowMs)))
-    return { taken: taken === 1, count, ttlMs: Math.max(0, ttlMs) }
+    const [taken, refusals, inFlight, ttlMs] = await boundedStore(this.#timeout, this.#scripts.multiauthReserve(this.prefix + key, max, ttl(windowMs)))
+    return { taken: taken === 1, refusals, inFlight, ttlMs: Math.max(0, ttlMs) }
   }
 
-  /** @internal Gives back a slot taken by `reserve` (the attempt succeeded). */
-  async release (key: string): Promise<void> {
-    await boundedStore(this.#timeout, this.#scripts.multiauthRelease(this.prefix + key))
+  /**
+   * @internal Ends an attempt that `reserve` admitted: gives its slot back and, when `refused`,
+   * counts the refusal (durably with `waitForReplicas`: a failover cannot give the attacker the
+   * attempt back).
+   */
+  async settle (key: string, refused: boolean, windowMs: number): Promise<void> {
+    const k = this.prefix + key
+    const flag = refused ? '1' : '0'
+    const window = ttl(windowMs)
+    await this.#write(refused, async () => await this.#scripts.multiauthSettle(k, flag, window), (p) => p.multiauthSettle(k, flag, window))
   }
 
   /**

@@ -1,8 +1,8 @@
 /** How a write is made. */
 export interface WriteOptions {
   /**
-   * A security-relevant write (a revocation, "log out everywhere", a refresh-family revocation, a
-   * session destroy): a store that replicates may wait for replicas before resolving (RedisStore's
+   * A security-relevant write (a revocation, "log out everywhere", a refresh-family revocation or
+   * rotation, a session destroy): a store that replicates may wait for replicas before resolving (RedisStore's
    * `waitForReplicas`), so a failover cannot lose it. A store may ignore it.
    */
   durable?: boolean
@@ -38,7 +38,7 @@ export interface MultiauthStore {
    * two requests presenting the same refresh token only one rotates it. Optional: without it the
    * plugin reads, compares, then writes, which leaves a window of one round trip.
    */
-  compareAndSet? (key: string, expected: string, value: string, ttlMs: number): Promise<boolean>
+  compareAndSet? (key: string, expected: string, value: string, ttlMs: number, options?: WriteOptions): Promise<boolean>
   /**
    * Adds `member` to the ordered set at `key` (newest last) and keeps only the newest `max`
    * members, atomically; resolves the members it dropped. Bounds refresh-token families per user.

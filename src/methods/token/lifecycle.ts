@@ -23,7 +23,7 @@ const notBeforeKey = (sub: string): string => `${userKeys(sub)}nb`
 /** The user's live refresh families, newest last (capped). */
 const familiesKey = (sub: string): string => `${userKeys(sub)}fs`
 const FAMILY = 'tok:rf:' // + family id → the family's one record: who, since when, the hash of its current token
-/** Revocations are written so that a failover cannot lose them, when the store can (RedisStore's waitForReplicas). */
+/** Revocations and rotations are written so that a failover cannot lose them, when the store can (RedisStore's waitForReplicas). */
 const DURABLE = Object.freeze({ durable: true })
 
 export const REFRESH_TOKEN_MAX_LENGTH = 256
@@ -207,10 +207,11 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
   /** Rotates atomically: of two requests presenting the same token, only one finds the record unchanged. */
   async function rotate (family: string, expected: string, next: string): Promise<boolean> {
     const key = FAMILY + family
-    if (store.compareAndSet !== undefined) return await store.compareAndSet(key, expected, next, refreshTtl * 1000)
+    // Durable: a failover that lost the rotation would make the spent token valid again.
+    if (store.compareAndSet !== undefined) return await store.compareAndSet(key, expected, next, refreshTtl * 1000, DURABLE)
     // A custom store without compare-and-set: read, compare, write (a window of one round trip).
     if ((await store.get(key)) !== expected) return false
-    await store.set(key, next, refreshTtl * 1000)
+    await store.set(key, next, refreshTtl * 1000, DURABLE)
     return true
   }
 

@@ -139,6 +139,21 @@ async function checkEviction (app: FastifyInstance, store: RedisStore): Promise<
   }
 }
 
+/**
+ * `waitForReplicas` with fewer replicas connected than it waits for: every revocation, logout and
+ * counted failure would answer 503. A warning, not a refusal: a replica may be restarting.
+ */
+async function checkReplicas (app: FastifyInstance, store: RedisStore): Promise<void> {
+  const wanted = store.waitForReplicas?.replicas
+  if (wanted === undefined) return
+  const connected = await store.connectedReplicas()
+  if (connected === undefined) {
+    app.log.warn({ waitForReplicas: wanted }, 'multiauth: could not read how many replicas are connected (INFO replication); revocations answer 503 while fewer than waitForReplicas acknowledge them')
+  } else if (connected < wanted) {
+    app.log.warn({ waitForReplicas: wanted, connected }, 'multiauth: fewer replicas connected than RedisStore waitForReplicas: revocations, logouts and counted failed attempts answer 503 until enough replicas acknowledge them')
+  }
+}
+
 /** A `verify*` decorator for a method that is not configured: fails closed, never leaves a route open. */
 function notConfigured (name: MethodName): MultiauthVerifier {
   return async function verifyNotConfigured (request) {
@@ -157,7 +172,10 @@ async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<
   const timeoutMs = durationMs(options.callbackTimeout, 'callbackTimeout', { min: 0 }) ?? 10_000
 
   const store = checkStore(options.store)
-  if (isRedisStore(store)) await checkEviction(app, store)
+  if (isRedisStore(store)) {
+    await checkEviction(app, store)
+    await checkReplicas(app, store)
+  }
   const methods = new Map<MethodName, AuthMethod>()
   const ctx: MethodContext = { realm, store: guardStore(store, timeoutMs), methods, timeoutMs }
   for (const [name, factory] of Object.entries(FACTORIES) as Array<[MethodName, MethodFactory | undefined]>) {

@@ -336,6 +336,26 @@ export class RedisStore implements MultiauthStore {
     }
   }
 
+  /**
+   * The fewest replicas connected to a primary (INFO replication; on a Cluster, over every
+   * primary), or `undefined` when it cannot be read: checked at registration against `waitForReplicas`.
+   */
+  async connectedReplicas (): Promise<number | undefined> {
+    try {
+      const { client } = this
+      const nodes = isCluster(client) ? (await boundedStore(this.#timeout, client.ping()), client.nodes('master')) : [client]
+      if (nodes.length === 0) return undefined
+      const counts = await Promise.all(nodes.map(async (node) => {
+        const info = await boundedStore(this.#timeout, node.info('replication'))
+        const match = /^connected_slaves:(\d+)/m.exec(info)
+        return match === null ? undefined : Number(match[1])
+      }))
+      return counts.includes(undefined) ? undefined : Math.min(...(counts as number[]))
+    } catch {
+      return undefined
+    }
+  }
+
   async close (): Promise<void> {
     if (this.#owned) this.client.disconnect()
   }

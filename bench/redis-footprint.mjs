@@ -144,10 +144,10 @@ async function keysWithUsage (topology) {
   return keys
 }
 
-/** One key as it is stored: name, TTL and value (a sorted set's members with their scores). */
+/** One key as it is stored: name, TTL and value (a sorted set's members with their scores, a hash's fields). */
 async function example (topology, k) {
   const admin = topology.masters.find((m) => m.port === k.port).admin
-  const value = k.type === 'zset' ? await admin.zrange(k.key, 0, -1, 'WITHSCORES') : await admin.get(k.key)
+  const value = k.type === 'zset' ? await admin.zrange(k.key, 0, -1, 'WITHSCORES') : k.type === 'hash' ? await admin.hgetall(k.key) : await admin.get(k.key)
   return { key: k.key, ttlMs: k.ttl, value }
 }
 

@@ -110,14 +110,20 @@ if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) 
 return {1, f, p + 1, redis.call('PTTL', KEYS[1])}`
 
 // Ends an attempt: its slot is given back, and a refusal (ARGV[1] == '1') is counted (in a new
-// window of ARGV[2] ms if the old one ended meanwhile). Never below zero.
-const SETTLE = FROM_0_1 + `local p = tonumber(redis.call('HGET', KEYS[1], 'p')) or 0
-if p > 0 then redis.call('HINCRBY', KEYS[1], 'p', -1) end
-if ARGV[1] == '1' then
-  redis.call('HINCRBY', KEYS[1], 'f', 1)
-  if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+// window of ARGV[2] ms if the old one ended meanwhile). Never below zero. A counter back to no
+// refusal and nothing in flight is deleted: successful traffic leaves no key behind.
+const SETTLE = FROM_0_1 + `local counts = redis.call('HMGET', KEYS[1], 'f', 'p')
+local f = tonumber(counts[1]) or 0
+local p = tonumber(counts[2]) or 0
+if p > 0 then p = p - 1 end
+if ARGV[1] == '1' then f = f + 1 end
+if f == 0 and p == 0 then
+  redis.call('DEL', KEYS[1])
+  return 0
 end
-return p`
+redis.call('HSET', KEYS[1], 'f', f, 'p', p)
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1`
 
 /** A failure budget's counter after `reserve`: whether this attempt got a slot, and what the counter holds. */
 export interface Reservation { taken: boolean, refusals: number, inFlight: number, ttlMs: number }

@@ -79,6 +79,15 @@ eachTopology(t, 'shared failure budgets: held slots wait, refusals spend, 0.1 co
     t.same(await client.hgetall('sb:' + userCounter('counted')), { f: '1', p: '0' }, 'a success gives its slot back and counts nothing')
   })
 
+  await t.test('successful attempts leave no counter behind', async (t) => {
+    const client = redis.client()
+    for (let i = 0; i < 3; i++) {
+      t.equal((await server.inject({ url: '/', headers: { authorization: basicHeader('honest', 'right') } })).statusCode, 200)
+    }
+    await retryUntil('the slots to be given back', async () => (await client.exists('sb:' + userCounter('honest'))) === 0, 10_000)
+    t.equal(await client.exists('sb:' + userCounter('honest')), 0, 'no refusal, nothing in flight: no key')
+  })
+
   await t.test('a counter written by 0.1 (a plain INCR string) keeps its count and its window', async (t) => {
     const client = redis.client()
     const key = 'sb:' + userCounter('legacy')

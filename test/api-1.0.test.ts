@@ -20,7 +20,8 @@ import type { ApiKeyRecord, Duration, MultiauthOptions, MultiauthStore, Multiaut
 import { isRedisStore } from '../src/stores/redis.js'
 import { basicHeader, buildApp } from './helpers/app.js'
 import { CookieJar, runCodeFlow, startOidcProvider } from './helpers/oidc-provider.js'
-import { freePort, redisSkipReason, startRedis } from './helpers/redis.js'
+import { freePort } from './helpers/redis.js'
+import { eachTopology } from './helpers/redis-topology.js'
 import { cookieFrom, sessionApp } from './helpers/session-app.js'
 import { SECRET } from './helpers/tokens.js'
 
@@ -481,33 +482,29 @@ t.test('isRedisStore: the brand Symbol.for(\'fastify-multiauth.RedisStore\'), no
   t.equal(isRedisStore(undefined), false)
 })
 
-t.test('a RedisStore of another build (another module instance) is a RedisStore to the plugin', { skip: redisSkipReason() }, async (t) => {
+eachTopology(t, 'a RedisStore of another build (another module instance) is a RedisStore to the plugin', async (t, redis) => {
   // A second instance of the module, as the CommonJS build is beside the ESM one: its own class.
   const specifier = '../src/stores/redis.js?another-build'
   const other = await import(specifier) as typeof import('../src/stores/redis.js')
   t.not(other.RedisStore, RedisStore, 'another class')
-  const redis = await startRedis({ extraArgs: ['--maxmemory-policy', 'allkeys-lru'] })
-  t.teardown(redis.stop)
 
-  const refused = new other.RedisStore({ connection: redis.url })
+  const refused = new other.RedisStore(redis.storeOptions())
   t.teardown(() => refused.close())
   t.notOk(refused instanceof RedisStore, 'instanceof cannot see it')
   // Only a store recognised as a RedisStore has its eviction policy checked at registration.
   await t.rejects(buildApp({ store: refused, apiKey: { verify: () => null } }), { ...optionError, message: /maxmemory-policy is "allkeys-lru"/ })
 
-  const store = new other.RedisStore({ connection: redis.url, allowEviction: true })
+  const store = new other.RedisStore(redis.storeOptions({ allowEviction: true }))
   const app = await buildApp({ store, apiKey: { verify: () => null }, rateLimit: { failuresPerIp: { max: 5 } } })
   app.get('/', { onRequest: app.authGuard(['apiKey']) }, async () => 'ok')
   t.equal((await app.inject({ url: '/', headers: { 'x-api-key': 'bad' } })).statusCode, 401)
   // Recognised, the failure counters live in this Redis (not in the process).
-  const inspect = new Redis(redis.url)
-  t.teardown(() => { inspect.disconnect() })
-  t.ok((await inspect.keys('multiauth:rl:fail:ip:*')).length > 0, 'the refusal was counted in Redis')
+  t.ok((await redis.keys('multiauth:rl:fail:ip:*')).length > 0, 'the refusal was counted in Redis')
   await app.close()
   // ioredis ends the connection asynchronously; a store left open would never get here (tap's timeout).
   if (store.client.status !== 'end') await once(store.client, 'end')
   t.equal(store.client.status, 'end', 'and the application\'s close closed the connection the store owns')
-})
+}, { extraArgs: ['--maxmemory-policy', 'allkeys-lru'] })
 
 // ---- rateLimit.perCredential ------------------------------------------------------------------
 

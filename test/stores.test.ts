@@ -2,9 +2,10 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { MemoryStore, RedisStore, StoreUnavailableError } from '../src/index.js'
-import type { MultiauthStore } from '../src/index.js'
+import type { MultiauthStore, RedisStoreOptions } from '../src/index.js'
+import type { WriteOptions } from '../src/stores/types.js'
 import { retryUntil } from './helpers/phased-load.js'
-import { redisSkipReason, startRedis } from './helpers/redis.js'
+import { eachTopology } from './helpers/redis-topology.js'
 
 // One contract, run against both implementations. TTLs are 1 s: a read right after a write
 // is still inside it with a margin of 1 s less one round trip (only an event-loop stall of
@@ -37,9 +38,10 @@ function contract (t: Test, name: string, make: () => Promise<{ store: ShippedSt
   })
   t.test(`${name}: getMany reads several keys in order`, async (t) => {
     const { store } = await make()
-    await store.set('m1', 'a', 60_000)
-    await store.set('m3', 'c', 60_000)
-    t.same(await store.getMany(['m1', 'm2', 'm3']), ['a', null, 'c'])
+    // One hash tag: on a Redis Cluster, keys read together must share a slot (as the plugin's do).
+    await store.set('{m}1', 'a', 60_000)
+    await store.set('{m}3', 'c', 60_000)
+    t.same(await store.getMany(['{m}1', '{m}2', '{m}3']), ['a', null, 'c'])
   })
   t.test(`${name}: setUnlessEqual writes unless the key holds exactly \`unless\``, async (t) => {
     const { store, advance } = await make()
@@ -126,23 +128,32 @@ t.test('MemoryStore sweeps expired entries so memory stays bounded', async (t) =
   t.equal(store.size, 1, 'the 10th write swept the 9 expired entries')
 })
 
-const skip = redisSkipReason()
-t.test('RedisStore against a real redis-server', { skip }, async (t) => {
-  const redis = await startRedis()
-  t.teardown(() => redis.stop())
+eachTopology(t, 'RedisStore against real Redis', async (t, redis) => {
   const stores: RedisStore[] = []
   t.teardown(async () => { for (const s of stores) await s.close() })
-  contract(t, 'RedisStore', async () => {
-    const store = new RedisStore({ connection: redis.url, prefix: `t${stores.length}:` })
+  const open = (extra: Partial<RedisStoreOptions> = {}): RedisStore => {
+    const store = new RedisStore(redis.storeOptions(extra))
     stores.push(store)
-    return { store, advance: async (ms) => { await sleep(ms) } }
-  })
+    return store
+  }
+  contract(t, 'RedisStore', async () => ({ store: open({ prefix: `t${stores.length}:` }), advance: async (ms) => { await sleep(ms) } }))
+
+  if (redis.name === 'cluster') {
+    t.test('getMany over keys of different hash slots fails closed (CROSSSLOT → 503), never a partial answer', async (t) => {
+      const store = open({ prefix: 'x:' })
+      const client = store.client
+      t.not(await client.cluster('KEYSLOT', 'x:a'), await client.cluster('KEYSLOT', 'x:b'), 'x:a and x:b are in different slots')
+      await store.set('a', '1', 60_000)
+      const err = await store.getMany(['a', 'b']).then(() => null, (e: unknown) => e)
+      t.type(err, StoreUnavailableError)
+      t.match(String((err as Error & { cause?: unknown }).cause), /CROSSSLOT/, 'the cause is Redis Cluster refusing the multi-slot MGET')
+    })
+  }
 
   t.test('writes only prefixed keys', async (t) => {
-    const store = new RedisStore({ connection: redis.url, prefix: 'myapp:auth:' })
-    stores.push(store)
-    // The contract tests above share this server: start from an empty database, so `keys('*')` sees only this store's writes.
-    await store.client.flushdb()
+    const store = open({ prefix: 'myapp:auth:' })
+    // The contract tests above share this topology: start from empty primaries, so `keys('*')` sees only this store's writes.
+    await redis.flush()
     await store.set('k', 'v', 10_000)
     await store.setUnlessEqual('s', 'v', 10_000, 'tomb')
     await store.set('c', 'a', 10_000)
@@ -150,16 +161,94 @@ t.test('RedisStore against a real redis-server', { skip }, async (t) => {
     await store.addCapped('z', 'm', 2, 10_000)
     await store.setIfAbsent('n', 'v', 10_000)
     await store.increment('i', 10_000)
-    const keys = ['myapp:auth:c', 'myapp:auth:i', 'myapp:auth:k', 'myapp:auth:n', 'myapp:auth:s', 'myapp:auth:z']
-    t.same((await store.client.keys('*')).sort(), keys, 'every write went under the prefix')
+    await store.reserve('r', 2, 10_000)
+    const keys = ['myapp:auth:c', 'myapp:auth:i', 'myapp:auth:k', 'myapp:auth:n', 'myapp:auth:r', 'myapp:auth:s', 'myapp:auth:z']
+    t.same(await redis.keys('*'), keys, 'every write went under the prefix')
     for (const key of keys) t.ok(await store.client.pttl(key) > 0, `every key has a TTL (${key})`)
   })
 
+  t.test('reserve takes a slot only below max; the window starts with the first slot and is never extended', async (t) => {
+    const store = open({ prefix: 'rsv:' })
+    const WINDOW = 60_000
+    const first = await store.reserve('a', 3, WINDOW)
+    t.same([first.taken, first.count], [true, 1], 'the first slot')
+    t.ok(first.ttlMs > 0 && first.ttlMs <= WINDOW, `it reports the window left (${first.ttlMs} ms)`)
+    t.same([(await store.reserve('a', 3, WINDOW)).count, (await store.reserve('a', 3, WINDOW)).count], [2, 3], 'slots 2 and 3')
+    const refused = await store.reserve('a', 3, WINDOW)
+    t.same([refused.taken, refused.count], [false, 3], 'at max: refused, and nothing taken')
+    t.ok(refused.ttlMs > 0 && refused.ttlMs <= WINDOW, 'a refusal reports when the window ends (Retry-After)')
+    t.equal(await store.get('a'), '3', 'the counter holds exactly the slots taken')
+    const pttl = await store.client.pttl('rsv:a')
+    t.ok(pttl > 0 && pttl <= WINDOW, `the counter key has a TTL (${pttl} ms)`)
+    // Shorten the window by hand: a later slot must not restart it (a spent budget would never end under steady guessing).
+    await store.client.pexpire('rsv:a', 5000)
+    await store.release('a')
+    const later = await store.reserve('a', 3, WINDOW)
+    t.same([later.taken, later.count], [true, 3], 'a released slot can be taken again')
+    t.ok(later.ttlMs <= 5000, `the later slot kept the shortened window (${later.ttlMs} ms left, at most 5000; a restart would be ${WINDOW})`)
+    t.ok(await store.client.pttl('rsv:a') <= 5000, 'so did the key')
+  })
+
+  t.test('release never goes below zero, keeps the TTL, and creates nothing once the window has ended', async (t) => {
+    const store = open({ prefix: 'rel:' })
+    t.ok((await store.reserve('b', 2, 60_000)).taken)
+    for (let i = 0; i < 3; i++) await store.release('b')
+    t.equal(await store.get('b'), '0', 'three releases of one slot: zero, not -2')
+    t.ok(await store.client.pttl('rel:b') > 0, 'the counter still has its TTL')
+    const takes = []
+    for (let i = 0; i < 3; i++) takes.push((await store.reserve('b', 2, 60_000)).taken)
+    t.same(takes, [true, true, false], 'so the budget is still exactly max (2), not max + 2')
+    await store.release('gone')
+    t.equal(await store.get('gone'), null, 'releasing a counter that does not exist (its window ended) writes no key')
+  })
+
+  t.test('two concurrent reserves at max - 1, from two instances: exactly one takes the last slot', async (t) => {
+    const a = open({ prefix: 'race:' })
+    const b = open({ prefix: 'race:' })
+    const MAX = 5
+    for (let trial = 0; trial < 20; trial++) {
+      const key = `k${trial}`
+      for (let i = 0; i < MAX - 1; i++) await (i % 2 === 0 ? a : b).reserve(key, MAX, 60_000)
+      const [x, y] = await Promise.all([a.reserve(key, MAX, 60_000), b.reserve(key, MAX, 60_000)])
+      t.equal(Number(x.taken) + Number(y.taken), 1, `trial ${trial}: exactly one taken (${String(x.taken)}, ${String(y.taken)})`)
+      t.equal(await a.get(key), String(MAX), `trial ${trial}: the counter is at max, not past it`)
+      t.ok(await a.client.pttl(`race:${key}`) > 0, `trial ${trial}: the counter key has a TTL`)
+    }
+  })
+
+  t.test('set/delete/setUnlessEqual with { durable: true } but no waitForReplicas: exactly as without it (no WAIT)', async (t) => {
+    const store = open({ prefix: 'dur:' })
+    const run = async (tag: string, options: WriteOptions | undefined): Promise<unknown[]> => {
+      const seen: unknown[] = []
+      await store.set(`${tag}k`, 'v', 60_000, options)
+      seen.push(await store.get(`${tag}k`), await store.client.pttl(`dur:${tag}k`) > 0)
+      seen.push(await store.setUnlessEqual(`${tag}s`, 'v1', 60_000, 'tomb', options))
+      await store.set(`${tag}s`, 'tomb', 60_000, options)
+      seen.push(await store.setUnlessEqual(`${tag}s`, 'v2', 60_000, 'tomb', options), await store.get(`${tag}s`))
+      await store.delete(`${tag}k`, options)
+      await store.delete(`${tag}absent`, options)
+      seen.push(await store.get(`${tag}k`))
+      return seen
+    }
+    const waits = await redis.commandCalls('wait')
+    const plain = await run('plain:', undefined)
+    const durable = await run('durable:', { durable: true })
+    t.same(plain, ['v', true, true, false, 'tomb', null], 'the plain writes')
+    t.same(durable, plain, 'the durable ones behave the same')
+    t.equal(await redis.commandCalls('wait') - waits, 0, 'and send no WAIT')
+    // Control: the count sees a WAIT when one is sent (durable, with waitForReplicas). Only the
+    // Sentinel topology has a replica to acknowledge it; elsewhere the write is refused (503).
+    const waiting = open({ prefix: 'dur:', waitForReplicas: { replicas: 1, timeout: 1000 } })
+    const outcome = await waiting.set('w', 'v', 60_000, { durable: true }).then(() => 'written', (e: unknown) => e)
+    t.equal(await redis.commandCalls('wait') - waits, 1, 'control: with waitForReplicas the durable write sent one WAIT')
+    if (redis.name === 'sentinel') t.equal(outcome, 'written', 'control: the replica acknowledged it')
+    else t.type(outcome, StoreUnavailableError, 'control: no replica acknowledged it → refused')
+  })
+
   t.test('fails closed with 503 while Redis is down and recovers without a restart', async (t) => {
-    const store = new RedisStore({ connection: redis.url, commandTimeout: 300 })
-    stores.push(store)
+    const store = open({ commandTimeout: 300 })
     await store.set('x', '1', 60_000)
-    await redis.stop()
+    await redis.down()
     const started = performance.now()
     const err = await store.get('x').then(() => null, (e: unknown) => e)
     t.type(err, StoreUnavailableError)
@@ -168,13 +257,13 @@ t.test('RedisStore against a real redis-server', { skip }, async (t) => {
     // "bounded" from "hangs" with seconds of margin for a loaded machine.
     const elapsed = performance.now() - started
     t.ok(elapsed < 5000, `the failure is bounded (${elapsed.toFixed(0)} ms, commandTimeout 300 ms)`)
-    await redis.restart()
+    await redis.up()
     // ioredis reconnects on its own (backoff at most 2 s); wait, with a deadline, until a command succeeds again.
     let value: string | null | undefined
     await retryUntil('a command to succeed after the restart', async () => {
       value = await store.get('x').catch(() => undefined)
       return value !== undefined
     }, 30_000)
-    t.equal(value, null, 'reachable again (the restarted server has no persistence, so the key is gone)')
+    t.equal(value, null, 'reachable again (the restarted servers have no persistence, so the key is gone)')
   })
 })

@@ -220,9 +220,15 @@ export class RedisStore implements MultiauthStore {
         ? new RedisClient(options.connection, failFast)
         : new RedisClient({ ...failFast, ...options.connection })
     }
-    checkReadsFromPrimary(this.client)
     // ioredis emits 'error' on every failed reconnect; without a listener Node would crash.
     if (this.#owned) this.client.on('error', () => {})
+    try {
+      checkReadsFromPrimary(this.client)
+    } catch (err) {
+      // A client made here is already connecting: end it, or it reconnects forever and keeps the process alive.
+      if (this.#owned) this.client.disconnect()
+      throw err
+    }
     this.client.defineCommand('multiauthIncrement', { numberOfKeys: 1, lua: INCREMENT })
     this.client.defineCommand('multiauthSetUnlessEqual', { numberOfKeys: 1, lua: SET_UNLESS_EQUAL })
     this.client.defineCommand('multiauthCompareAndSet', { numberOfKeys: 1, lua: COMPARE_AND_SET })

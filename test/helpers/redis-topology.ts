@@ -50,6 +50,10 @@ export interface RedisTopology {
   keys: (pattern: string) => Promise<string[]>
   /** CONFIG SET on every data node (primaries and replicas). */
   configSet: (parameter: string, value: string) => Promise<void>
+  /** FLUSHALL on every primary (replicas follow): an empty topology, whatever the slots. */
+  flush: () => Promise<void>
+  /** Calls of `command` (lower case, e.g. 'mget') since start, summed over every primary (INFO commandstats). */
+  commandCalls: (command: string) => Promise<number>
   /** Stops every data node (Sentinels keep running): Redis is unreachable. */
   down: () => Promise<void>
   /** Starts them again on the same ports and roles; resolves when the topology serves again. */
@@ -249,6 +253,22 @@ export async function startTopology (name: TopologyName, options: TopologyOption
         const out = cli(node.port, 'config', 'set', parameter, value)
         if (!out.includes('OK')) throw new Error(`CONFIG SET ${parameter} ${value} on ${node.port}: ${out}`)
       }
+    },
+    flush: async () => {
+      for (const port of parts.primaries()) {
+        const out = cli(port, 'flushall')
+        if (!out.includes('OK')) throw new Error(`FLUSHALL on ${port}: ${out}`)
+      }
+    },
+    commandCalls: async (command) => {
+      let calls = 0
+      for (const port of parts.primaries()) {
+        const stats = cli(port, 'info', 'commandstats')
+        const line = new RegExp(`^cmdstat_${command}:calls=(\\d+)`, 'm').exec(stats)
+        if (line === null && !stats.includes('# Commandstats')) throw new Error(`INFO commandstats on ${port}: ${stats}`)
+        calls += Number(line?.[1] ?? 0)
+      }
+      return calls
     },
     down: async () => { for (const node of nodes) await node.kill() },
     up: async () => {

@@ -7,14 +7,13 @@ import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
-import { Redis } from 'ioredis'
 import multiauth, { generateApiKey, RedisStore } from '../../src/index.js'
 import type { ApiKeyRecord, MultiauthOptions } from '../../src/index.js'
 import { kFailureGates } from '../../src/rate-limit/index.js'
 import type { FailureGates } from '../../src/rate-limit/index.js'
 import { basicHeader, buildApp } from '../helpers/app.js'
 import { rawRequest } from '../helpers/raw-http.js'
-import { redisSkipReason, startRedis } from '../helpers/redis.js'
+import { eachTopology } from '../helpers/redis-topology.js'
 import { captureLogs } from '../helpers/security.js'
 
 const gates = (app: FastifyInstance): FailureGates => (app as unknown as Record<symbol, FailureGates>)[kFailureGates] as FailureGates
@@ -321,16 +320,14 @@ t.test('[issue 12.10] each default is switchable off explicitly; apps without ba
   await t.rejects(buildApp({ basic: { verify }, rateLimit: { max: 5 } as never }), /unknown option rateLimit\.max/)
 })
 
-t.test('[issue 12.10] the default failure budgets use Redis counters with a RedisStore', { skip: redisSkipReason() }, async (t) => {
-  // Two instances on one redis-server, no rateLimit option: the per-username budget is shared.
+eachTopology(t, '[issue 12.10] the default failure budgets use Redis counters with a RedisStore', async (t, redis) => {
+  // Two instances on one Redis, no rateLimit option: the per-username budget is shared.
   // Before the fix: no limit without the option (12 × 401, 12 checks).
-  const redis = await startRedis()
-  t.teardown(() => redis.stop())
   const apps: FastifyInstance[] = []
   let checks = 0
   for (let i = 0; i < 2; i++) {
     const app = Fastify()
-    const store = new RedisStore({ connection: redis.url, prefix: 'fb:' })
+    const store = new RedisStore(redis.storeOptions({ prefix: 'fb:' }))
     app.addHook('onClose', async () => { await store.close() })
     await app.register(multiauth, { store, basic: { verify: async () => { checks++; return null } } })
     app.get('/me', { onRequest: app.authGuard(['basic']) }, async () => 'ok')
@@ -344,9 +341,7 @@ t.test('[issue 12.10] the default failure budgets use Redis counters with a Redi
   }
   t.same(tally(statuses), { 401: 10, 429: 2 }, '10 refusals across both instances, then 429 on either')
   t.equal(checks, 10)
-  const client = new Redis(redis.url)
-  t.teardown(() => client.disconnect())
-  const keys = await client.keys('fb:rl:fail:*')
+  const keys = await redis.keys('fb:rl:fail:*') // on every primary
   t.ok(keys.some((k) => k.startsWith('fb:rl:fail:user:')), 'per-username counters live in Redis')
   t.ok(keys.some((k) => k.startsWith('fb:rl:fail:ip:')), 'per-IP counters too')
 })

@@ -3,22 +3,20 @@
 // and a user could start any number of refresh families: 12,000 POST /tokens by one user filled
 // Redis. Now a family is ONE record (the hash of its current token), rotation replaces it
 // atomically (compare-and-set), and each user has at most `refresh.maxFamilies` live families
-// (the oldest is revoked). Real redis-server; two instances for the concurrent rotations.
+// (the oldest is revoked). Real Redis (standalone, Cluster, Sentinel); two instances for the concurrent rotations.
 import t from 'tap'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import multiauth, { RedisStore } from '../../src/index.js'
 import { basicHeader } from '../helpers/app.js'
-import { redisSkipReason, startRedis } from '../helpers/redis.js'
+import { eachTopology } from '../helpers/redis-topology.js'
 import { SECRET } from '../helpers/tokens.js'
 
-t.test('refresh families in a real redis-server: constant keys per family, a cap per user, one winner per token', { skip: redisSkipReason() }, async (t) => {
-  const redis = await startRedis()
-  t.teardown(() => redis.stop())
+eachTopology(t, 'refresh families in real Redis: constant keys per family, a cap per user, one winner per token', async (t, redis) => {
   const apps: FastifyInstance[] = []
   const stores: RedisStore[] = []
   for (let i = 0; i < 2; i++) {
-    const store = new RedisStore({ connection: redis.url })
+    const store = new RedisStore(redis.storeOptions())
     const app = Fastify()
     await app.register(multiauth, {
       store,
@@ -34,10 +32,10 @@ t.test('refresh families in a real redis-server: constant keys per family, a cap
   const redisClient = (stores[0] as RedisStore).client
   const login = async (user: string) => (await a.inject({ method: 'POST', url: '/tokens', headers: { authorization: basicHeader(user, 'pw') } })).json()
   const refresh = async (app: FastifyInstance, token: string) => await app.inject({ method: 'POST', url: '/tokens/refresh', payload: { refresh_token: token } })
-  const keys = async () => (await redisClient.keys('multiauth:tok:*')).sort()
+  const keys = async () => await redis.keys('multiauth:tok:*') // on every primary (sorted)
 
   await t.test('100 rotations of one family leave exactly the keys one rotation leaves', async (t) => {
-    await redisClient.flushdb()
+    await redis.flush()
     let current = (await login('ann')).refresh_token as string
     const afterLogin = await keys()
     t.same(afterLogin.map((k) => k.replace(/:[^:]+$/, ':*')), ['multiauth:tok:rf:*', 'multiauth:tok:{u:ann}:*'], 'one family record and the user\'s family list')
@@ -53,7 +51,7 @@ t.test('refresh families in a real redis-server: constant keys per family, a cap
   })
 
   await t.test('a user cannot fill Redis: beyond maxFamilies the oldest family is revoked', async (t) => {
-    await redisClient.flushdb()
+    await redis.flush()
     const families: string[] = []
     for (let i = 0; i < 40; i++) families.push((await login('mallory')).refresh_token)
     const stored = (await keys()).filter((k) => k.includes(':rf:'))
@@ -67,7 +65,7 @@ t.test('refresh families in a real redis-server: constant keys per family, a cap
   })
 
   await t.test('the same refresh token presented concurrently on two instances: at most one rotation, then the family is dead', async (t) => {
-    await redisClient.flushdb()
+    await redis.flush()
     for (let trial = 0; trial < 5; trial++) {
       const token = (await login('ann')).refresh_token as string
       const results = await Promise.all(Array.from({ length: 10 }, async (_, i) => await refresh(i % 2 === 0 ? a : b, token)))

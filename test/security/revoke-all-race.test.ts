@@ -6,14 +6,14 @@
 // refresh) after its verification, runs revokeAll on the OTHER instance, waits past the next whole
 // second (1,100 ms: a later second for certain, so the old code's `iat` was never refused), then
 // lets it sign. Now `iat` is the time of the verification, so nothing that started before
-// revokeAll returned survives it. Two instances share a real redis-server.
+// revokeAll returned survives it. Two instances share a real Redis (standalone, Cluster, Sentinel).
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import multiauth, { RedisStore } from '../../src/index.js'
 import { basicHeader } from '../helpers/app.js'
-import { redisSkipReason, startRedis } from '../helpers/redis.js'
+import { eachTopology } from '../helpers/redis-topology.js'
 import { SECRET } from '../helpers/tokens.js'
 
 const PAST_THE_NEXT_SECOND_MS = 1100
@@ -36,14 +36,12 @@ class Gate {
   open (): void { this.release() }
 }
 
-t.test('two instances on a real redis-server: a login or refresh in flight during "log out everywhere" does not survive it', { skip: redisSkipReason() }, async (t) => {
-  const redis = await startRedis()
-  t.teardown(() => redis.stop())
+eachTopology(t, 'two instances on real Redis: a login or refresh in flight during "log out everywhere" does not survive it', async (t, redis) => {
   let claimsGate = new Gate()
   let findUserGate = new Gate()
   const instances: FastifyInstance[] = []
   for (let i = 0; i < 2; i++) {
-    const store = new RedisStore({ connection: redis.url })
+    const store = new RedisStore(redis.storeOptions())
     const app = Fastify()
     await app.register(multiauth, {
       store,

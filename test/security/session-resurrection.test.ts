@@ -15,7 +15,7 @@ import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import multiauth, { MemoryStore, RedisStore } from '../../src/index.js'
 import type { MultiauthStore } from '../../src/index.js'
-import { redisSkipReason, startRedis } from '../helpers/redis.js'
+import { eachTopology } from '../helpers/redis-topology.js'
 import { cookieFrom, SESSION_SECRET } from '../helpers/session-app.js'
 
 interface Instance { app: FastifyInstance, port: number, loaded: (url: string) => Promise<void>, release: () => void }
@@ -73,10 +73,8 @@ const sessionKey = (cookie: string): string => {
   return `multiauth:sess:${createHash('sha256').update(signed.slice(0, signed.lastIndexOf('.'))).digest('base64url')}`
 }
 
-t.test('two instances sharing a real redis-server: a slow request started before logout cannot bring the session back', { skip: redisSkipReason() }, async (t) => {
-  const redis = await startRedis()
-  t.teardown(() => redis.stop())
-  const stores = [new RedisStore({ connection: redis.url }), new RedisStore({ connection: redis.url })]
+eachTopology(t, 'two instances sharing real Redis: a slow request started before logout cannot bring the session back', async (t, redis) => {
+  const stores = [new RedisStore(redis.storeOptions()), new RedisStore(redis.storeOptions())]
   t.teardown(async () => { for (const s of stores) await s.close() })
   const a = await instance(t, stores[0] as RedisStore)
   const b = await instance(t, stores[1] as RedisStore)

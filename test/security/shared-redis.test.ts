@@ -10,13 +10,11 @@ import type { FastifyInstance } from 'fastify'
 import multiauth, { RedisStore } from '../../src/index.js'
 import type { TokenKey } from '../../src/index.js'
 import { basicHeader } from '../helpers/app.js'
-import { redisSkipReason, startRedis } from '../helpers/redis.js'
+import { eachTopology } from '../helpers/redis-topology.js'
 
-t.test('two applications on one redis-server, default prefix: neither redeems the other\'s refresh tokens', { skip: redisSkipReason() }, async (t) => {
-  const redis = await startRedis()
-  t.teardown(() => redis.stop())
+eachTopology(t, 'two applications on one Redis, default prefix: neither redeems the other\'s refresh tokens', async (t, redis) => {
   async function app (keys: TokenKey[]): Promise<FastifyInstance> {
-    const store = new RedisStore({ connection: redis.url }) // prefix "multiauth:" for both
+    const store = new RedisStore(redis.storeOptions()) // prefix "multiauth:" for both
     const instance = Fastify()
     await instance.register(multiauth, {
       store,

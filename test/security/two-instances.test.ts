@@ -1,5 +1,5 @@
-// Two application instances behind one real redis-server, under concurrent load over real
-// HTTP (loopback): sessions started on A are valid on B, a token revoked through A is
+// Two application instances behind one real Redis (standalone, Cluster and Sentinel), under
+// concurrent load over real HTTP (loopback): sessions started on A are valid on B, a token revoked through A is
 // refused by B on the very next request, and the rate-limit budgets are shared and exact
 // (N requests with a budget of M across both instances → exactly M admitted, each request
 // counted once). Sequential versions: test/session-redis.test.ts, test/token-redis.test.ts,
@@ -10,21 +10,19 @@ import type { FastifyInstance } from 'fastify'
 import multiauth, { generateApiKey, RedisStore } from '../../src/index.js'
 import type { ApiKeyRecord } from '../../src/index.js'
 import { basicHeader } from '../helpers/app.js'
-import { redisSkipReason, startRedis } from '../helpers/redis.js'
+import { eachTopology } from '../helpers/redis-topology.js'
 import { SESSION_SECRET } from '../helpers/session-app.js'
 
 const TOKEN_SECRET = 'two-instances-secret-of-32-bytes-plus!'
 const CONCURRENCY = 64
 
-t.test('[design: stores, ASVS 4.0.3 V3.3.1, V2.2.1] two instances on one redis-server under concurrent load', { skip: redisSkipReason() }, async (t) => {
-  const redis = await startRedis()
-  t.teardown(() => redis.stop())
+eachTopology(t, '[design: stores, ASVS 4.0.3 V3.3.1, V2.2.1] two instances on one Redis under concurrent load', async (t, redis) => {
   const users = new Map(Array.from({ length: 200 }, (_, i) => [`u${i}`, { id: `u${i}` }]))
   const keys = new Map<string, ApiKeyRecord<{ id: string }>>()
   let checks = 0
 
   async function instance (): Promise<{ app: FastifyInstance, base: string, store: RedisStore }> {
-    const store = new RedisStore({ connection: redis.url, commandTimeout: 2000 })
+    const store = new RedisStore(redis.storeOptions({ commandTimeout: 2000 }))
     const app = Fastify()
     await app.register(multiauth, {
       store,

@@ -170,36 +170,50 @@ eachTopology(t, 'RedisStore against real Redis', async (t, redis) => {
   t.test('reserve takes a slot only below max; the window starts with the first slot and is never extended', async (t) => {
     const store = open({ prefix: 'rsv:' })
     const WINDOW = 60_000
+    const hash = async (): Promise<Record<string, string>> => await store.client.hgetall('rsv:a')
     const first = await store.reserve('a', 3, WINDOW)
-    t.same([first.taken, first.count], [true, 1], 'the first slot')
+    t.same([first.taken, first.refusals, first.inFlight], [true, 0, 1], 'the first slot')
     t.ok(first.ttlMs > 0 && first.ttlMs <= WINDOW, `it reports the window left (${first.ttlMs} ms)`)
-    t.same([(await store.reserve('a', 3, WINDOW)).count, (await store.reserve('a', 3, WINDOW)).count], [2, 3], 'slots 2 and 3')
+    t.same([(await store.reserve('a', 3, WINDOW)).inFlight, (await store.reserve('a', 3, WINDOW)).inFlight], [2, 3], 'slots 2 and 3')
     const refused = await store.reserve('a', 3, WINDOW)
-    t.same([refused.taken, refused.count], [false, 3], 'at max: refused, and nothing taken')
+    t.same([refused.taken, refused.refusals, refused.inFlight], [false, 0, 3], 'at max: refused, and nothing taken')
     t.ok(refused.ttlMs > 0 && refused.ttlMs <= WINDOW, 'a refusal reports when the window ends (Retry-After)')
-    t.equal(await store.get('a'), '3', 'the counter holds exactly the slots taken')
+    t.same(await hash(), { p: '3' }, 'the counter holds exactly the slots taken')
     const pttl = await store.client.pttl('rsv:a')
     t.ok(pttl > 0 && pttl <= WINDOW, `the counter key has a TTL (${pttl} ms)`)
     // Shorten the window by hand: a later slot must not restart it (a spent budget would never end under steady guessing).
     await store.client.pexpire('rsv:a', 5000)
-    await store.release('a')
+    await store.settle('a', true, WINDOW) // one attempt refused: its slot becomes a refusal
+    t.same(await hash(), { p: '2', f: '1' }, 'a refusal keeps its slot as a counted refusal')
+    await store.settle('a', false, WINDOW) // one succeeded: its slot is free
     const later = await store.reserve('a', 3, WINDOW)
-    t.same([later.taken, later.count], [true, 3], 'a released slot can be taken again')
+    t.same([later.taken, later.refusals, later.inFlight], [true, 1, 2], 'a slot given back can be taken again')
     t.ok(later.ttlMs <= 5000, `the later slot kept the shortened window (${later.ttlMs} ms left, at most 5000; a restart would be ${WINDOW})`)
     t.ok(await store.client.pttl('rsv:a') <= 5000, 'so did the key')
   })
 
-  t.test('release never goes below zero, keeps the TTL, and creates nothing once the window has ended', async (t) => {
+  t.test('settle never goes below zero, keeps the TTL, deletes an empty counter, and counts a refusal in a new window once the old one ended', async (t) => {
     const store = open({ prefix: 'rel:' })
     t.ok((await store.reserve('b', 2, 60_000)).taken)
-    for (let i = 0; i < 3; i++) await store.release('b')
-    t.equal(await store.get('b'), '0', 'three releases of one slot: zero, not -2')
+    t.ok((await store.reserve('b', 2, 60_000)).taken)
+    await store.settle('b', true, 60_000)
+    for (let i = 0; i < 3; i++) await store.settle('b', false, 60_000)
+    t.same(await store.client.hgetall('rel:b'), { p: '0', f: '1' }, 'three successes for one slot: zero in flight, not -2')
     t.ok(await store.client.pttl('rel:b') > 0, 'the counter still has its TTL')
     const takes = []
-    for (let i = 0; i < 3; i++) takes.push((await store.reserve('b', 2, 60_000)).taken)
-    t.same(takes, [true, true, false], 'so the budget is still exactly max (2), not max + 2')
-    await store.release('gone')
-    t.equal(await store.get('gone'), null, 'releasing a counter that does not exist (its window ended) writes no key')
+    for (let i = 0; i < 2; i++) takes.push((await store.reserve('b', 2, 60_000)).taken)
+    t.same(takes, [true, false], 'so the budget is still exactly max (2): one refusal plus one slot')
+    await store.settle('b', false, 60_000)
+    await store.client.hset('rel:c', 'p', '1')
+    await store.client.pexpire('rel:c', 60_000)
+    await store.settle('c', false, 60_000)
+    t.equal(await store.client.exists('rel:c'), 0, 'no refusal and nothing in flight: the key is deleted')
+    await store.settle('gone', false, 60_000)
+    t.equal(await store.client.exists('rel:gone'), 0, 'a success on a counter whose window ended writes no key')
+    await store.settle('late', true, 60_000)
+    t.same(await store.client.hgetall('rel:late'), { f: '1', p: '0' }, 'a refusal after the window ended is counted in a new one')
+    const ttl = await store.client.pttl('rel:late')
+    t.ok(ttl > 0 && ttl <= 60_000, `with the budget's window (${ttl} ms)`)
   })
 
   t.test('two concurrent reserves at max - 1, from two instances: exactly one takes the last slot', async (t) => {
@@ -211,7 +225,7 @@ eachTopology(t, 'RedisStore against real Redis', async (t, redis) => {
       for (let i = 0; i < MAX - 1; i++) await (i % 2 === 0 ? a : b).reserve(key, MAX, 60_000)
       const [x, y] = await Promise.all([a.reserve(key, MAX, 60_000), b.reserve(key, MAX, 60_000)])
       t.equal(Number(x.taken) + Number(y.taken), 1, `trial ${trial}: exactly one taken (${String(x.taken)}, ${String(y.taken)})`)
-      t.equal(await a.get(key), String(MAX), `trial ${trial}: the counter is at max, not past it`)
+      t.equal(await a.client.hget(`race:${key}`, 'p'), String(MAX), `trial ${trial}: the counter is at max, not past it`)
       t.ok(await a.client.pttl(`race:${key}`) > 0, `trial ${trial}: the counter key has a TTL`)
     }
   })

@@ -249,7 +249,7 @@ async function fastify () {
 const KINDS = [
   {
     name: 'session login (POST /login → app.authSessions.login)',
-    note: 'the session record, plus the tombstone login() leaves for the anonymous session id it regenerates (absolute timeout, 24 h)',
+    note: 'the session record (a login without a previous session cookie leaves no tombstone: its anonymous session was never stored)',
     async app (multiauth, store) {
       const app = await fastify()
       await app.register(multiauth, { store, session: { secret: SECRET, secure: false, findUser: (id) => ({ id }) } })
@@ -259,6 +259,24 @@ const KINDS = [
     async write ({ app, run }, n) {
       const res = await app.inject({ method: 'POST', url: '/login', payload: { id: `user-${run}-${n}` } })
       if (res.statusCode !== 200) throw new Error(`login: ${res.statusCode} ${res.body}`)
+    }
+  },
+  {
+    name: 'session logout (login, then POST /logout → app.authSessions.logout)',
+    note: 'the tombstone that replaces the destroyed session (absolute timeout, 24 h): a save in flight cannot bring it back',
+    async app (multiauth, store) {
+      const app = await fastify()
+      await app.register(multiauth, { store, session: { secret: SECRET, secure: false, findUser: (id) => ({ id }) } })
+      app.post('/login', async (request) => { await app.authSessions.login(request, { id: request.body.id }); return { ok: true } })
+      app.post('/logout', async (request) => { await app.authSessions.logout(request); return { ok: true } })
+      return app
+    },
+    async write ({ app, run }, n) {
+      const login = await app.inject({ method: 'POST', url: '/login', payload: { id: `user-${run}-${n}` } })
+      if (login.statusCode !== 200) throw new Error(`login: ${login.statusCode} ${login.body}`)
+      const cookie = login.cookies.find((c) => c.value !== '')
+      const res = await app.inject({ method: 'POST', url: '/logout', headers: { cookie: `${cookie.name}=${cookie.value}` } })
+      if (res.statusCode !== 200) throw new Error(`logout: ${res.statusCode} ${res.body}`)
     }
   },
   {
@@ -345,7 +363,7 @@ const KINDS = [
     }
   },
   {
-    name: 'Basic success (username and IP counters left at 0)',
+    name: 'Basic success (its counters deleted once back at zero)',
     note: 'a successful attempt gives its slot back (DECR), so the counters stay, at 0, until their window ends',
     async app (multiauth, store) {
       const app = await fastify()

@@ -72,6 +72,21 @@ export interface RedisTopology {
 
 const DEADLINE_MS = 60_000
 
+// Every redis-server this module started and that still runs, and every directory not yet removed:
+// killed and removed when the process exits, so a test or script that throws before `stop()` (or a
+// topology that fails to start) leaves no server behind.
+const running = new Set<ChildProcess>()
+const directories = new Set<string>()
+function started (child: ChildProcess): ChildProcess {
+  running.add(child)
+  child.once('exit', () => running.delete(child))
+  return child
+}
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL')
+  for (const dir of directories) rmSync(dir, { recursive: true, force: true })
+})
+
 async function until (what: string, check: () => Promise<boolean> | boolean, deadlineMs = DEADLINE_MS): Promise<void> {
   const end = Date.now() + deadlineMs
   while (Date.now() < end) {
@@ -99,11 +114,11 @@ class Node {
       : ['--appendonly', 'no']
     // A replica's first full sync waits `repl-diskless-sync-delay` (5 s by default) for others to
     // join it; at 0 a replica is in sync as soon as it connects.
-    this.child = spawn('redis-server', [
+    this.child = started(spawn('redis-server', [
       '--port', String(this.port), '--bind', '127.0.0.1', '--protected-mode', 'no', '--save', '', '--dir', this.dir,
       '--repl-diskless-sync-delay', '0',
       ...persistence, ...this.args, ...(this.options.extraArgs ?? [])
-    ], { stdio: 'ignore' })
+    ], { stdio: 'ignore' }))
     await until(`redis-server on ${this.port}`, () => cli(this.port, 'ping').includes('PONG'))
   }
 
@@ -233,7 +248,7 @@ async function sentinel (dir: string, options: TopologyOptions): Promise<Parts> 
       'sentinel failover-timeout primary 5000',
       'sentinel parallel-syncs primary 1'
     ].join('\n') + '\n')
-    sentinels.push(spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' }))
+    sentinels.push(started(spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' })))
   }
   for (const port of sentinelPorts) {
     await until(`sentinel on ${port} sees the replica`, () => cli(port, 'sentinel', 'replicas', 'primary').includes(String(replica.port)))
@@ -269,12 +284,16 @@ async function sentinel (dir: string, options: TopologyOptions): Promise<Parts> 
 export async function startTopology (name: TopologyName, options: TopologyOptions = {}): Promise<RedisTopology> {
   if (!redisAvailable) throw new Error('redis-server is not installed (apt-get install -y redis-server)')
   const dir = mkdtempSync(join(tmpdir(), `multiauth-${name}-`))
+  directories.add(dir)
   const clients: Array<Redis | Cluster> = []
   let parts: Parts
   try {
     parts = name === 'standalone' ? await standalone(dir, options) : name === 'cluster' ? await cluster(dir, options) : await sentinel(dir, options)
   } catch (err) {
+    // A topology that failed to start: its servers (their arguments name its directory) go now.
+    for (const child of running) if (child.spawnargs.some((arg) => arg.startsWith(dir))) child.kill('SIGKILL')
     rmSync(dir, { recursive: true, force: true })
+    directories.delete(dir)
     throw err
   }
   const { nodes } = parts
@@ -313,6 +332,7 @@ export async function startTopology (name: TopologyName, options: TopologyOption
       for (const node of nodes) await node.kill()
       await parts.extraStop?.()
       rmSync(dir, { recursive: true, force: true })
+      directories.delete(dir)
     }
   }
 }

@@ -62,14 +62,34 @@ export interface RedisTopology {
   pause: () => void
   /** SIGCONT after `pause()`. */
   resume: () => void
-  /** SIGKILLs the current primary (sentinel) or one master (cluster); standalone: the server. Resolves when it is dead. */
-  killPrimary: () => Promise<void>
+  /**
+   * SIGKILLs the current primary (sentinel) or one master (cluster; with `key`, the master serving
+   * that key's slot); standalone: the server. Resolves when it is dead.
+   */
+  killPrimary: (key?: string) => Promise<void>
+  /** The port of the primary serving `key` (cluster: its slot's master; otherwise the one primary). */
+  primaryFor: (key: string) => number
   /** Resolves when the topology serves writes again after `killPrimary()` (a replica promoted). */
   recovered: () => Promise<void>
   stop: () => Promise<void>
 }
 
 const DEADLINE_MS = 60_000
+
+// Every redis-server this module started and that still runs, and every directory not yet removed:
+// killed and removed when the process exits, so a test or script that throws before `stop()` (or a
+// topology that fails to start) leaves no server behind.
+const running = new Set<ChildProcess>()
+const directories = new Set<string>()
+function started (child: ChildProcess): ChildProcess {
+  running.add(child)
+  child.once('exit', () => running.delete(child))
+  return child
+}
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL')
+  for (const dir of directories) rmSync(dir, { recursive: true, force: true })
+})
 
 async function until (what: string, check: () => Promise<boolean> | boolean, deadlineMs = DEADLINE_MS): Promise<void> {
   const end = Date.now() + deadlineMs
@@ -96,10 +116,13 @@ class Node {
     const persistence = this.options.persist === true
       ? ['--appendonly', 'yes', '--appendfsync', 'always', '--appendfilename', `appendonly-${this.port}.aof`, '--appenddirname', `aof-${this.port}`]
       : ['--appendonly', 'no']
-    this.child = spawn('redis-server', [
+    // A replica's first full sync waits `repl-diskless-sync-delay` (5 s by default) for others to
+    // join it; at 0 a replica is in sync as soon as it connects.
+    this.child = started(spawn('redis-server', [
       '--port', String(this.port), '--bind', '127.0.0.1', '--protected-mode', 'no', '--save', '', '--dir', this.dir,
+      '--repl-diskless-sync-delay', '0',
       ...persistence, ...this.args, ...(this.options.extraArgs ?? [])
-    ], { stdio: 'ignore' })
+    ], { stdio: 'ignore' }))
     await until(`redis-server on ${this.port}`, () => cli(this.port, 'ping').includes('PONG'))
   }
 
@@ -127,7 +150,8 @@ interface Parts {
   client: () => Redis | Cluster
   storeOptions: (extra: Partial<RedisStoreOptions>) => RedisStoreOptions
   serving: () => boolean
-  killPrimary: () => Promise<void>
+  killPrimary: (key?: string) => Promise<void>
+  primaryFor: (key: string) => number
   extraStop?: () => Promise<void>
 }
 
@@ -140,8 +164,25 @@ async function standalone (dir: string, options: TopologyOptions): Promise<Parts
     client: () => new Redis(node.port, '127.0.0.1', { maxRetriesPerRequest: 1 }),
     storeOptions: (extra) => ({ connection: `redis://127.0.0.1:${node.port}`, ...extra }),
     serving: () => cli(node.port, 'ping').includes('PONG'),
-    killPrimary: async () => { await node.kill() }
+    killPrimary: async () => { await node.kill() },
+    primaryFor: () => node.port
   }
+}
+
+/**
+ * CLUSTER NODES as seen by `node`: each line is `<id> <ip>:<port>@<bus> <flags> <master> <ping>
+ * <pong> <epoch> <link> <slot ranges…>` (a range is `from-to` or one slot).
+ */
+function clusterNodes (node: Node): Array<{ port: number, master: boolean, failed: boolean, ranges: Array<[number, number]> }> {
+  return cli(node.port, 'cluster', 'nodes').split('\n').filter((line) => line.trim() !== '').map((line) => {
+    const fields = line.trim().split(' ')
+    const flags = (fields[2] ?? '').split(',')
+    const ranges = fields.slice(8).filter((r) => /^\d+(-\d+)?$/.test(r)).map((r): [number, number] => {
+      const [from, to = from] = r.split('-').map(Number) as [number, number?]
+      return [from, to]
+    })
+    return { port: Number((fields[1] ?? '').split('@')[0]?.split(':')[1]), master: flags.includes('master'), failed: flags.includes('fail'), ranges }
+  })
 }
 
 async function cluster (dir: string, options: TopologyOptions): Promise<Parts> {
@@ -155,20 +196,41 @@ async function cluster (dir: string, options: TopologyOptions): Promise<Parts> {
   const created = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', options.replicas === true ? '1' : '0', '--cluster-yes'], { encoding: 'utf8', timeout: 60_000 })
   if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`)
   const live = (): Node[] => nodes.filter((n) => n.alive)
-  const serving = (): boolean => live().every((n) => cli(n.port, 'cluster', 'info').includes('cluster_state:ok'))
+  // Serving: every live node says cluster_state:ok and every master that holds slots is alive. (Right
+  // after a master dies the others still say ok until cluster-node-timeout has passed.)
+  const serving = (): boolean => {
+    const nodesLive = live()
+    if (!nodesLive.every((n) => cli(n.port, 'cluster', 'info').includes('cluster_state:ok'))) return false
+    const alive = new Set(nodesLive.map((n) => n.port))
+    return clusterNodes(nodesLive[0] as Node).filter((n) => n.master && n.ranges.length > 0).every((n) => alive.has(n.port))
+  }
   await until('cluster_state:ok on every node', serving)
+  const replicasInSync = (): boolean => live().every((n) => {
+    const replication = cli(n.port, 'info', 'replication')
+    return /^role:master/m.test(replication) || replication.includes('master_link_status:up')
+  })
+  // A replica that has not finished its first sync cannot be promoted (its data is too old).
+  await until('every replica in sync with its master', replicasInSync)
   const seeds = nodes.map((n) => ({ host: '127.0.0.1', port: n.port }))
   const primaries = (): number[] => live().filter((n) => /^role:master/m.test(cli(n.port, 'info', 'replication'))).map((n) => n.port)
+  const primaryFor = (key: string): number => {
+    const asked = live()[0] as Node
+    const slot = Number(cli(asked.port, 'cluster', 'keyslot', key).trim())
+    const owner = clusterNodes(asked).find((n) => n.master && !n.failed && n.ranges.some(([from, to]) => slot >= from && slot <= to))
+    if (owner === undefined) throw new Error(`no master serves slot ${slot} of ${key}`)
+    return owner.port
+  }
   return {
     nodes,
     primaries,
     client: () => new Cluster(seeds, { redisOptions: { maxRetriesPerRequest: 1 } }),
     storeOptions: (extra) => ({ cluster: { nodes: seeds }, ...extra }),
     serving,
-    killPrimary: async () => {
-      const port = primaries()[0]
+    killPrimary: async (key) => {
+      const port = key === undefined ? primaries()[0] : primaryFor(key)
       await nodes.find((n) => n.port === port)?.kill()
-    }
+    },
+    primaryFor
   }
 }
 
@@ -190,7 +252,7 @@ async function sentinel (dir: string, options: TopologyOptions): Promise<Parts> 
       'sentinel failover-timeout primary 5000',
       'sentinel parallel-syncs primary 1'
     ].join('\n') + '\n')
-    sentinels.push(spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' }))
+    sentinels.push(started(spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' })))
   }
   for (const port of sentinelPorts) {
     await until(`sentinel on ${port} sees the replica`, () => cli(port, 'sentinel', 'replicas', 'primary').includes(String(replica.port)))
@@ -210,6 +272,7 @@ async function sentinel (dir: string, options: TopologyOptions): Promise<Parts> 
       const port = current()
       await [primary, replica].find((n) => n.port === port)?.kill()
     },
+    primaryFor: current,
     extraStop: async () => {
       for (const s of sentinels) {
         if (s.exitCode !== null || s.signalCode !== null) continue
@@ -225,12 +288,16 @@ async function sentinel (dir: string, options: TopologyOptions): Promise<Parts> 
 export async function startTopology (name: TopologyName, options: TopologyOptions = {}): Promise<RedisTopology> {
   if (!redisAvailable) throw new Error('redis-server is not installed (apt-get install -y redis-server)')
   const dir = mkdtempSync(join(tmpdir(), `multiauth-${name}-`))
+  directories.add(dir)
   const clients: Array<Redis | Cluster> = []
   let parts: Parts
   try {
     parts = name === 'standalone' ? await standalone(dir, options) : name === 'cluster' ? await cluster(dir, options) : await sentinel(dir, options)
   } catch (err) {
+    // A topology that failed to start: its servers (their arguments name its directory) go now.
+    for (const child of running) if (child.spawnargs.some((arg) => arg.startsWith(dir))) child.kill('SIGKILL')
     rmSync(dir, { recursive: true, force: true })
+    directories.delete(dir)
     throw err
   }
   const { nodes } = parts
@@ -278,12 +345,14 @@ export async function startTopology (name: TopologyName, options: TopologyOption
     pause: () => { for (const node of nodes) node.signal('SIGSTOP') },
     resume: () => { for (const node of nodes) node.signal('SIGCONT') },
     killPrimary: parts.killPrimary,
+    primaryFor: parts.primaryFor,
     recovered: async () => { await until(`${name} serving after the primary died`, parts.serving) },
     stop: async () => {
       for (const client of clients) client.disconnect()
       for (const node of nodes) await node.kill()
       await parts.extraStop?.()
       rmSync(dir, { recursive: true, force: true })
+      directories.delete(dir)
     }
   }
 }

@@ -58,8 +58,28 @@ export interface RedisTopology {
   pause: () => void
   /** SIGCONT after `pause()`. */
   resume: () => void
-  /** SIGKILLs the current primary (sentinel) or one master (cluster); standalone: the server. Resolves when it is dead. */
-  killPrimary: () => Promise<void>
+  /**
+   * SIGSTOP every node that is a replica now (the primaries keep serving): nothing acknowledges a
+   * write. With `disconnect`, also closes the replication links on the primaries (CLIENT KILL TYPE
+   * replica) once the replicas are stopped, so what the primaries write from then on reaches no
+   * replica at all, not even its socket buffer (a SIGSTOPped process still receives into that).
+   */
+  pauseReplicas: (options?: { disconnect?: boolean }) => Promise<void>
+  /** SIGCONT the replicas `pauseReplicas()` stopped (they reconnect to their primary on their own). */
+  resumeReplicas: () => void
+  /**
+   * Resolves when every primary has a replica online that has acknowledged everything the primary
+   * wrote (INFO replication: its offset equals master_repl_offset), so a failover now loses nothing.
+   * Standalone, and a Cluster without replicas: at once.
+   */
+  replicated: () => Promise<void>
+  /**
+   * SIGKILLs the current primary (sentinel) or one master (cluster; with `key`, the master serving
+   * that key's slot); standalone: the server. Resolves when it is dead.
+   */
+  killPrimary: (key?: string) => Promise<void>
+  /** The port of the primary serving `key` (cluster: its slot's master; otherwise the one primary). */
+  primaryFor: (key: string) => number
   /** Resolves when the topology serves writes again after `killPrimary()` (a replica promoted). */
   recovered: () => Promise<void>
   stop: () => Promise<void>
@@ -123,8 +143,21 @@ interface Parts {
   client: () => Redis | Cluster
   storeOptions: (extra: Partial<RedisStoreOptions>) => RedisStoreOptions
   serving: () => boolean
-  killPrimary: () => Promise<void>
+  killPrimary: (key?: string) => Promise<void>
+  primaryFor: (key: string) => number
+  /** Whether every primary is meant to have a replica (sentinel; cluster with `replicas`). */
+  hasReplicas: boolean
   extraStop?: () => Promise<void>
+}
+
+const isReplica = (port: number): boolean => /^role:slave/m.test(cli(port, 'info', 'replication'))
+
+/** Whether the primary on `port` has a replica online that acknowledged all it wrote. */
+function replicatedOn (port: number): boolean {
+  const info = cli(port, 'info', 'replication')
+  const offset = /^master_repl_offset:(\d+)/m.exec(info)?.[1]
+  const replicas = [...info.matchAll(/^slave\d+:.*state=(\w+),offset=(\d+)/gm)]
+  return offset !== undefined && replicas.length > 0 && replicas.every(([, state, acked]) => state === 'online' && acked === offset)
 }
 
 async function standalone (dir: string, options: TopologyOptions): Promise<Parts> {
@@ -136,7 +169,9 @@ async function standalone (dir: string, options: TopologyOptions): Promise<Parts
     client: () => new Redis(node.port, '127.0.0.1', { maxRetriesPerRequest: 1 }),
     storeOptions: (extra) => ({ connection: `redis://127.0.0.1:${node.port}`, ...extra }),
     serving: () => cli(node.port, 'ping').includes('PONG'),
-    killPrimary: async () => { await node.kill() }
+    killPrimary: async () => { await node.kill() },
+    primaryFor: () => node.port,
+    hasReplicas: false
   }
 }
 
@@ -151,20 +186,53 @@ async function cluster (dir: string, options: TopologyOptions): Promise<Parts> {
   const created = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', options.replicas === true ? '1' : '0', '--cluster-yes'], { encoding: 'utf8', timeout: 60_000 })
   if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`)
   const live = (): Node[] => nodes.filter((n) => n.alive)
-  const serving = (): boolean => live().every((n) => cli(n.port, 'cluster', 'info').includes('cluster_state:ok'))
+  /** The slot-owning masters as the node on `port` sees them (`CLUSTER NODES`: `<id> <ip>:<port>@<bus> <flags> <master> <ping> <pong> <epoch> <link> <slot ranges…>`). */
+  const owners = (port: number): Array<{ port: number, ranges: Array<[number, number]> }> => cli(port, 'cluster', 'nodes').split('\n').flatMap((line) => {
+    const [, address = '', flags = '', , , , , , ...slots] = line.trim().split(' ')
+    const ranges = slots.filter((slot) => !slot.startsWith('[')).map((slot) => {
+      const [from, to = from] = slot.split('-').map(Number) as [number, number?]
+      return [from, to] as [number, number]
+    })
+    if (!flags.split(',').includes('master') || flags.includes('fail') || ranges.length === 0) return []
+    return [{ port: Number(address.split('@')[0]?.split(':')[1]), ranges }]
+  })
+  // Serving: every live node says cluster_state:ok, and sees every slot range owned by a live node.
+  // The second part matters after killPrimary(): the others keep cluster_state:ok until the node
+  // timeout has passed, while the dead master still owns its slots.
+  const serving = (): boolean => {
+    const alive = live()
+    const ports = new Set(alive.map((n) => n.port))
+    return alive.every((n) => cli(n.port, 'cluster', 'info').includes('cluster_state:ok') && owners(n.port).every((owner) => ports.has(owner.port)))
+  }
   await until('cluster_state:ok on every node', serving)
+  if (options.replicas === true) {
+    // A replica acknowledges writes (WAIT) only once its first sync is done.
+    await until('every replica in sync with its master', () => {
+      const replicas = nodes.filter((n) => isReplica(n.port))
+      return replicas.length === count / 2 && replicas.every((n) => cli(n.port, 'info', 'replication').includes('master_link_status:up'))
+    })
+  }
   const seeds = nodes.map((n) => ({ host: '127.0.0.1', port: n.port }))
   const primaries = (): number[] => live().filter((n) => /^role:master/m.test(cli(n.port, 'info', 'replication'))).map((n) => n.port)
+  const primaryFor = (key: string): number => {
+    const asked = (live()[0] as Node).port
+    const slot = Number(cli(asked, 'cluster', 'keyslot', key).trim())
+    const owner = owners(asked).find((o) => o.ranges.some(([from, to]) => slot >= from && slot <= to))
+    if (owner === undefined) throw new Error(`no master serves slot ${slot} of ${key}`)
+    return owner.port
+  }
   return {
     nodes,
     primaries,
     client: () => new Cluster(seeds, { redisOptions: { maxRetriesPerRequest: 1 } }),
     storeOptions: (extra) => ({ cluster: { nodes: seeds }, ...extra }),
     serving,
-    killPrimary: async () => {
-      const port = primaries()[0]
+    killPrimary: async (key) => {
+      const port = key === undefined ? primaries()[0] : primaryFor(key)
       await nodes.find((n) => n.port === port)?.kill()
-    }
+    },
+    primaryFor,
+    hasReplicas: options.replicas === true
   }
 }
 
@@ -206,6 +274,8 @@ async function sentinel (dir: string, options: TopologyOptions): Promise<Parts> 
       const port = current()
       await [primary, replica].find((n) => n.port === port)?.kill()
     },
+    primaryFor: current,
+    hasReplicas: true,
     extraStop: async () => {
       for (const s of sentinels) {
         if (s.exitCode !== null || s.signalCode !== null) continue
@@ -230,6 +300,7 @@ export async function startTopology (name: TopologyName, options: TopologyOption
     throw err
   }
   const { nodes } = parts
+  const pausedReplicas = new Set<Node>()
   const track = <C extends Redis | Cluster>(client: C): C => { clients.push(client); client.on('error', () => {}); return client }
   return {
     name,
@@ -257,7 +328,26 @@ export async function startTopology (name: TopologyName, options: TopologyOption
     },
     pause: () => { for (const node of nodes) node.signal('SIGSTOP') },
     resume: () => { for (const node of nodes) node.signal('SIGCONT') },
+    pauseReplicas: async (pauseOptions = {}) => {
+      const primaries = parts.primaries()
+      for (const node of nodes) {
+        if (!node.alive || !isReplica(node.port)) continue
+        node.signal('SIGSTOP')
+        pausedReplicas.add(node)
+      }
+      if (pauseOptions.disconnect !== true) return
+      for (const port of primaries) cli(port, 'client', 'kill', 'type', 'replica')
+      await until('no replica connected to a primary', () => primaries.every((port) => cli(port, 'info', 'replication').includes('connected_slaves:0')))
+    },
+    resumeReplicas: () => {
+      for (const node of pausedReplicas) node.signal('SIGCONT')
+      pausedReplicas.clear()
+    },
+    replicated: async () => {
+      if (parts.hasReplicas) await until('every primary\'s writes acknowledged by a replica', () => parts.primaries().every(replicatedOn))
+    },
     killPrimary: parts.killPrimary,
+    primaryFor: parts.primaryFor,
     recovered: async () => { await until(`${name} serving after the primary died`, parts.serving) },
     stop: async () => {
       for (const client of clients) client.disconnect()

@@ -6,6 +6,7 @@ import multiauthDefault from 'fastify-multiauth'
 import { CredentialsInvalidError, fastifyMultiauth, MemoryStore } from 'fastify-multiauth'
 import type { ApiKeyRecord, AuthInfo, GuardOptions, MethodName, MultiauthOptions, MultiauthUser } from 'fastify-multiauth'
 import 'fastify-multiauth/request-user'
+import { Cluster } from 'ioredis'
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
 
@@ -34,6 +35,17 @@ const error: InstanceType<typeof CredentialsInvalidError> = new multiauth.Creden
 const options: MultiauthOptions = { store: sameStore }
 app.register(multiauth, options)
 const hash: Promise<string> = multiauth.hashPassword('x')
+// RedisStore from the namespace: a Cluster of yours, seed nodes, Sentinel options, waitForReplicas.
+const clusterStore: multiauth.RedisStore = new multiauth.RedisStore({ client: new Cluster([{ host: '127.0.0.1', port: 7000 }]) })
+const redisOptions: multiauth.RedisStoreOptions = { cluster: { nodes: [{ host: '127.0.0.1', port: 7000 }] } }
+app.register(multiauth, { store: new multiauth.RedisStore(redisOptions), token: { secret: 'x'.repeat(32), findUser: (claims) => ({ id: claims.sub }), revocation: true } })
+app.register(multiauth, {
+  store: new multiauth.RedisStore({ connection: { sentinels: [{ host: '127.0.0.1', port: 26379 }], name: 'primary' }, waitForReplicas: { replicas: 1, timeout: '500ms' } }),
+  session: { secret: 's'.repeat(32), findUser: (id) => ({ id }) }
+})
+app.register(multiauth, { store: clusterStore })
+// @ts-expect-error waitForReplicas.replicas is a number, not a string
+void new multiauth.RedisStore({ connection: 'redis://127.0.0.1:6379', waitForReplicas: { replicas: '1' } })
 app.get('/', { onRequest: app.authGuard(['basic', 'apiKey']) }, async (request) => {
   const isUserOrNull: Equal<typeof request.user, MultiauthUser | null> = true
   const fromUser: string | undefined = request.user?.id

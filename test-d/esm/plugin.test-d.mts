@@ -3,12 +3,13 @@
 // @fastify/passport, which declare `request.user` themselves: test-d/jwt, test-d/passport).
 import Fastify from 'fastify'
 import type { FastifyRequest } from 'fastify'
+import { Cluster, Redis } from 'ioredis'
 import multiauth, {
   CredentialsInvalidError, CredentialsMissingError, CrossSiteError, fastifyMultiauth, generateApiKey, hashPassword,
-  MemoryStore, MultiauthOptionError, rotateApiKey
+  MemoryStore, MultiauthOptionError, RedisStore, rotateApiKey
 } from 'fastify-multiauth'
 import type {
-  ApiKeyRecord, AuthInfo, BasicCredential, Duration, IssuedTokens, MethodName, MultiauthOptions, MultiauthUser, RateLimitOptions
+  ApiKeyRecord, AuthInfo, BasicCredential, Duration, IssuedTokens, MethodName, MultiauthOptions, MultiauthUser, RateLimitOptions, RedisStoreOptions
 } from 'fastify-multiauth'
 import 'fastify-multiauth/request-user'
 
@@ -57,6 +58,23 @@ await app.register(multiauth, {
 const thenable: PromiseLike<typeof alice> = { then: (ok) => Promise.resolve(alice).then(ok) }
 await app.register(multiauth, { basic: { verify: () => thenable } })
 await app.register(multiauth, { store: new MemoryStore(), rateLimit: false })
+// RedisStore on every topology: a Cluster of yours, seed nodes of a Cluster the store owns,
+// Sentinel connection options, a standalone client or URL; waitForReplicas with a Duration.
+const clusterStore = new RedisStore({ client: new Cluster([{ host: '127.0.0.1', port: 7000 }, { host: '127.0.0.1', port: 7001 }]) })
+const ownedCluster = new RedisStore({ cluster: { nodes: [{ host: '127.0.0.1', port: 7000 }], options: { scaleReads: 'master' } } })
+const sentinelStore = new RedisStore({
+  connection: { sentinels: [{ host: '127.0.0.1', port: 26379 }, { host: '127.0.0.1', port: 26380 }], name: 'primary' },
+  waitForReplicas: { replicas: 1, timeout: '500ms' },
+  commandTimeout: '1s'
+})
+const standaloneStore = new RedisStore({ client: new Redis({ host: '127.0.0.1' }), waitForReplicas: { replicas: 1 } })
+const urlStore = new RedisStore({ connection: 'redis://127.0.0.1:6379', prefix: 'app:', allowEviction: false })
+const storeClient: Redis | Cluster = clusterStore.client
+const waiting: { replicas: number, timeout: number } | undefined = sentinelStore.waitForReplicas
+const storeOptions: RedisStoreOptions = { cluster: { nodes: ['127.0.0.1:7000', 7001] }, waitForReplicas: { replicas: 2, timeout: 250 } }
+await app.register(multiauth, { store: clusterStore, token: { secret: 'x'.repeat(32), findUser: () => alice, revocation: true } })
+await app.register(multiauth, { store: sentinelStore, session: { secret: 's'.repeat(32), findUser: () => alice } })
+void ownedCluster; void standaloneStore; void urlStore; void storeClient; void waiting; void storeOptions
 const window: Duration = '1 minute'
 const limits: RateLimitOptions = { perCredential: { max: 60, timeWindow: window }, failuresPerIp: false }
 void limits
@@ -146,6 +164,16 @@ await app.register(multiauth, { oauth2: { baseUrl: 'https://a', providers: {}, f
 await app.register(multiauth, { callbackTimeout: true })
 // @ts-expect-error a budget's window is a Duration
 await app.register(multiauth, { rateLimit: { perCredential: { max: 5, timeWindow: { minutes: 1 } } } })
+// @ts-expect-error waitForReplicas.replicas is a number, not a string
+void new RedisStore({ connection: 'redis://127.0.0.1:6379', waitForReplicas: { replicas: '1' } })
+// @ts-expect-error waitForReplicas needs replicas
+void new RedisStore({ connection: 'redis://127.0.0.1:6379', waitForReplicas: { timeout: '500ms' } })
+// @ts-expect-error waitForReplicas has no other key (a typo of timeout)
+void new RedisStore({ connection: 'redis://127.0.0.1:6379', waitForReplicas: { replicas: 1, timout: 500 } })
+// @ts-expect-error cluster needs its seed nodes
+void new RedisStore({ cluster: { options: { scaleReads: 'master' } } })
+// @ts-expect-error client is an ioredis Redis or Cluster, not a URL (that is connection)
+void new RedisStore({ client: 'redis://127.0.0.1:6379' })
 app.get('/x', async (request) => {
   // @ts-expect-error request.user may be null before narrowing
   return request.user.id

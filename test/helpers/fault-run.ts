@@ -1,14 +1,21 @@
 // The choreography and the assertions the Redis fault tests share (test/security/redis-fault*.test.ts):
-// load → revoke one credential → kill redis-server → restart it → recover, each step taken
-// after the real event, each wait bounded. Assertions are per phase, never per time window.
+// load → revoke one credential → kill every Redis data node → restart them → recover, each step
+// taken after the real event, each wait bounded. Assertions are per phase, never per time window.
 import type { Test } from 'tap'
 import type { Hit, PhasedLoad } from './phased-load.js'
 import { retryUntil } from './phased-load.js'
-import type { RedisServer } from './redis.js'
+
+/** What the fault run does to Redis: a RedisTopology (test/helpers/redis-topology.ts) is one. */
+export interface RedisOutage {
+  /** Kills every data node; resolves once they are dead (their ports refuse connections). */
+  down: () => Promise<void>
+  /** Starts them again on the same ports; resolves once the topology serves again. */
+  up: () => Promise<void>
+}
 
 /**
- * up: Redis running. revoked: the revoke call has resolved. down: redis-server is dead and
- * its port closed. restarting: restart() called. restarted: it listens again. recovered: a
+ * up: Redis running. revoked: the revoke call has resolved. down: every data node is dead and
+ * its port closed. restarting: up() called. restarted: the topology serves again. recovered: a
  * probe of every valid credential, sent after the restart, answered 200.
  */
 export const FAULT_PHASES = ['up', 'revoked', 'down', 'restarting', 'restarted', 'recovered'] as const
@@ -24,7 +31,7 @@ const RECOVERED_ANSWERS = 200
 const DEADLINE_MS = 60_000
 
 export interface FaultRunOptions {
-  redis: RedisServer
+  redis: RedisOutage
   /** Targets whose credential is valid: 200 whenever Redis is up. */
   valid: string[]
   /** Targets whose credential is revoked, destroyed or expired: never 200; 401 whenever Redis is up. */
@@ -50,11 +57,11 @@ export async function faultRun (t: Test, load: PhasedLoad<FaultPhase>, options: 
   await options.revoke()
   load.enter('revoked')
   await load.until(`${UP_ANSWERS} answers per target after the revocation`, answeredIn('revoked', UP_ANSWERS), DEADLINE_MS)
-  await redis.stop() // resolves once the process has exited and its port refuses connections
+  await redis.down() // resolves once the processes have exited (a dead process's port refuses connections)
   load.enter('down')
   await load.until(`${DOWN_ANSWERS} answers per target with Redis down`, answeredIn('down', DOWN_ANSWERS), DEADLINE_MS)
   load.enter('restarting')
-  await redis.restart() // resolves once the new process accepts connections
+  await redis.up() // resolves once the restarted topology serves (a Cluster: cluster_state:ok)
   load.enter('restarted')
   const probes = await retryUntil('a 200 for every valid credential after the restart', async () => {
     for (const target of valid) if ((await load.request(target)).status !== 200) return false

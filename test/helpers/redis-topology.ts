@@ -63,6 +63,21 @@ export interface RedisTopology {
   /** SIGCONT after `pause()`. */
   resume: () => void
   /**
+   * SIGSTOP every node that is a replica now (the primaries keep serving): nothing acknowledges a
+   * write. With `disconnect`, also closes the replication links on the primaries (CLIENT KILL TYPE
+   * replica) once the replicas are stopped, so what the primaries write from then on reaches no
+   * replica at all, not even its socket buffer (a SIGSTOPped process still receives into that).
+   */
+  pauseReplicas: (options?: { disconnect?: boolean }) => Promise<void>
+  /** SIGCONT the replicas `pauseReplicas()` stopped (they reconnect to their primary on their own). */
+  resumeReplicas: () => void
+  /**
+   * Resolves when every primary has a replica online that has acknowledged everything the primary
+   * wrote (INFO replication: its offset equals master_repl_offset), so a failover now loses nothing.
+   * Standalone, and a Cluster without replicas: at once.
+   */
+  replicated: () => Promise<void>
+  /**
    * SIGKILLs the current primary (sentinel) or one master (cluster; with `key`, the master serving
    * that key's slot); standalone: the server. Resolves when it is dead.
    */
@@ -152,7 +167,19 @@ interface Parts {
   serving: () => boolean
   killPrimary: (key?: string) => Promise<void>
   primaryFor: (key: string) => number
+  /** Whether every primary is meant to have a replica (sentinel; cluster with `replicas`). */
+  hasReplicas: boolean
   extraStop?: () => Promise<void>
+}
+
+const isReplica = (port: number): boolean => /^role:slave/m.test(cli(port, 'info', 'replication'))
+
+/** Whether the primary on `port` has a replica online that acknowledged all it wrote. */
+function replicatedOn (port: number): boolean {
+  const info = cli(port, 'info', 'replication')
+  const offset = /^master_repl_offset:(\d+)/m.exec(info)?.[1]
+  const replicas = [...info.matchAll(/^slave\d+:.*state=(\w+),offset=(\d+)/gm)]
+  return offset !== undefined && replicas.length > 0 && replicas.every(([, state, acked]) => state === 'online' && acked === offset)
 }
 
 async function standalone (dir: string, options: TopologyOptions): Promise<Parts> {
@@ -165,7 +192,8 @@ async function standalone (dir: string, options: TopologyOptions): Promise<Parts
     storeOptions: (extra) => ({ connection: `redis://127.0.0.1:${node.port}`, ...extra }),
     serving: () => cli(node.port, 'ping').includes('PONG'),
     killPrimary: async () => { await node.kill() },
-    primaryFor: () => node.port
+    primaryFor: () => node.port,
+    hasReplicas: false
   }
 }
 
@@ -230,7 +258,8 @@ async function cluster (dir: string, options: TopologyOptions): Promise<Parts> {
       const port = key === undefined ? primaries()[0] : primaryFor(key)
       await nodes.find((n) => n.port === port)?.kill()
     },
-    primaryFor
+    primaryFor,
+    hasReplicas: options.replicas === true
   }
 }
 
@@ -273,6 +302,7 @@ async function sentinel (dir: string, options: TopologyOptions): Promise<Parts> 
       await [primary, replica].find((n) => n.port === port)?.kill()
     },
     primaryFor: current,
+    hasReplicas: true,
     extraStop: async () => {
       for (const s of sentinels) {
         if (s.exitCode !== null || s.signalCode !== null) continue
@@ -301,6 +331,7 @@ export async function startTopology (name: TopologyName, options: TopologyOption
     throw err
   }
   const { nodes } = parts
+  const pausedReplicas = new Set<Node>()
   const track = <C extends Redis | Cluster>(client: C): C => { clients.push(client); client.on('error', () => {}); return client }
   return {
     name,
@@ -344,6 +375,24 @@ export async function startTopology (name: TopologyName, options: TopologyOption
     },
     pause: () => { for (const node of nodes) node.signal('SIGSTOP') },
     resume: () => { for (const node of nodes) node.signal('SIGCONT') },
+    pauseReplicas: async (pauseOptions = {}) => {
+      const primaries = parts.primaries()
+      for (const node of nodes) {
+        if (!node.alive || !isReplica(node.port)) continue
+        node.signal('SIGSTOP')
+        pausedReplicas.add(node)
+      }
+      if (pauseOptions.disconnect !== true) return
+      for (const port of primaries) cli(port, 'client', 'kill', 'type', 'replica')
+      await until('no replica connected to a primary', () => primaries.every((port) => cli(port, 'info', 'replication').includes('connected_slaves:0')))
+    },
+    resumeReplicas: () => {
+      for (const node of pausedReplicas) node.signal('SIGCONT')
+      pausedReplicas.clear()
+    },
+    replicated: async () => {
+      if (parts.hasReplicas) await until('every primary\'s writes acknowledged by a replica', () => parts.primaries().every(replicatedOn))
+    },
     killPrimary: parts.killPrimary,
     primaryFor: parts.primaryFor,
     recovered: async () => { await until(`${name} serving after the primary died`, parts.serving) },

@@ -1,30 +1,23 @@
-// Faults for the stateful methods: redis-server SIGKILLed and restarted under load (real
-// HTTP, loopback) while JWTs (with revocation) and cookie sessions are checked against it.
+// Faults for the stateful methods: Redis SIGKILLed and restarted under load (real HTTP,
+// loopback) while JWTs (with revocation) and cookie sessions are checked against it, on every
+// topology (standalone, Cluster: every master, Sentinel: primary and replica).
 // A revoked token, a destroyed session and an expired session never get a 200 (before,
 // during or after the outage); only 503 while Redis is down; no 500; recovery without a
 // restart. Phases, not time windows: see test/helpers/fault-run.ts and phased-load.ts.
 // (API keys under the same fault: redis-fault.test.ts.)
 import t from 'tap'
 import { createHash } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import Fastify from 'fastify'
 import multiauth, { RedisStore } from '../../src/index.js'
 import { FAULT_PHASES, faultRun } from '../helpers/fault-run.js'
 import { PhasedLoad, retryUntil } from '../helpers/phased-load.js'
-import { redisSkipReason, startRedis } from '../helpers/redis.js'
+import { eachTopology } from '../helpers/redis-topology.js'
 import { cookieFrom, SESSION_SECRET } from '../helpers/session-app.js'
 
 const TOKEN_SECRET = 'fault-test-secret-of-32-bytes-or-more!'
 
-t.test('[ASVS 4.0.3 V4.1.5 fail securely, RFC 7009 §2.2 revocation, ASVS V3.3.1] redis-server killed under load: tokens and sessions', { skip: redisSkipReason() }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'multiauth-fault-methods-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  // Revocations and sessions must survive a Redis restart: append-only file, fsync always.
-  const redis = await startRedis({ persistDir: dir })
-  t.teardown(() => redis.stop())
-  const store = new RedisStore({ connection: redis.url })
+eachTopology(t, '[ASVS 4.0.3 V4.1.5 fail securely, RFC 7009 §2.2 revocation, ASVS V3.3.1] Redis killed under load: tokens and sessions', async (t, redis) => {
+  const store = new RedisStore(redis.storeOptions())
   t.teardown(() => store.close())
 
   const users = new Map([['ann', { id: 'ann' }], ['bob', { id: 'bob' }], ['cyd', { id: 'cyd' }], ['dee', { id: 'dee' }]])
@@ -76,4 +69,5 @@ t.test('[ASVS 4.0.3 V4.1.5 fail securely, RFC 7009 §2.2 revocation, ASVS V3.3.1
     revokedDuringRun: 'token revoked during the run',
     revoke: async () => { await app.authTokens.revoke(decode(laterRevoked.accessToken)) }
   })
-})
+  // Revocations and sessions must survive a Redis restart: append-only file, fsync always.
+}, { persist: true })

@@ -1,6 +1,7 @@
-// Faults: redis-server killed under load (real HTTP, loopback) while API keys are checked
-// against it. Fail closed (503 only while it is down, never 200 for a revoked key, never
-// 500) and recover after the restart without restarting the process.
+// Faults: Redis killed under load (real HTTP, loopback) while API keys are checked against it,
+// on every topology (standalone, Cluster: every master, Sentinel: primary and replica). Fail
+// closed (503 only while it is down, never 200 for a revoked key, never 500) and recover after
+// the restart without restarting the process.
 //
 // No wall-clock windows: the load driver (test/helpers/phased-load.ts) tags every request
 // with the phase in which it was sent and answered, and the test moves to the next phase
@@ -8,26 +9,18 @@
 // a probe answered 200); test/helpers/fault-run.ts holds the steps and the per-phase
 // assertions. Every wait has a deadline that fails the test with a message.
 import t from 'tap'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { RedisStore } from '../../src/index.js'
 import { buildApp } from '../helpers/app.js'
 import { FAULT_PHASES, faultRun } from '../helpers/fault-run.js'
 import { PhasedLoad } from '../helpers/phased-load.js'
-import { redisSkipReason, startRedis } from '../helpers/redis.js'
+import { eachTopology } from '../helpers/redis-topology.js'
 
 const VALID = 'key-valid-0001'
 const REVOKED = 'key-revoked-0002'
 const REVOKED_DURING_RUN = 'key-soon-revoked-0003'
 
-t.test('[ASVS 4.0.3 V4.1.5 fail securely, design: stores fail closed] redis-server killed under load', { skip: redisSkipReason() }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'multiauth-fault-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  // The revocation written during the run must survive the restart: append-only file, fsync always.
-  const redis = await startRedis({ persistDir: dir })
-  t.teardown(() => redis.stop())
-  const store = new RedisStore({ connection: redis.url })
+eachTopology(t, '[ASVS 4.0.3 V4.1.5 fail securely, design: stores fail closed] Redis killed under load', async (t, redis) => {
+  const store = new RedisStore(redis.storeOptions())
   t.teardown(() => store.close())
   await store.set(`apikey:${VALID}`, 'active', 600_000)
   await store.set(`apikey:${REVOKED}`, 'revoked', 600_000)
@@ -57,4 +50,5 @@ t.test('[ASVS 4.0.3 V4.1.5 fail securely, design: stores fail closed] redis-serv
     revokedDuringRun: 'revoked during the run',
     revoke: async () => { await store.set(`apikey:${REVOKED_DURING_RUN}`, 'revoked', 600_000) }
   })
-})
+  // The revocation written during the run must survive the restart: append-only file, fsync always.
+}, { persist: true })

@@ -27,7 +27,7 @@ export type { MultiauthStore, WriteOptions } from './stores/types.js'
 export { MemoryStore } from './stores/memory.js'
 export type { MemoryStoreOptions } from './stores/memory.js'
 export { RedisStore } from './stores/redis.js'
-export type { RedisStoreOptions } from './stores/redis.js'
+export type { RedisStoreConnection, RedisStoreOptions, RedisStoreSettings } from './stores/redis.js'
 
 // Helpers for the application
 export { hashPassword, verifyPassword, needsRehash, constantTimeEqual, PASSWORD_HASH_OPTIONS } from './methods/basic/password.js'

@@ -6,18 +6,35 @@ import { MultiauthOptionError } from '../core/errors.js'
 import { loadPeers } from '../core/peer.js'
 import type { MultiauthStore, WriteOptions } from './types.js'
 
-export interface RedisStoreOptions {
-  /**
-   * Your ioredis client: a `Redis` (standalone, or Sentinel through its `sentinels` option) or a
-   * `Cluster`. The store never closes a client it is given. It must read from primaries: a client
-   * that reads from replicas (`scaleReads` other than `'master'`, `role: 'slave'`) is refused, since
-   * a replica may not have a revocation yet.
-   */
-  client?: Redis | Cluster
-  /** Connection options (or a `redis://` URL) for a standalone or Sentinel client the store owns. */
-  connection?: RedisOptions | string
-  /** Seed nodes (and options) for a Redis Cluster client the store owns. */
-  cluster?: { nodes: ClusterNode[], options?: ClusterOptions }
+/** Where the store's Redis is: exactly one of `client`, `connection` and `cluster`. */
+export type RedisStoreConnection =
+  | {
+    /**
+     * Your ioredis client: a `Redis` (standalone, or Sentinel through its `sentinels` option) or a
+     * `Cluster`. The store never closes a client it is given. It must read from primaries: a client
+     * that reads from replicas (`scaleReads` other than `'master'`, `role: 'slave'`) is refused, since
+     * a replica may not have a revocation yet.
+     */
+    client: Redis | Cluster
+    connection?: never
+    cluster?: never
+  }
+  | {
+    /** Connection options (or a `redis://` URL) for a standalone or Sentinel client the store owns. */
+    connection: RedisOptions | string
+    client?: never
+    cluster?: never
+  }
+  | {
+    /** Seed nodes (and options) for a Redis Cluster client the store owns. */
+    cluster: { nodes: ClusterNode[], options?: ClusterOptions }
+    client?: never
+    connection?: never
+  }
+
+export type RedisStoreOptions = RedisStoreConnection & RedisStoreSettings
+
+export interface RedisStoreSettings {
   /** Prefix of every key the store writes. Default `"multiauth:"`. */
   prefix?: string
   /** A command not answered within this time (ms or `'1s'`) fails the request with 503. Default one second. */
@@ -144,17 +161,24 @@ function isCluster (client: Client): client is Cluster {
 }
 
 /**
- * Refuses a client that reads from replicas: replication is asynchronous, so a replica may not
- * have a revocation, a "log out everywhere" or a session tombstone yet, and would let it pass.
+ * Refuses reading from replicas: replication is asynchronous, so a replica may not have a
+ * revocation, a "log out everywhere" or a session tombstone yet, and would let it pass. Checked
+ * on the options, before a client the store would own is created (and connects).
  */
-function checkReadsFromPrimary (client: Client): void {
-  if (isCluster(client)) {
-    const scaleReads = client.options.scaleReads ?? 'master'
+function checkReadsFromPrimary (options: { scaleReads?: unknown } | { role?: unknown, readOnly?: unknown }, kind: 'Cluster' | 'Redis'): void {
+  if (kind === 'Cluster') {
+    const scaleReads = (options as { scaleReads?: unknown }).scaleReads ?? 'master'
     if (scaleReads !== 'master') throw new MultiauthOptionError(`RedisStore: the Cluster client reads from replicas (scaleReads: ${typeof scaleReads === 'function' ? 'a function' : JSON.stringify(scaleReads)}); a replica may not have a revocation yet. Use scaleReads: 'master'`)
     return
   }
-  const { role, readOnly } = client.options as { role?: string, readOnly?: boolean }
+  const { role, readOnly } = options as { role?: unknown, readOnly?: unknown }
   if (role === 'slave' || readOnly === true) throw new MultiauthOptionError('RedisStore: the client reads from a replica (role: \'slave\' or readOnly); a replica may not have a revocation yet, and refuses writes. Use the primary')
+}
+
+/** An ioredis client, as far as the store can tell without using it. */
+function isClient (value: unknown): value is Client {
+  return typeof value === 'object' && value !== null && typeof (value as Client).defineCommand === 'function' &&
+    typeof (value as { options?: unknown }).options === 'object'
 }
 
 /** A TTL is a programming-time value: NaN or a negative number must not become a 503 ("store unavailable"). */
@@ -207,28 +231,33 @@ export class RedisStore implements MultiauthStore {
       reconnectOnError: (err) => err.message.startsWith('READONLY')
     }
     if (options.client !== undefined) {
-      this.client = options.client
+      const { client } = options as { client: unknown }
+      if (!isClient(client)) throw new MultiauthOptionError('RedisStore client must be an ioredis Redis or Cluster (for a URL or connection options, use connection)')
+      checkReadsFromPrimary(client.options, isCluster(client) ? 'Cluster' : 'Redis')
+      this.client = client
     } else if (options.cluster !== undefined) {
-      const { nodes, options: clusterOptions = {} } = options.cluster as { nodes: unknown, options?: ClusterOptions }
+      const cluster = options.cluster as unknown
+      if (typeof cluster !== 'object' || cluster === null) throw new MultiauthOptionError('RedisStore cluster must be { nodes, options? }')
+      const { nodes, options: clusterOptions = {} } = cluster as { nodes: unknown, options?: ClusterOptions }
       if (!Array.isArray(nodes) || nodes.length === 0) throw new MultiauthOptionError('RedisStore cluster.nodes must be a non-empty array of seed nodes')
+      if (typeof clusterOptions !== 'object' || clusterOptions === null) throw new MultiauthOptionError('RedisStore cluster.options must be an object')
+      checkReadsFromPrimary(clusterOptions, 'Cluster')
       const [{ Cluster: ClusterClient }] = loadPeers('RedisStore', ['ioredis'])
       this.client = new ClusterClient(nodes, { ...clusterOptions, redisOptions: { ...failFast, ...clusterOptions.redisOptions } })
     } else {
+      const connection = options.connection as unknown
+      if (typeof connection !== 'string' && (typeof connection !== 'object' || connection === null || Array.isArray(connection))) {
+        throw new MultiauthOptionError('RedisStore connection must be a redis:// URL or ioredis connection options')
+      }
+      if (typeof connection === 'object') checkReadsFromPrimary(connection as RedisOptions, 'Redis')
       // ioredis is an optional peer dependency: loaded only here, for a client the store owns.
       const [{ Redis: RedisClient }] = loadPeers('RedisStore', ['ioredis'])
-      this.client = typeof options.connection === 'string'
-        ? new RedisClient(options.connection, failFast)
-        : new RedisClient({ ...failFast, ...options.connection })
+      this.client = typeof connection === 'string'
+        ? new RedisClient(connection, failFast)
+        : new RedisClient({ ...failFast, ...connection as RedisOptions })
     }
     // ioredis emits 'error' on every failed reconnect; without a listener Node would crash.
     if (this.#owned) this.client.on('error', () => {})
-    try {
-      checkReadsFromPrimary(this.client)
-    } catch (err) {
-      // A client made here is already connecting: end it, or it reconnects forever and keeps the process alive.
-      if (this.#owned) this.client.disconnect()
-      throw err
-    }
     this.client.defineCommand('multiauthIncrement', { numberOfKeys: 1, lua: INCREMENT })
     this.client.defineCommand('multiauthSetUnlessEqual', { numberOfKeys: 1, lua: SET_UNLESS_EQUAL })
     this.client.defineCommand('multiauthCompareAndSet', { numberOfKeys: 1, lua: COMPARE_AND_SET })

@@ -174,6 +174,11 @@ void new RedisStore({ connection: 'redis://127.0.0.1:6379', waitForReplicas: { r
 void new RedisStore({ cluster: { options: { scaleReads: 'master' } } })
 // @ts-expect-error client is an ioredis Redis or Cluster, not a URL (that is connection)
 void new RedisStore({ client: 'redis://127.0.0.1:6379' })
+// Exactly one of client, connection and cluster (the runtime refuses two as well).
+// @ts-expect-error client and connection together
+void new RedisStore({ client: new Redis(), connection: 'redis://127.0.0.1:6379' })
+// @ts-expect-error none of them
+void new RedisStore({ prefix: 'app:' })
 app.get('/x', async (request) => {
   // @ts-expect-error request.user may be null before narrowing
   return request.user.id

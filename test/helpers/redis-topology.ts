@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Cluster, Redis } from 'ioredis'
 import type { Test } from 'tap'
-import type { RedisStoreOptions } from '../../src/index.js'
+import type { RedisStoreOptions, RedisStoreSettings } from '../../src/index.js'
 import { freePort, redisAvailable, redisSkipReason } from './redis.js'
 
 export type TopologyName = 'standalone' | 'cluster' | 'sentinel'
@@ -45,7 +45,7 @@ export interface RedisTopology {
   /** A client for the test's own checks (disconnected by `stop()`). */
   client: () => Redis | Cluster
   /** Options for a RedisStore that owns its own connection to this topology. */
-  storeOptions: (extra?: Partial<RedisStoreOptions>) => RedisStoreOptions
+  storeOptions: (extra?: RedisStoreSettings) => RedisStoreOptions
   /** Every key matching `pattern` on every primary (KEYS is per node). */
   keys: (pattern: string) => Promise<string[]>
   /** CONFIG SET on every data node (primaries and replicas). */
@@ -163,7 +163,7 @@ interface Parts {
   nodes: Node[]
   primaries: () => number[]
   client: () => Redis | Cluster
-  storeOptions: (extra: Partial<RedisStoreOptions>) => RedisStoreOptions
+  storeOptions: (extra: RedisStoreSettings) => RedisStoreOptions
   serving: () => boolean
   killPrimary: (key?: string) => Promise<void>
   primaryFor: (key: string) => number

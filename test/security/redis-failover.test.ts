@@ -116,6 +116,7 @@ eachTopology(t, 'failover', async (t, redis) => {
     const loggedOutEverywhere = await app.issue('b-everywhere')
     const valid = await app.issue('b-valid')
     const session = await app.login('b-session')
+    const relogin = await app.login('b-relogin')
     await redis.replicated()
 
     await redis.pauseReplicas() // SIGSTOP: connected, but nothing acknowledges
@@ -128,11 +129,12 @@ eachTopology(t, 'failover', async (t, redis) => {
     t.equal(all.value, 503, `"log out everywhere" answers 503 too (${all.ms} ms)`)
     const logout = await timed(async () => await app.logout(session))
     t.equal(logout.value, 503, `a session logout answers 503 too (${logout.ms} ms)`)
-    // Only the durable writes wait: reads go on against the primary. A login is refused too: it
-    // regenerates the session id, and @fastify/session destroys the pre-login id (a tombstone,
-    // durable) even when nothing was stored under it.
+    // Only the durable writes wait: reads go on against the primary. A login without a session
+    // cookie destroys nothing, so it needs no acknowledgement; a re-login over a stored session
+    // regenerates the id and destroys the old one (a tombstone, durable), so it waits like a logout.
     t.equal(await app.status('/tok', { authorization: `Bearer ${valid.accessToken}` }), 200, 'a valid token is still accepted')
-    t.equal((await app.inject({ method: 'POST', url: '/login', payload: { id: 'b-other' } })).statusCode, 503, 'a session login answers 503 (its regenerate destroys the pre-login id durably)')
+    t.equal((await app.inject({ method: 'POST', url: '/login', payload: { id: 'b-other' } })).statusCode, 200, 'a first login (no session cookie) destroys nothing and answers 200')
+    t.equal((await app.inject({ method: 'POST', url: '/login', payload: { id: 'b-relogin' }, headers: { cookie: relogin } })).statusCode, 503, 'a re-login over a stored session answers 503 (the pre-login id is destroyed durably)')
     // The 503 says "not known to be durable", not "not done": the primary has the revocation.
     t.equal(await app.status('/tok', { authorization: `Bearer ${revoked.accessToken}` }), 401, 'the primary refuses the token whose revocation answered 503')
 
@@ -147,10 +149,9 @@ eachTopology(t, 'failover', async (t, redis) => {
 
   // Found while writing (b); src/methods/token/lifecycle.ts revokeRefreshToken. The first
   // revocation deletes the family on the primary and answers 503 (not acknowledged); its retry
-  // finds no family, writes nothing, waits for nothing and answers 200, while the replica still
-  // lacks the deletion: a failover then would bring the family back after a 200 "revoked".
-  // Fails with the current src (the retry answers 200): that assertion is marked `todo` (reported
-  // as "not ok # TODO", not counted as a failure) until src is fixed; then drop the mark.
+  // found no family, wrote nothing, waited for nothing and answered 200, while the replica still
+  // lacked the deletion: a failover then would bring the family back after a 200 "revoked" (the
+  // retry's assertion failed before the fix: now the retry deletes again, durably).
   t.test('(b) a retried refresh-token revocation is not acknowledged before a replica has it', async (t) => {
     const app = await instance(t, redis, { waitForReplicas: WAIT })
     const family = await app.issue('b-family')
@@ -158,7 +159,7 @@ eachTopology(t, 'failover', async (t, redis) => {
     await redis.pauseReplicas()
     t.teardown(() => { redis.resumeReplicas() })
     t.equal(await app.revokeRefresh(family.refreshToken as string), 503, 'a refresh-token revocation answers 503 while no replica can acknowledge it')
-    t.equal(await app.revokeRefresh(family.refreshToken as string), 503, 'and so does its retry while none still can', { todo: 'src: revokeRefreshToken answers 200 on a retry without waiting for replicas' })
+    t.equal(await app.revokeRefresh(family.refreshToken as string), 503, 'and so does its retry while none still can')
     redis.resumeReplicas()
     await retryUntil('the retried refresh-token revocation acknowledged', async () => await app.revokeRefresh(family.refreshToken as string) === 200, DEADLINE_MS)
   })
@@ -309,9 +310,12 @@ eachTopology(t, 'waitForReplicas without replicas', async (t, redis) => {
   const token = await app.issue('n-user')
   const other = await app.issue('n-other')
   t.equal(await app.status('/tok', { authorization: `Bearer ${token.accessToken}` }), 200, 'reads work')
-  // A login regenerates the session id, which destroys the pre-login id durably: refused as well.
-  t.equal((await app.inject({ method: 'POST', url: '/login', payload: { id: 'n-session' } })).statusCode, 503, 'a session login answers 503')
+  // A first login destroys nothing and is answered; a re-login over a stored session regenerates
+  // the id, which destroys the pre-login id durably: refused like a logout.
+  t.equal((await app.inject({ method: 'POST', url: '/login', payload: { id: 'n-first' } })).statusCode, 200, 'a first login (no session cookie) answers 200')
   const session = await plain.login('n-session')
+  const earlier = await plain.login('n-earlier')
+  t.equal((await app.inject({ method: 'POST', url: '/login', payload: { id: 'n-earlier' }, headers: { cookie: earlier } })).statusCode, 503, 'a re-login over a stored session answers 503')
   const revoke = await timed(async () => await app.revoke(token.accessToken))
   t.equal(revoke.value, 503, `an access-token revocation answers 503 (${revoke.ms} ms)`)
   t.ok(revoke.ms < HANG_MS, 'and answers')

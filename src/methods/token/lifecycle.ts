@@ -273,7 +273,14 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
     async revokeRefreshToken (refreshToken) {
       const found = await readFamily(refreshToken)
       // Only a token of this family revokes it (a spent one too: its holder's login is over either way).
-      if (found !== undefined && config.fingerprints.has(found.record.k)) await store.delete(FAMILY + found.family, DURABLE)
+      if (found !== undefined && config.fingerprints.has(found.record.k)) {
+        await store.delete(FAMILY + found.family, DURABLE)
+      } else if (found === undefined && typeof refreshToken === 'string') {
+        // Gone already, perhaps by this very revocation tried before (the primary deleted it, the
+        // replicas did not acknowledge): delete again, durably, so the answer means the same.
+        const family = REFRESH_TOKEN.exec(refreshToken)?.[1]
+        if (family !== undefined) await store.delete(FAMILY + family, DURABLE)
+      }
     },
 
     async revokeAll (sub) {

@@ -194,11 +194,14 @@ async function prepare (topology: RedisTopology, target: number, a: Instance, b:
   await expect(call(b, 'POST', '/logout', { cookie: loggedOutSession }), 200, 'logout on B')
 
   // Basic: a user that logs in (a success takes and gives back a slot of its budget), and one whose
-  // budget is spent: ten wrong passwords, on both instances (the budget is shared).
+  // budget is spent: ten wrong passwords, on both instances (the budget is shared). A counter
+  // with nothing counted and nothing in flight is deleted, so the user that logs in has one
+  // refusal counted: its counter stays, and where it lives is known.
   let n = 100
-  const basicUser = await onTarget(topology, target, `${PREFIX}rl:fail:user:*`, 'a Basic login', async () => {
+  const basicUser = await onTarget(topology, target, `${PREFIX}rl:fail:user:*`, 'a Basic login after one wrong password', async () => {
     const user = `u${n++}`
-    await expect(call(a, 'GET', '/basic', { authorization: basicHeader(user, PASSWORD) }), 200, `Basic ${user}`)
+    await expect(call(a, 'GET', '/basic', { authorization: basicHeader(user, 'wrong') }), 401, `Basic ${user}, wrong password`)
+    await expect(call(b, 'GET', '/basic', { authorization: basicHeader(user, PASSWORD) }), 200, `Basic ${user}`)
     return user
   })
   const spentUser = await onTarget(topology, target, `${PREFIX}rl:fail:user:*`, 'a refused Basic password', async () => {

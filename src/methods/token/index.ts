@@ -13,6 +13,7 @@ import type { PreparedKey } from './keys.js'
 import type { JwtNamespace, JwtPluginOptions } from './jwt.js'
 import { createTokenLifecycle } from './lifecycle.js'
 import { prepareRoutes, tokenRoutes } from './routes.js'
+import { preparePublishedKeys, publishKeysRoutes } from './published-keys.js'
 import type { AuthTokens, TokenClaims, TokenOptions } from './types.js'
 
 // The `token` method: bearer access tokens (JWT, RFC 9068 profile) checked on every request.
@@ -31,7 +32,7 @@ export const tokensNotConfigured: AuthTokens = {
 
 const OPTION_KEYS = [
   'secret', 'publicKey', 'privateKey', 'keys', 'findUser', 'claims', 'issuer', 'audience', 'clockTolerance',
-  'expiresIn', 'refresh', 'revocation', 'routes', 'maxLength', 'cache'
+  'expiresIn', 'refresh', 'revocation', 'routes', 'maxLength', 'cache', 'publishKeys'
 ]
 /** Seconds (the lifetimes below are kept in whole seconds, as JWT `exp` is). */
 const DEFAULT_ACCESS_TTL = 900
@@ -102,6 +103,7 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
   const maxLength = options.maxLength ?? DEFAULT_MAX_CREDENTIAL_LENGTH
   // Validated at registration; the login methods are resolved in setup, once every method exists.
   prepareRoutes(options.routes, undefined, signingKey.canSign)
+  const publishedKeys = preparePublishedKeys(options.publishKeys, keys, options.keys !== undefined, issuer)
 
   const { helpers, revocationOf } = createTokenLifecycle({
     store: ctx.store,
@@ -232,6 +234,7 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
       }
     })
     app.decorate('authTokens', helpers)
+    if (publishedKeys !== undefined) publishKeysRoutes(app, publishedKeys)
     const routes = prepareRoutes(options.routes, ctx, signingKey.canSign)
     if (routes !== undefined) {
       app.register(tokenRoutes({

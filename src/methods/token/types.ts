@@ -84,6 +84,19 @@ export interface TokenOptions {
    * See docs/tokens.md, "Verified-token cache".
    */
   cache?: Partial<VerifiedCredentialCacheOptions>
+  /**
+   * Publish the public halves of `keys` (RSA, EC or Ed25519; never an HS256 secret) as a JWK Set,
+   * so that other services verify these tokens (`token.issuers` there). Opt-in. `true` =
+   * `{ path: '/.well-known/jwks.json' }`. See docs/tokens.md, "Publishing your keys".
+   */
+  publishKeys?: boolean | PublishKeysOptions
+}
+
+export interface PublishKeysOptions {
+  /** Where the JWK Set is served. Default `/.well-known/jwks.json`. */
+  path?: string
+  /** Also serve `GET /.well-known/openid-configuration` → `{ issuer, jwks_uri }` (needs `issuer`, an https URL). Default false. */
+  discovery?: boolean
 }
 
 export interface TokenRoutesOptions {

@@ -17,6 +17,17 @@ const DISCOVERY_PATH = '/.well-known/openid-configuration'
 /** Short enough that a rotation (new key published before it signs) reaches verifiers within minutes. */
 const CACHE_CONTROL = 'public, max-age=300'
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]'])
+// For the OpenAPI document only: the bodies are prebuilt buffers, which Fastify sends without serializing.
+const JWKS_SCHEMA = {
+  type: 'object',
+  required: ['keys'],
+  properties: { keys: { type: 'array', items: { type: 'object', additionalProperties: true, description: 'A public JWK with kid, alg and use' } } }
+} as const
+const DISCOVERY_SCHEMA = {
+  type: 'object',
+  required: ['issuer', 'jwks_uri'],
+  properties: { issuer: { type: 'string' }, jwks_uri: { type: 'string' } }
+} as const
 
 export interface PublishedKeys {
   path: string
@@ -92,14 +103,22 @@ export function publishKeysRoutes (app: FastifyInstance, published: PublishedKey
   app.get(path, {
     errorHandler,
     // An explicit empty requirement: a document-wide `security` of the application does not apply here.
-    schema: { summary: 'Public keys that verify this service\'s access tokens (JWK Set, RFC 7517)', security: [] }
+    schema: {
+      summary: 'Public keys that verify this service\'s access tokens (JWK Set, RFC 7517)',
+      security: [],
+      response: { 200: JWKS_SCHEMA }
+    }
   }, (_request, reply) => {
     reply.header('cache-control', CACHE_CONTROL).type('application/jwk-set+json').send(jwks)
   })
   if (discovery !== undefined) {
     app.get(DISCOVERY_PATH, {
       errorHandler,
-      schema: { summary: 'Discovery document: issuer and jwks_uri (OpenID Connect Discovery 1.0 / RFC 8414)', security: [] }
+      schema: {
+        summary: 'Discovery document: issuer and jwks_uri (OpenID Connect Discovery 1.0 / RFC 8414)',
+        security: [],
+        response: { 200: DISCOVERY_SCHEMA }
+      }
     }, (_request, reply) => {
       reply.header('cache-control', CACHE_CONTROL).type('application/json').send(discovery)
     })

@@ -17,7 +17,8 @@ export type { ApiKeyOptions } from './methods/api-key/index.js'
 export type { SessionOptions, SessionCsrfOptions, AuthSessions } from './methods/session/index.js'
 export type { OAuth2Options, OAuth2ProviderOptions, OAuth2Profile, OAuth2Tokens } from './methods/oauth2/index.js'
 export type {
-  AuthTokens, IssuedTokens, IssueOptions, TokenClaims, TokenClaimsInput, TokenKey, TokenKeyMaterial, TokenOptions, TokenRoutesOptions, PublishKeysOptions
+  AuthTokens, IssuedTokens, IssueOptions, TokenClaims, TokenClaimsInput, TokenKey, TokenKeyMaterial, TokenOptions, TokenRoutesOptions, PublishKeysOptions,
+  TrustedIssuer, TrustedIssuerAlgorithm
 } from './methods/token/index.js'
 export type { AuthCache, VerifiedCredentialCacheOptions } from './methods/basic/credential-cache.js'
 export type { RateLimitOptions, FailureBudget, UsernameFailureBudget } from './rate-limit/index.js'
@@ -44,6 +45,6 @@ export { multiauthOpenApi } from './integrations/openapi.js'
 export {
   CredentialsMissingError, CredentialsInvalidError, ForbiddenError, CrossSiteError, BadRequestError, NotConfiguredError,
   StoreUnavailableError, StoreDataError, CallbackTimeoutError, CallbackError, TooManyRequestsError, BusyError,
-  OAuth2ProviderError, InvalidGrantError, InvalidTokenRequestError, UnsupportedGrantTypeError, UnsupportedTokenTypeError,
+  OAuth2ProviderError, IssuerUnavailableError, InvalidGrantError, InvalidTokenRequestError, UnsupportedGrantTypeError, UnsupportedTokenTypeError,
   MultiauthOptionError
 } from './core/errors.js'

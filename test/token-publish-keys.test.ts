@@ -120,6 +120,7 @@ t.test('refused at registration, naming the option', async (t) => {
   await refused({ secret: SECRET, publishKeys: true }, /token\.publishKeys: token is an HS256 secret, which is never published/, 'an HS256 secret')
   await refused({ keys: [{ kid: 'a', ...pair }, { kid: 'b', secret: SECRET }], publishKeys: true }, /token\.publishKeys: token\.keys\[1\] is an HS256 secret/, 'an HS256 key beside an RSA one')
   await refused({ ...pair, publishKeys: true }, /token\.publishKeys: token needs a kid/, 'the shorthand pair, which has no kid')
+  await refused({ issuers: [{ issuer: 'https://idp.example.com', audience: 'api' }], publishKeys: true }, /token\.publishKeys needs an asymmetric key \(RSA, EC or Ed25519\) in token\.keys/, 'no key of its own (only token.issuers)')
   await refused({ keys: [{ kid: 'a', ...pair }], publishKeys: 'yes' as never }, /token\.publishKeys must be an object/, 'a string')
   await refused({ keys: [{ kid: 'a', ...pair }], publishKeys: { paht: '/x' } as never }, /token\.publishKeys.*paht/, 'an unknown key')
   await refused({ keys: [{ kid: 'a', ...pair }], publishKeys: { path: 'jwks.json' } }, /token\.publishKeys\.path must start with "\/"/, 'a relative path')

@@ -36,6 +36,12 @@ export const BadRequestError = withDefaultDetail(createError('FST_MULTIAUTH_BAD_
 export const NotConfiguredError = withDefaultDetail(createError('FST_MULTIAUTH_NOT_CONFIGURED', 'Authentication method "%s" is not configured', 500), 'unknown')
 export const StoreUnavailableError = createError('FST_MULTIAUTH_STORE_UNAVAILABLE', 'Authentication store unavailable', 503)
 export const CallbackTimeoutError = createError('FST_MULTIAUTH_CALLBACK_TIMEOUT', 'Authentication callback timed out', 503)
+/**
+ * A trusted token issuer (`token.issuers`) could not be reached or answered nonsense while its
+ * keys were needed: discovery failed, or the token names a key the last good key set lacks. The
+ * message is fixed; the URL and the failure are the `cause`, for the log.
+ */
+export const IssuerUnavailableError = createError('FST_MULTIAUTH_ISSUER_UNAVAILABLE', 'Token issuer unavailable', 503)
 /** A user callback threw: the original error is kept as `cause` for the log, never sent to the client. */
 export const CallbackError = createError('FST_MULTIAUTH_CALLBACK_ERROR', 'Authentication callback failed', 500)
 /**

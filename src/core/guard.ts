@@ -87,7 +87,9 @@ function compile (ctx: GuardContext, spec: GuardSpec): CompiledGuard {
   let compiledRoles: string[][] | undefined
   if (roles !== undefined) {
     if (!Array.isArray(roles) || roles.length === 0) throw new MultiauthOptionError('authGuard(): roles must be a non-empty array')
-    if (ctx.roles === undefined) throw new MultiauthOptionError('authGuard(): roles need the "roles" option (a function returning the user\'s roles)')
+    if (ctx.roles === undefined && !methods.some((method) => method.mapsRoles === true)) {
+      throw new MultiauthOptionError('authGuard(): roles need the "roles" option (a function returning the user\'s roles), or a token issuer that maps roles (token.issuers[].roles)')
+    }
     compiledRoles = roles.map((entry: unknown) => {
       const all = Array.isArray(entry) ? entry : [entry]
       if (all.length === 0 || !all.every((r) => typeof r === 'string' && r.length > 0)) {
@@ -177,7 +179,7 @@ function admit (ctx: GuardContext, guard: CompiledGuard, method: AuthMethod, suc
 }
 
 function admitNow (ctx: GuardContext, guard: CompiledGuard, method: AuthMethod, success: AuthSuccess, request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
-  if (ctx.roles === undefined) return enforce(guard, method, success, NO_STRINGS, request, reply)
+  if (ctx.roles === undefined) return enforce(guard, method, success, success.roles ?? NO_STRINGS, request, reply)
   let roles
   try {
     roles = ctx.roles(success.user, request)
@@ -199,7 +201,8 @@ function enforce (guard: CompiledGuard, method: AuthMethod, success: AuthSuccess
     scopes,
     claims: success.claims,
     keyId: success.keyId,
-    provider: success.provider
+    provider: success.provider,
+    ...(success.issuer === undefined ? {} : { issuer: success.issuer })
   } as AuthInfo
   setRequestUser(request, success.user)
   request.auth = auth

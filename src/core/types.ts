@@ -18,7 +18,7 @@ export type Awaitable<T> = T | PromiseLike<T>
 
 interface AuthInfoBase {
   user: MultiauthUser
-  /** Roles from the `roles` option; `[]` when it is not configured. */
+  /** Roles from the `roles` option, else those the credential carries (a trusted issuer's `roles` claim); `[]` when none. */
   roles: readonly string[]
   /** Scopes granted by the credential (API key record, token `scope` claim); `[]` when none. */
   scopes: readonly string[]
@@ -27,7 +27,7 @@ interface AuthInfoBase {
 /** `request.auth`, a discriminated union on `method`. */
 export type AuthInfo =
   | (AuthInfoBase & { method: 'basic' })
-  | (AuthInfoBase & { method: 'token', claims: Record<string, unknown> })
+  | (AuthInfoBase & { method: 'token', claims: Record<string, unknown>, issuer?: string })
   | (AuthInfoBase & { method: 'apiKey', keyId?: string })
   | (AuthInfoBase & { method: 'session', provider?: string })
   | (AuthInfoBase & { method: 'oauth2', provider: string, claims?: Record<string, unknown> })
@@ -59,6 +59,10 @@ export interface AuthSuccess {
   claims?: Record<string, unknown>
   keyId?: string
   provider?: string
+  /** The trusted issuer (`token.issuers`) whose token this was. */
+  issuer?: string
+  /** Roles the credential itself carries (a trusted issuer's `roles` mapping); used when the `roles` option is not set. */
+  roles?: readonly string[]
   /** A per-credential budget for the keyed rate limit (an API key record's `rateLimit`). */
   rateLimit?: { max: number, timeWindow?: number }
 }
@@ -96,6 +100,8 @@ export interface AuthMethod {
   verify (credentials: any, request: FastifyRequest, reply: FastifyReply): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure>
   /** Registration-time work: registering @fastify/jwt, routes, hooks. Runs once. */
   setup? (app: FastifyInstance): Promise<void> | void
+  /** True when this method's successes may carry `roles` (so `authGuard({ roles })` works without the `roles` option). */
+  readonly mapsRoles?: boolean
   /**
    * The OpenAPI security schemes of this method, by scheme name; several entries are
    * alternatives (an API key in the header or in the query). Read once, after `setup`.

@@ -1,5 +1,5 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { BadRequestError, NotConfiguredError } from '../../core/errors.js'
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify'
+import { BadRequestError, MultiauthOptionError, NotConfiguredError } from '../../core/errors.js'
 import { authorizationParam, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../../core/headers.js'
 import { cacheOptions, ExpiringLru } from '../../lib/expiring-lru.js'
 import { AuthFailure, isThenable } from '../../core/outcome.js'
@@ -8,6 +8,8 @@ import { checkBoolean, checkFunction, checkKeys, checkObject, checkPositiveInteg
 import type { MethodContext } from '../context.js'
 import { durationSeconds } from '../../core/durations.js'
 import { loadPeers } from '../../core/peer.js'
+import { prepareIssuers } from './issuers.js'
+import type { PreparedIssuer, RemoteClaims } from './issuers.js'
 import { prepareKeys } from './keys.js'
 import type { PreparedKey } from './keys.js'
 import type { JwtNamespace, JwtPluginOptions } from './jwt.js'
@@ -32,7 +34,7 @@ export const tokensNotConfigured: AuthTokens = {
 
 const OPTION_KEYS = [
   'secret', 'publicKey', 'privateKey', 'keys', 'findUser', 'claims', 'issuer', 'audience', 'clockTolerance',
-  'expiresIn', 'refresh', 'revocation', 'routes', 'maxLength', 'cache', 'publishKeys'
+  'expiresIn', 'refresh', 'revocation', 'routes', 'maxLength', 'cache', 'publishKeys', 'issuers'
 ]
 /** Seconds (the lifetimes below are kept in whole seconds, as JWT `exp` is). */
 const DEFAULT_ACCESS_TTL = 900
@@ -62,6 +64,7 @@ const TOKEN_FAILURES = new Map<string, AuthFailure>([
   ['FAST_JWT_MALFORMED', MALFORMED]
 ])
 const OTHER_TOKEN_ERROR = new AuthFailure('token refused by the verifier')
+const UNTRUSTED_ISSUER = new AuthFailure('token issuer not trusted')
 
 /** `scope` claim (space-separated string, or an array some issuers use) → scope list. */
 function scopesOf (claims: Record<string, unknown>): readonly string[] {
@@ -71,9 +74,20 @@ function scopesOf (claims: Record<string, unknown>): readonly string[] {
   return NO_SCOPES
 }
 
+/** With only `token.issuers`: nothing to sign with, so every helper is a clear 500. */
+const tokensVerifyOnly: AuthTokens = {
+  async issue () { throw new NotConfiguredError('token signing (token.keys)') },
+  async refresh () { throw new NotConfiguredError('token signing (token.keys)') },
+  async revoke () { throw new NotConfiguredError('token revocation') },
+  async revokeRefreshToken () { throw new NotConfiguredError('token refresh') },
+  async revokeAll () { throw new NotConfiguredError('token revocation') }
+}
+
 export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod {
-  const [fastifyJwt] = loadPeers('the "token" option', ['@fastify/jwt'])
   const options = checkObject(raw, 'token') as unknown as TokenOptions
+  const localKeys = options.issuers === undefined || options.keys !== undefined ||
+    options.secret !== undefined || options.publicKey !== undefined || options.privateKey !== undefined
+  const [fastifyJwt] = localKeys ? loadPeers('the "token" option', ['@fastify/jwt']) : [undefined]
   checkKeys(options as unknown as Record<string, unknown>, OPTION_KEYS, 'token')
   checkFunction(options.findUser, 'token.findUser')
   checkFunction(options.claims, 'token.claims', false)
@@ -90,10 +104,30 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
     checkKeys(checkObject(options.refresh, 'token.refresh'), ['expiresIn', 'maxFamilies'], 'token.refresh')
     checkPositiveInteger(options.refresh.maxFamilies, 'token.refresh.maxFamilies')
   }
-  const keys = prepareKeys(options)
+  const keys = localKeys ? prepareKeys(options) : []
+  /** The application's logger for the issuers' debug lines, once `setup` has run. */
+  let log: FastifyBaseLogger | undefined
+  const jose = options.issuers === undefined ? undefined : loadPeers('token.issuers', ['jose'])[0]
+  const issuers = jose === undefined
+    ? undefined
+    : prepareIssuers(options.issuers, {
+      jose,
+      localIssuer: options.issuer,
+      toleranceSeconds: toleranceMs / 1000,
+      timeoutMs: ctx.timeoutMs,
+      log: () => log
+    })
+  if (!localKeys) {
+    for (const name of ['routes', 'refresh', 'revocation'] as const) {
+      if (options[name] !== undefined && options[name] !== false) {
+        throw new MultiauthOptionError(`token.${name} needs local signing keys (token.keys); with only token.issuers the method verifies the providers' tokens`)
+      }
+    }
+  }
   const { max: cacheMax, ttl: cacheTtl } = options.cache === undefined ? { max: 0, ttl: 0 } : cacheOptions(options.cache, 'token.cache')
   const verifiedTokens = options.cache === undefined ? undefined : new ExpiringLru<Record<string, unknown>>(cacheMax)
-  const signingKey = keys[0] as PreparedKey
+  // Without local keys (only `issuers`) this is never read: the local path below is not reached.
+  const signingKey = (keys[0] ?? { canSign: false, fingerprint: '' }) as PreparedKey
   const byKid = keys.length > 1 ? new Map(keys.map((k) => [k.kid as string, k])) : undefined
 
   const { findUser, issuer, revocation = false } = options
@@ -186,7 +220,34 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
     return claims
   }
 
+  /**
+   * A provider's token: jose's verdict, then `findUser`. Revocation does not apply: the provider
+   * owns these tokens' lifetime, and its `sub` values are not ours (docs/tokens.md).
+   */
+  async function verifyRemote (trusted: PreparedIssuer, token: string, request: FastifyRequest): Promise<AuthSuccess | AuthFailure> {
+    const verified = await trusted.verify(token)
+    if (verified instanceof AuthFailure) return verified
+    const user = await findUser(verified.claims as TokenClaims, request)
+    return user ? remoteSuccess(user, verified) : NO_USER
+  }
+
+  function remoteSuccess (user: MultiauthUser, { claims, scopes, roles, issuer: iss }: RemoteClaims): AuthSuccess {
+    return roles === undefined ? { user, method: 'token', scopes, claims, issuer: iss } : { user, method: 'token', scopes, claims, issuer: iss, roles }
+  }
+
   function verify (token: string, request: FastifyRequest): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
+    if (issuers !== undefined && jose !== undefined) {
+      // The unverified `iss` only picks which keys to try; the chosen verification checks it again.
+      let iss: unknown
+      try {
+        iss = jose.decodeJwt(token).iss
+      } catch {
+        return MALFORMED
+      }
+      const trusted = typeof iss === 'string' ? issuers.get(iss) : undefined
+      if (trusted !== undefined) return verifyRemote(trusted, token, request)
+      if (!localKeys) return UNTRUSTED_ISSUER
+    }
     const claims = verifiedClaims(token)
     if (claims instanceof AuthFailure) return claims
     return revocation ? checkRevoked(claims, request) : lookupUser(claims, request)
@@ -220,7 +281,7 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
   async function setup (app: FastifyInstance): Promise<void> {
     // @fastify/jwt lives in a child context of its own: nothing of it (app.jwt,
     // request.user, jwtVerify) reaches the application, which may register its own.
-    await app.register(async function multiauthJwt (child) {
+    if (localKeys) await app.register(async function multiauthJwt (child) {
       const namespaces = Object.create(null) as Record<string, JwtNamespace>
       if (child.hasDecorator('jwt')) {
         // Inherited from the application's own @fastify/jwt: shadow it, so ours are never added to its object.
@@ -229,11 +290,12 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
         child.decorate('jwt', namespaces as never) // @fastify/jwt fills one namespace per key
       }
       for (const [i, key] of keys.entries()) {
-        await child.register(fastifyJwt, jwtOptions(key, i))
+        await child.register(fastifyJwt as NonNullable<typeof fastifyJwt>, jwtOptions(key, i))
         key.jwt = namespaces[`multiauth${i}`]
       }
     })
-    app.decorate('authTokens', helpers)
+    log = app.log
+    app.decorate('authTokens', localKeys ? helpers : tokensVerifyOnly)
     if (publishedKeys !== undefined) publishKeysRoutes(app, publishedKeys)
     const routes = prepareRoutes(options.routes, ctx, signingKey.canSign)
     if (routes !== undefined) {
@@ -270,6 +332,7 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
     },
     verify: verify as AuthMethod['verify'],
     setup,
+    mapsRoles: issuers !== undefined && [...issuers.values()].some((trusted) => trusted.mapsRoles),
     securitySchemes: () => ({ token: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } })
   }
 }

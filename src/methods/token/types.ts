@@ -90,6 +90,49 @@ export interface TokenOptions {
    * `{ path: '/.well-known/jwks.json' }`. See docs/tokens.md, "Publishing your keys".
    */
   publishKeys?: boolean | PublishKeysOptions
+  /**
+   * Identity providers whose access tokens are accepted, verified against the keys each one
+   * publishes (JWKS). The token's `iss` picks the entry; an `iss` that is neither listed nor
+   * `token.issuer` is refused without any network call. With `issuers`, local keys are optional:
+   * without them the method only verifies (no routes, no refresh, no revocation).
+   * See docs/tokens.md, "Tokens from an identity provider".
+   */
+  issuers?: readonly TrustedIssuer[]
+}
+
+/** Signature algorithms a trusted issuer's tokens may use: asymmetric only (never `none`, never HS*). */
+export type TrustedIssuerAlgorithm = 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA'
+
+/** An identity provider whose access tokens the `token` method accepts. */
+export interface TrustedIssuer {
+  /** Compared exactly with the token's `iss`. `https:` (or `http:` on 127.0.0.1, localhost, ::1). */
+  issuer: string
+  /**
+   * Where the provider publishes its keys. Default: the `jwks_uri` of its OpenID Connect discovery
+   * document (`<issuer>/.well-known/openid-configuration`), else of its RFC 8414 metadata.
+   */
+  jwksUri?: string
+  /** Required: the token's `aud` must contain one of these (a token minted for another API of the same provider is refused). */
+  audience: string | readonly string[]
+  /** Accepted algorithms. Default: every asymmetric one the key named by the token's `kid` can verify. */
+  algorithms?: readonly TrustedIssuerAlgorithm[]
+  /**
+   * Accepted `typ` headers (case-insensitive, `application/` optional). Default `'at+jwt'` (RFC 9068),
+   * or what the preset says; e.g. `['at+jwt', 'JWT']` for a provider that sends `JWT`.
+   */
+  typ?: string | readonly string[]
+  /** Claim mappings (and the `typ` default) of a known provider; explicit `scopes`, `roles`, `typ` win. */
+  preset?: 'auth0' | 'keycloak' | 'entra'
+  /** Claims read for `request.auth.scopes`, merged: `scope` (space-separated), `scp` (array or string), `permissions` (array). Default `['scope']`. */
+  scopes?: ReadonlyArray<'scope' | 'scp' | 'permissions'>
+  /** Claim holding the roles (an array of strings), as a dotted path: `'realm_access.roles'`, `'roles'`, `'groups'`. */
+  roles?: string
+  /** Accepted clock skew for `exp`/`nbf` (at most 5 minutes). Default: `token.clockTolerance`. */
+  clockTolerance?: Duration
+  /** After a fetch of the key set, an unknown `kid` triggers no new fetch for this long (at least 1 s). Default 30 seconds. */
+  cooldown?: Duration
+  /** How long a fetched key set is used before it is fetched again (at least 1 s). Default 10 minutes. */
+  cacheMaxAge?: Duration
 }
 
 export interface PublishKeysOptions {

@@ -5,18 +5,18 @@ import { MultiauthOptionError } from '../../core/errors.js'
 import { pluginRouteErrorHandler } from '../../core/route-errors.js'
 import { checkBoolean, checkKeys, checkObject, checkString } from '../../core/validate.js'
 import type { PreparedKey } from './keys.js'
+import { isSafeUrl } from './remote-keys.js'
 import type { PublishKeysOptions } from './types.js'
 
 // `token.publishKeys`: the public halves of the token method's asymmetric keys as a JWK Set
 // (RFC 7517 §5), so that other services verify our tokens without a copy of our keys, and
 // optionally a minimal discovery document naming it. Both bodies are built at registration;
-// the routes send a prebuilt string.
+// the routes send a prebuilt buffer.
 
 const DEFAULT_PATH = '/.well-known/jwks.json'
 const DISCOVERY_PATH = '/.well-known/openid-configuration'
 /** Short enough that a rotation (new key published before it signs) reaches verifiers within minutes. */
 const CACHE_CONTROL = 'public, max-age=300'
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]'])
 // For the OpenAPI document only: the bodies are prebuilt buffers, which Fastify sends without serializing.
 const JWKS_SCHEMA = {
   type: 'object',
@@ -55,8 +55,8 @@ function checkIssuerUrl (issuer: string | undefined): string {
   } catch {
     throw new MultiauthOptionError('token.publishKeys.discovery: token.issuer must be an absolute URL')
   }
-  const secure = url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK.has(url.hostname))
-  if (!secure || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
+  // The rule `token.issuers` applies to the issuers it trusts, so a verifier using this document accepts it.
+  if (!isSafeUrl(url) || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
     throw new MultiauthOptionError('token.publishKeys.discovery: token.issuer must be an https URL (http only on 127.0.0.1, localhost or [::1]) without query, fragment or credentials')
   }
   return issuer

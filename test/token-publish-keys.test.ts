@@ -4,6 +4,7 @@ import type { KeyObject } from 'node:crypto'
 import Fastify from 'fastify'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import swagger from '@fastify/swagger'
+import { Validator } from '@seriousme/openapi-schema-validator'
 import { createLocalJWKSet, jwtVerify } from 'jose'
 import type { JSONWebKeySet } from 'jose'
 import multiauth, { multiauthOpenApi, MultiauthOptionError } from '../src/index.js'
@@ -177,6 +178,10 @@ t.test('OpenAPI: the published routes carry no security requirement, even under 
   await a.ready()
   t.teardown(() => a.close())
   const doc = a.swagger() as Record<string, any>
+  const validation = await new Validator().validate(doc)
+  t.ok(validation.valid, 'the document validates as OpenAPI')
+  if (!validation.valid) t.comment(JSON.stringify(validation.errors, null, 2))
+  t.match(doc.paths['/.well-known/jwks.json'].get.responses[200].content['application/jwk-set+json'].schema, { required: ['keys'] }, 'the key set\'s shape is documented')
   t.same(doc.paths['/.well-known/jwks.json'].get.security, [])
   t.same(doc.paths['/.well-known/openid-configuration'].get.security, [])
   t.same(doc.paths['/private'].get.security, [{ token: [] }], 'a guarded route keeps its requirement')

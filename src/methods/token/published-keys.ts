@@ -106,7 +106,7 @@ export function publishKeysRoutes (app: FastifyInstance, published: PublishedKey
     schema: {
       summary: 'Public keys that verify this service\'s access tokens (JWK Set, RFC 7517)',
       security: [],
-      response: { 200: JWKS_SCHEMA }
+      response: { 200: { description: 'JWK Set', content: { 'application/jwk-set+json': { schema: JWKS_SCHEMA } } } }
     }
   }, (_request, reply) => {
     reply.header('cache-control', CACHE_CONTROL).type('application/jwk-set+json').send(jwks)

@@ -275,7 +275,7 @@ t.test('a flood of 1,000 random kids costs at most one JWKS fetch per 30 s coold
 })
 
 /** A plain HTTP server answering `routes` (path → status and JSON body); anything else 404. */
-async function jsonServer (routes: (base: string) => Record<string, { status?: number, body: unknown }>): Promise<{ base: string, hits: Map<string, number>, close: () => Promise<void> }> {
+async function jsonServer (routes: (base: string) => Record<string, { status?: number, body: unknown, chunked?: boolean }>): Promise<{ base: string, hits: Map<string, number>, close: () => Promise<void> }> {
   const port = await freePort()
   const base = `http://127.0.0.1:${port}`
   const table = routes(base)
@@ -286,7 +286,14 @@ async function jsonServer (routes: (base: string) => Record<string, { status?: n
     const route = table[path]
     res.statusCode = route?.status ?? (route === undefined ? 404 : 200)
     res.setHeader('content-type', 'application/json')
-    res.end(route === undefined ? '{}' : typeof route.body === 'string' ? route.body : JSON.stringify(route.body))
+    const body = route === undefined ? '{}' : typeof route.body === 'string' ? route.body : JSON.stringify(route.body)
+    if (route?.chunked !== true) {
+      res.end(body)
+      return
+    }
+    // No content-length: the size is only known by reading.
+    for (let at = 0; at < body.length; at += 16_384) res.write(body.slice(at, at + 16_384))
+    res.end()
   })
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
   return { base, hits, close: async () => { server.closeAllConnections(); await new Promise<void>((resolve) => server.close(() => resolve())) } }
@@ -343,11 +350,13 @@ t.test('the key set response is bounded (256 KiB); an oversized or non-key-set a
   t.ok(big.length > 256 * 1024, `the oversized set is ${big.length} bytes`)
   const server = await jsonServer(() => ({
     '/big': { body: big },
+    '/big-chunked': { body: big, chunked: true },
+    '/notjson': { body: '{"keys": [' },
     '/notaset': { body: { keys: 'nope' } },
     '/redirect': { status: 302, body: {} }
   }))
   t.teardown(server.close)
-  for (const path of ['/big', '/notaset', '/redirect']) {
+  for (const path of ['/big', '/big-chunked', '/notjson', '/notaset', '/redirect']) {
     const app = await issuerApp({ jwksUri: `${server.base}${path}` })
     t.teardown(() => app.close())
     const res = await app.inject({ url: '/me', headers: bearer(await provider.accessToken()) })

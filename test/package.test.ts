@@ -57,7 +57,7 @@ t.setTimeout(600_000)
 // clearVerifiedCredentials and UnauthorizedError are gone). The same names from import and require.
 const EXPORTS = [
   'BadRequestError', 'BusyError', 'CallbackError', 'CallbackTimeoutError', 'CredentialsInvalidError', 'CredentialsMissingError',
-  'CrossSiteError', 'ForbiddenError', 'InvalidGrantError', 'InvalidTokenRequestError', 'MemoryStore', 'MultiauthOptionError',
+  'CrossSiteError', 'ForbiddenError', 'InvalidGrantError', 'InvalidTokenRequestError', 'IssuerUnavailableError', 'MemoryStore', 'MultiauthOptionError',
   'NotConfiguredError', 'OAuth2ProviderError', 'PASSWORD_HASH_OPTIONS', 'RedisStore', 'StoreDataError', 'StoreUnavailableError',
   'TooManyRequestsError', 'UnsupportedGrantTypeError', 'UnsupportedTokenTypeError', 'apiKeyId', 'apiKeyMatches', 'constantTimeEqual',
   'default', 'describeApiKey', 'fastifyMultiauth', 'generateApiKey', 'hashApiKey', 'hashPassword', 'isApiKey', 'multiauthOpenApi',

@@ -5,7 +5,8 @@ import type { Server } from 'node:http'
 import { createPublicKey, randomBytes } from 'node:crypto'
 import { decodeProtectedHeader, exportJWK, generateKeyPair, SignJWT } from 'jose'
 import type { JWTPayload } from 'jose'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import { Writable } from 'node:stream'
 import type { TokenOptions, TrustedIssuer } from '../src/index.js'
 import { buildApp } from './helpers/app.js'
 import { freePort } from './helpers/redis.js'
@@ -25,15 +26,16 @@ function bearer (token: string): { authorization: string } {
 }
 
 /** An API trusting `provider` (plus `token` options of its own), with `GET /me` (any token) and `GET /read` (scope read). */
-async function issuerApp (issuer: Partial<TrustedIssuer> = {}, token: Partial<TokenOptions> = {}): Promise<FastifyInstance> {
+async function issuerApp (issuer: Partial<TrustedIssuer> = {}, token: Partial<TokenOptions> = {}, extra: { callbackTimeout?: number, server?: FastifyServerOptions } = {}): Promise<FastifyInstance> {
   const app = await buildApp({
     realm: 'api',
+    ...(extra.callbackTimeout === undefined ? {} : { callbackTimeout: extra.callbackTimeout }),
     token: {
       findUser: (claims) => ({ id: claims.sub }),
       issuers: [{ issuer: provider.issuer, audience: provider.audience, ...issuer }],
       ...token
     } as TokenOptions
-  })
+  }, extra.server)
   app.get('/me', { onRequest: app.authGuard(['token']) }, async (request) => request.auth)
   app.get('/read', { onRequest: app.authGuard({ methods: ['token'], scopes: ['read'] }) }, async () => ({ ok: true }))
   await app.ready()
@@ -178,6 +180,39 @@ t.test('JWKS endpoint down: a cached key keeps working, a new kid is 503, and th
   t.equal(provider.jwksRequests() - beforeUp, 1, 'fetched afresh')
 })
 
+t.test('a provider that hangs: the fetch gives up within callbackTimeout, the last good keys answer; debug logs, never a token', async (t) => {
+  let hang = false
+  const port = await freePort()
+  // Relays the provider's key set, or never answers.
+  const relay: Server = createServer((req, res) => {
+    if (hang) return
+    fetch(`${provider.issuer}/jwks`).then(async (answer) => {
+      res.setHeader('content-type', 'application/json')
+      res.end(await answer.text())
+    }).catch(() => res.destroy())
+  })
+  await new Promise<void>((resolve) => relay.listen(port, '127.0.0.1', resolve))
+  t.teardown(async () => { relay.closeAllConnections(); await new Promise<void>((resolve) => relay.close(() => resolve())) })
+  const lines: string[] = []
+  const stream = new Writable({ write (chunk, _encoding, done) { lines.push(String(chunk)); done() } })
+  // callbackTimeout 2 s: the key fetch gives up after 1 s, a second before the guard would.
+  const app = await issuerApp({ jwksUri: `http://127.0.0.1:${port}/jwks`, cooldown: '1s', cacheMaxAge: '1s' }, {}, { callbackTimeout: 2000, server: { logger: { level: 'debug', stream } } })
+  t.teardown(() => app.close())
+  const token = await provider.accessToken()
+  t.equal((await app.inject({ url: '/me', headers: bearer(token) })).statusCode, 200)
+  hang = true
+  await sleep(1100)
+  const res = await app.inject({ url: '/me', headers: bearer(token) })
+  t.equal(res.statusCode, 200, 'stale cache, provider hanging: the known kid verifies with the last good key set, in the same request')
+  const unknown = await app.inject({ url: '/me', headers: bearer(await foreignToken('new-during-hang')) })
+  t.equal(unknown.json().code, 'FST_MULTIAUTH_ISSUER_UNAVAILABLE', 'an unknown kid: our 503')
+  const log = lines.join('')
+  t.match(log, /multiauth: fetching the issuer's key set/, 'fetches are logged at debug level')
+  t.match(log, /multiauth: the issuer's keys could not be fetched/, 'so is the failure')
+  t.notOk(log.includes(token.split('.')[2] as string), 'no token signature in the log')
+  t.notOk(log.includes(token.split('.')[1] as string), 'no token payload in the log')
+})
+
 t.test('JWKS rotated at the provider: the new key is accepted after exactly one refetch; the old one while still published', async (t) => {
   const app = await issuerApp({ cooldown: '1s' })
   t.teardown(() => app.close())
@@ -240,7 +275,7 @@ t.test('a flood of 1,000 random kids costs at most one JWKS fetch per 30 s coold
 })
 
 /** A plain HTTP server answering `routes` (path → status and JSON body); anything else 404. */
-async function jsonServer (routes: (base: string) => Record<string, { status?: number, body: unknown }>): Promise<{ base: string, hits: Map<string, number>, close: () => Promise<void> }> {
+async function jsonServer (routes: (base: string) => Record<string, { status?: number, body: unknown, chunked?: boolean }>): Promise<{ base: string, hits: Map<string, number>, close: () => Promise<void> }> {
   const port = await freePort()
   const base = `http://127.0.0.1:${port}`
   const table = routes(base)
@@ -251,7 +286,14 @@ async function jsonServer (routes: (base: string) => Record<string, { status?: n
     const route = table[path]
     res.statusCode = route?.status ?? (route === undefined ? 404 : 200)
     res.setHeader('content-type', 'application/json')
-    res.end(route === undefined ? '{}' : typeof route.body === 'string' ? route.body : JSON.stringify(route.body))
+    const body = route === undefined ? '{}' : typeof route.body === 'string' ? route.body : JSON.stringify(route.body)
+    if (route?.chunked !== true) {
+      res.end(body)
+      return
+    }
+    // No content-length: the size is only known by reading.
+    for (let at = 0; at < body.length; at += 16_384) res.write(body.slice(at, at + 16_384))
+    res.end()
   })
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
   return { base, hits, close: async () => { server.closeAllConnections(); await new Promise<void>((resolve) => server.close(() => resolve())) } }
@@ -308,11 +350,13 @@ t.test('the key set response is bounded (256 KiB); an oversized or non-key-set a
   t.ok(big.length > 256 * 1024, `the oversized set is ${big.length} bytes`)
   const server = await jsonServer(() => ({
     '/big': { body: big },
+    '/big-chunked': { body: big, chunked: true },
+    '/notjson': { body: '{"keys": [' },
     '/notaset': { body: { keys: 'nope' } },
     '/redirect': { status: 302, body: {} }
   }))
   t.teardown(server.close)
-  for (const path of ['/big', '/notaset', '/redirect']) {
+  for (const path of ['/big', '/big-chunked', '/notjson', '/notaset', '/redirect']) {
     const app = await issuerApp({ jwksUri: `${server.base}${path}` })
     t.teardown(() => app.close())
     const res = await app.inject({ url: '/me', headers: bearer(await provider.accessToken()) })

@@ -6,10 +6,11 @@ import type { FastifyRequest } from 'fastify'
 import { Cluster, Redis } from 'ioredis'
 import multiauth, {
   CredentialsInvalidError, CredentialsMissingError, CrossSiteError, fastifyMultiauth, generateApiKey, hashPassword,
-  MemoryStore, MultiauthOptionError, RedisStore, rotateApiKey
+  IssuerUnavailableError, MemoryStore, MultiauthOptionError, RedisStore, rotateApiKey
 } from 'fastify-multiauth'
 import type {
-  ApiKeyRecord, AuthInfo, BasicCredential, Duration, IssuedTokens, MethodName, MultiauthOptions, MultiauthUser, RateLimitOptions, RedisStoreOptions
+  ApiKeyRecord, AuthInfo, BasicCredential, Duration, IssuedTokens, MethodName, MultiauthOptions, MultiauthUser, RateLimitOptions, RedisStoreOptions,
+  TrustedIssuer, TrustedIssuerAlgorithm
 } from 'fastify-multiauth'
 import 'fastify-multiauth/request-user'
 
@@ -215,6 +216,41 @@ app.post('/old', async (request) => {
   // @ts-expect-error the access token is `accessToken` (the HTTP routes still answer `token`)
   return (await app.authTokens.issue(alice)).token
 })
+// token.issuers: providers' access tokens, with or without local keys.
+const idp: TrustedIssuer = { issuer: 'https://tenant.eu.auth0.com/', audience: 'https://api.example.com', preset: 'auth0' }
+await app.register(multiauth, {
+  token: {
+    findUser: (claims) => ({ id: claims.sub, roles: [] }),
+    issuers: [idp, {
+      issuer: 'https://sso.example.com/realms/main',
+      jwksUri: 'https://sso.example.com/realms/main/protocol/openid-connect/certs',
+      audience: ['api', 'api-v2'],
+      algorithms: ['RS256', 'ES256'],
+      typ: ['at+jwt', 'JWT'],
+      scopes: ['scope', 'scp'],
+      roles: 'realm_access.roles',
+      clockTolerance: '10s',
+      cooldown: '30s',
+      cacheMaxAge: '10m'
+    }]
+  }
+})
+// @ts-expect-error audience is required for a trusted issuer
+await app.register(multiauth, { token: { findUser: () => alice, issuers: [{ issuer: 'https://idp.example.com' }] } })
+// @ts-expect-error never HS256 from a key set
+await app.register(multiauth, { token: { findUser: () => alice, issuers: [{ issuer: 'https://idp.example.com', audience: 'a', algorithms: ['HS256'] }] } })
+// @ts-expect-error an unknown preset
+await app.register(multiauth, { token: { findUser: () => alice, issuers: [{ issuer: 'https://idp.example.com', audience: 'a', preset: 'ldap' }] } })
+// @ts-expect-error scopes are read from scope, scp or permissions
+await app.register(multiauth, { token: { findUser: () => alice, issuers: [{ issuer: 'https://idp.example.com', audience: 'a', scopes: ['roles'] }] } })
+app.get('/issuer', { onRequest: app.authGuard(['token']) }, async (request) => {
+  const auth = request.auth
+  if (auth?.method !== 'token') return null
+  const issuer: string | undefined = auth.issuer
+  const alg: TrustedIssuerAlgorithm = 'EdDSA'
+  return { issuer, alg, code: new IssuerUnavailableError().code }
+})
+
 // @ts-expect-error UnauthorizedError is split into CredentialsMissingError and CredentialsInvalidError
 import { UnauthorizedError } from 'fastify-multiauth'
 // @ts-expect-error login and logout are app.authSessions.login and .logout

@@ -12,6 +12,14 @@ export const MAX_RESPONSE_BYTES = 256 * 1024
 /** The fetch timeout when `callbackTimeout` is 0 (disabled): a fetch is never unbounded. */
 const DEFAULT_FETCH_TIMEOUT = 5000
 
+/**
+ * Half of `callbackTimeout`: a fetch that hangs must fail while the guard still waits, so the
+ * same request can fall back to the last good key set (or get our 503), not the guard's timeout.
+ */
+function fetchTimeout (callbackTimeoutMs: number): number {
+  return callbackTimeoutMs > 0 ? Math.max(1, Math.floor(callbackTimeoutMs / 2)) : DEFAULT_FETCH_TIMEOUT
+}
+
 /** A fetch of the provider that failed: network, timeout, status, size, not JSON, not a key set. */
 class FetchFailure extends Error {}
 
@@ -90,7 +98,7 @@ function discoveryUrls (issuer: string): string[] {
  */
 export function createRemoteKeys (jose: typeof Jose, options: RemoteKeysOptions): KeyLookup {
   const { issuer, cooldownMs, cacheMaxAgeMs } = options
-  const timeoutMs = options.timeoutMs > 0 ? options.timeoutMs : DEFAULT_FETCH_TIMEOUT
+  const timeoutMs = fetchTimeout(options.timeoutMs)
   /** jose writes every fetched key set here (`jwksCache`): the last good one, for an outage. */
   const lastGood: { uat?: number, jwks?: Jose.JSONWebKeySet } = {}
   let lastGoodSet: { uat: number, lookup: KeyLookup } | undefined
@@ -120,11 +128,13 @@ export function createRemoteKeys (jose: typeof Jose, options: RemoteKeysOptions)
 
   async function discover (): Promise<ReturnType<typeof Jose.createRemoteJWKSet>> {
     const failures: string[] = []
+    // One deadline for both locations: discovery and the first key set fetch fit in callbackTimeout.
+    const signal = AbortSignal.timeout(timeoutMs)
     for (const url of discoveryUrls(issuer)) {
       let document: unknown
       try {
         options.log()?.debug({ issuer, url }, 'multiauth: fetching the issuer\'s discovery document')
-        document = await fetchJson(url, AbortSignal.timeout(timeoutMs), { accept: 'application/json' })
+        document = await fetchJson(url, signal, { accept: 'application/json' })
       } catch (err) {
         failures.push((err as Error).message)
         continue
@@ -135,6 +145,7 @@ export function createRemoteKeys (jose: typeof Jose, options: RemoteKeysOptions)
       if (typeof jwksUri !== 'string' || !URL.canParse(jwksUri) || !isSafeUrl(new URL(jwksUri))) {
         throw new FetchFailure(`${url}: jwks_uri must be an https URL (http only on a loopback host)`)
       }
+      options.log()?.debug({ issuer, jwksUri }, 'multiauth: the issuer\'s key set location found by discovery')
       return remoteSet(jwksUri)
     }
     throw new FetchFailure(`discovery of ${issuer} failed: ${failures.join('; ')}`)

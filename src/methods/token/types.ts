@@ -25,7 +25,10 @@ export interface TokenKey {
   privateKey?: TokenKeyMaterial
 }
 
-/** Claims of a verified access token, as `findUser` receives them. */
+/**
+ * Claims of a verified access token, as `findUser` receives them. For a token of a trusted
+ * issuer (`issuers`), `jti` and `iat` are there only when the provider sent them.
+ */
 export interface TokenClaims {
   sub: string
   jti: string

@@ -47,6 +47,23 @@ export interface FailureGate {
 export const kFailureGates = Symbol('multiauth.rateLimit.failureGates')
 export interface FailureGates { ip: FailureGate | undefined, user: FailureGate | undefined }
 
+/** The per-key gates of a failure budget, each dropped as soon as nobody uses it (both implementations). */
+export abstract class KeyedGates<G extends { queue: readonly unknown[] }> {
+  protected readonly gates = new Map<string, G>()
+
+  /** Keys with attempts in flight or waiting. */
+  get size (): number {
+    return this.gates.size
+  }
+
+  /** Attempts waiting for a slot. */
+  get waiting (): number {
+    let waiting = 0
+    for (const gate of this.gates.values()) waiting += gate.queue.length
+    return waiting
+  }
+}
+
 /**
  * Failed-attempt budgets in this process. A budget is read before verification (a success must
  * not spend it) and counted after the refusal, so a read cannot see attempts still being
@@ -57,29 +74,19 @@ export interface FailureGates { ip: FailureGate | undefined, user: FailureGate |
  * itself is spent. A wait is bounded by the plugin's `callbackTimeout` (then 503
  * `FST_MULTIAUTH_BUSY`). With a RedisStore, `SharedAttempts` does the same across instances.
  */
-export class Attempts implements FailureGate {
-  readonly #gates = new Map<string, Gate>()
-
+export class Attempts extends KeyedGates<Gate> implements FailureGate {
   constructor (
     private readonly counter: LocalCounter,
     /** Longest wait for a slot in ms (the plugin's `callbackTimeout`); 0 waits without bound. */
     private readonly waitMs: number
-  ) {}
-
-  get size (): number {
-    return this.#gates.size
-  }
-
-  get waiting (): number {
-    let waiting = 0
-    for (const gate of this.#gates.values()) waiting += gate.queue.length
-    return waiting
+  ) {
+    super()
   }
 
   /** Synchronous when a slot is free (or the budget is spent). */
   enter (key: string, request: FastifyRequest, reply: FastifyReply): Admission | Promise<Admission> {
-    let gate = this.#gates.get(key)
-    if (gate === undefined) this.#gates.set(key, gate = { active: 0, queue: [] })
+    let gate = this.gates.get(key)
+    if (gate === undefined) this.gates.set(key, gate = { active: 0, queue: [] })
     const waiter: Waiter = { request, reply, settled: PENDING }
     gate.queue.push(waiter)
     this.#admit(key, gate)
@@ -92,7 +99,7 @@ export class Attempts implements FailureGate {
 
   /** Gives the slot back; a refusal is counted first, so the next waiter sees it. */
   leave (key: string, refused: boolean): undefined {
-    const gate = this.#gates.get(key) as Gate
+    const gate = this.gates.get(key) as Gate
     gate.active--
     if (refused) this.counter.add(key)
     this.#admit(key, gate)
@@ -101,7 +108,7 @@ export class Attempts implements FailureGate {
 
   #admit (key: string, gate: Gate): void {
     if (gate.queue.length === 0) {
-      if (gate.active === 0) this.#gates.delete(key)
+      if (gate.active === 0) this.gates.delete(key)
       return
     }
     const state = this.counter.peek(key)
@@ -119,7 +126,7 @@ export class Attempts implements FailureGate {
         for (const waiter of gate.queue) waiter.timer ??= setTimeout(() => this.#expire(key, gate, waiter), this.waitMs)
       }
     }
-    if (gate.queue.length === 0 && gate.active === 0) this.#gates.delete(key)
+    if (gate.queue.length === 0 && gate.active === 0) this.gates.delete(key)
   }
 
   #settle (waiter: Waiter, admission: Admission): void {
@@ -132,7 +139,7 @@ export class Attempts implements FailureGate {
     const index = gate.queue.indexOf(waiter)
     if (index === -1) return
     gate.queue.splice(index, 1)
-    if (gate.queue.length === 0 && gate.active === 0) this.#gates.delete(key)
+    if (gate.queue.length === 0 && gate.active === 0) this.gates.delete(key)
     waiter.request.log.info({ reason: 'no failure-budget slot within timeout' }, 'multiauth: busy')
     ;(waiter.reject as (err: unknown) => void)(busy(waiter.reply, this.waitMs))
   }

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { RedisStore } from '../stores/redis.js'
 import type { Budget, LimitResult } from './counters.js'
-import { busy } from './gates.js'
+import { busy, KeyedGates } from './gates.js'
 import type { Admission, FailureGate } from './gates.js'
 
 // The failure budgets on a shared store: exact across instances.
@@ -47,9 +47,7 @@ const RETRY_MAX_MS = 200
  * dies with its process holds its slot until the window ends (a refusal, in effect: the safe
  * direction).
  */
-export class SharedAttempts implements FailureGate {
-  readonly #gates = new Map<string, Gate>()
-
+export class SharedAttempts extends KeyedGates<Gate> implements FailureGate {
   constructor (
     private readonly store: RedisStore,
     /** Key prefix of this budget's counters in the store (`rl:fail:ip:`, `rl:fail:user:`). */
@@ -57,28 +55,20 @@ export class SharedAttempts implements FailureGate {
     private readonly budget: Budget,
     /** Longest wait for a slot in ms (the plugin's `callbackTimeout`); 0 waits without bound. */
     private readonly waitMs: number
-  ) {}
-
-  get size (): number {
-    return this.#gates.size
-  }
-
-  get waiting (): number {
-    let waiting = 0
-    for (const gate of this.#gates.values()) waiting += gate.queue.length
-    return waiting
+  ) {
+    super()
   }
 
   /** Counters whose first waiter found every slot held by attempts in flight, and looks again shortly. */
   get held (): number {
     let held = 0
-    for (const gate of this.#gates.values()) if (gate.retry !== undefined) held++
+    for (const gate of this.gates.values()) if (gate.retry !== undefined) held++
     return held
   }
 
   enter (key: string, request: FastifyRequest, reply: FastifyReply): Promise<Admission> {
-    let gate = this.#gates.get(key)
-    if (gate === undefined) this.#gates.set(key, gate = { active: 0, queue: [], reserving: false, releasing: 0, held: 0 })
+    let gate = this.gates.get(key)
+    if (gate === undefined) this.gates.set(key, gate = { active: 0, queue: [], reserving: false, releasing: 0, held: 0 })
     const entered = gate
     return new Promise((resolve, reject) => {
       const waiter: Waiter = { request, reply, resolve, reject }
@@ -92,7 +82,7 @@ export class SharedAttempts implements FailureGate {
 
   /** A refusal resolves once it is counted (the guard answers 401 after that); a success is given back in the background. */
   leave (key: string, refused: boolean): Promise<void> | undefined {
-    const gate = this.#gates.get(key) as Gate
+    const gate = this.gates.get(key) as Gate
     gate.active--
     const settled = this.store.settle(this.namespace + key, refused, this.budget.timeWindow)
     if (refused) return settled.finally(() => this.#pump(key, gate))
@@ -171,6 +161,6 @@ export class SharedAttempts implements FailureGate {
 
   /** Forgets an idle gate, unless a newer one already took its place. */
   #drop (key: string, gate: Gate): void {
-    if (this.#gates.get(key) === gate) this.#gates.delete(key)
+    if (this.gates.get(key) === gate) this.gates.delete(key)
   }
 }

@@ -422,6 +422,57 @@ t.test('scope claims: entra scp string, auth0 permissions array, merged; wrong t
   t.same(await scopesOf(explicit, { scp: ['a', { b: 1 }] }), [], 'an object in scp: no scopes')
 })
 
+t.test('presets of providers that mark access tokens otherwise: okta (no typ), cognito (token_use, client_id), google (ID tokens, typ JWT)', async (t) => {
+  const appWith = async (issuer: Partial<TrustedIssuer>): Promise<FastifyInstance> => {
+    const app = await issuerApp(issuer)
+    t.teardown(() => app.close())
+    return app
+  }
+  // `typ: undefined` leaves the header without typ, as Okta and Cognito send their tokens.
+  const answer = async (app: FastifyInstance, claims: JWTPayload, typ: string | undefined): Promise<unknown> => {
+    const res = await app.inject({ url: '/me', headers: bearer(await provider.sign(providerClaims(claims), { typ })) })
+    return res.statusCode === 200 ? res.json().scopes : res.statusCode
+  }
+  const okta = await appWith({ preset: 'okta' })
+  t.same(await answer(okta, { scope: undefined, scp: ['read', 'write'] }, undefined), ['read', 'write'], 'okta: no typ, scp array')
+  t.same(await answer(okta, { scope: undefined, scp: ['read'] }, 'at+jwt'), ['read'], 'okta: at+jwt accepted too')
+  t.equal(await answer(okta, { aud: 'client-1' }, undefined), 401, 'okta: an ID token (aud = the client id) is refused by the audience')
+  t.equal(await answer(okta, {}, 'id_token+jwt'), 401, 'okta: another typ is refused')
+  const oktaTyped = await appWith({ preset: 'okta', typ: 'at+jwt' })
+  t.equal(await answer(oktaTyped, {}, undefined), 401, 'okta with an explicit typ: a token without typ is refused')
+
+  const cognito = await appWith({ preset: 'cognito', audience: ['app-client-a', 'app-client-b'] })
+  const cognitoClaims = { aud: undefined, client_id: 'app-client-b', token_use: 'access', scope: 'read', 'cognito:groups': ['admin'] }
+  t.same(await answer(cognito, cognitoClaims, undefined), ['read'], 'cognito: no aud, no typ; client_id among the audiences, token_use access')
+  t.equal(await answer(cognito, { ...cognitoClaims, token_use: 'id' }, undefined), 401, 'cognito: an ID token (token_use id) is refused')
+  t.equal(await answer(cognito, { ...cognitoClaims, token_use: undefined }, undefined), 401, 'cognito: no token_use is refused')
+  t.equal(await answer(cognito, { ...cognitoClaims, client_id: 'app-client-c' }, undefined), 401, 'cognito: another app client is refused')
+  t.equal(await answer(cognito, { ...cognitoClaims, client_id: ['app-client-b'] }, undefined), 401, 'cognito: client_id of the wrong type is refused, never matched inside an array')
+  t.equal(await answer(cognito, { ...cognitoClaims, client_id: undefined }, undefined), 401, 'cognito: no client_id is refused')
+  t.equal(await answer(cognito, cognitoClaims, 'at+jwt'), 401, 'cognito: a typ Cognito never sends is refused')
+
+  const google = await appWith({ preset: 'google' })
+  t.same(await answer(google, { scope: 'read' }, 'JWT'), [], 'google: typ JWT; no scopes are read from an ID token')
+  t.equal(await answer(google, {}, undefined), 401, 'google: a token without typ is refused')
+  t.equal(await answer(google, {}, 'at+jwt'), 401, 'google: at+jwt is not what Google sends')
+})
+
+t.test('cognito preset: roles from cognito:groups', async (t) => {
+  const app = await buildApp({
+    token: { findUser: (claims) => ({ id: claims.sub }), issuers: [{ issuer: provider.issuer, audience: 'app-client-a', preset: 'cognito' }] }
+  })
+  app.get('/admin', { onRequest: app.authGuard({ methods: ['token'], roles: ['admin'] }) }, async (request) => ({ roles: request.auth?.roles }))
+  await app.ready()
+  t.teardown(() => app.close())
+  const call = async (groups: unknown): Promise<number> => (await app.inject({
+    url: '/admin',
+    headers: bearer(await provider.sign(providerClaims({ aud: undefined, client_id: 'app-client-a', token_use: 'access', 'cognito:groups': groups }), { typ: undefined }))
+  })).statusCode
+  t.equal(await call(['admin']), 200, 'in the admin group')
+  t.equal(await call(['users']), 403, 'not in it')
+  t.equal(await call('admin'), 403, 'a string, not an array: no roles')
+})
+
 t.test('options are checked at registration, naming the path', async (t) => {
   const base = { issuer: provider.issuer, audience: provider.audience }
   const cases: Array<[string, unknown, RegExp]> = [
@@ -435,7 +486,7 @@ t.test('options are checked at registration, naming the path', async (t) => {
     ['alg none', [{ ...base, algorithms: ['none'] }], /token\.issuers\[0\]\.algorithms\[0\] must be one of RS256/],
     ['HS256', [{ ...base, algorithms: ['RS256', 'HS256'] }], /token\.issuers\[0\]\.algorithms\[1\] must be one of/],
     ['empty algorithms', [{ ...base, algorithms: [] }], /token\.issuers\[0\]\.algorithms must be a non-empty array/],
-    ['unknown preset', [{ ...base, preset: 'okta-ish' }], /token\.issuers\[0\]\.preset must be one of auth0, keycloak, entra/],
+    ['unknown preset', [{ ...base, preset: 'okta-ish' }], /token\.issuers\[0\]\.preset must be one of auth0, keycloak, entra, okta, cognito, google/],
     ['unknown scope claim', [{ ...base, scopes: ['roles'] }], /token\.issuers\[0\]\.scopes\[0\] must be one of scope, scp, permissions/],
     ['empty roles path', [{ ...base, roles: '' }], /token\.issuers\[0\]\.roles must be a non-empty string/],
     ['unknown key', [{ ...base, claims: {} }], /unknown option token\.issuers\[0\]\.claims/],

@@ -20,15 +20,37 @@ const DEFAULT_CACHE_MAX_AGE = 10 * 60_000
 const NO_STRINGS: readonly string[] = Object.freeze([])
 
 type PresetName = NonNullable<TrustedIssuer['preset']>
-interface Preset { scopes: readonly ScopeClaim[], roles?: string, typ: readonly string[] }
-/** What each preset sets: only claim mappings and the `typ` the provider sends. docs/tokens.md has the table. */
+interface Preset {
+  scopes: readonly ScopeClaim[]
+  roles?: string
+  /** The `typ` values the provider sends. */
+  typ: readonly string[]
+  /** The provider sends no `typ` at all: a token without one is accepted too (see `audienceClaim`, `tokenUse`). */
+  untyped?: true
+  /** The claim the audience is checked against when the provider writes none in `aud`. */
+  audienceClaim?: 'client_id'
+  /** The provider's own "this is an access token" claim and value, checked instead of `typ`. */
+  tokenUse?: readonly [claim: string, value: string]
+}
+/** What each preset sets: only claim mappings and how the provider marks an access token. docs/tokens.md has the table. */
 export const PRESETS: Readonly<Record<PresetName, Preset>> = {
   // Auth0: RBAC permissions in `permissions`; `typ` is at+jwt with the RFC 9068 token profile, JWT with the Auth0 profile.
   auth0: { scopes: ['scope', 'permissions'], typ: ['at+jwt', 'JWT'] },
   // Keycloak: realm roles under realm_access.roles; access tokens carry typ JWT (at+jwt when configured).
   keycloak: { scopes: ['scope'], roles: 'realm_access.roles', typ: ['at+jwt', 'JWT'] },
   // Microsoft Entra ID: delegated scopes in `scp` (space-separated), app roles in `roles`; typ JWT.
-  entra: { scopes: ['scp'], roles: 'roles', typ: ['JWT'] }
+  entra: { scopes: ['scp'], roles: 'roles', typ: ['JWT'] },
+  // Okta (custom authorization server): scopes in `scp` (an array), groups in `groups` when the
+  // server adds that claim; no `typ`. Its ID tokens have none either: they are told apart by
+  // `aud` (the client id, never the API's audience), so `audience` must not be a client id.
+  okta: { scopes: ['scp'], roles: 'groups', typ: ['at+jwt', 'JWT'], untyped: true },
+  // Amazon Cognito: access tokens have no `aud` and no `typ`; they carry `client_id` (checked
+  // against `audience`: list the app client ids) and `token_use: "access"` (an ID token says "id").
+  cognito: { scopes: ['scope'], roles: 'cognito:groups', typ: [], untyped: true, audienceClaim: 'client_id', tokenUse: ['token_use', 'access'] },
+  // Google: its access tokens are opaque (not JWTs). What a Google-signed bearer JWT is, is an ID
+  // token minted for your service (service-to-service calls: Cloud Run, Cloud Tasks, Pub/Sub push),
+  // typ JWT, `aud` your service's URL. No scopes or roles in it.
+  google: { scopes: [], typ: ['JWT'] }
 }
 
 /** What a verified provider token hands the method. */
@@ -190,7 +212,13 @@ function prepareIssuer (raw: unknown, path: string, ctx: IssuerContext): Prepare
 
   const { jose } = ctx
   const keys = createRemoteKeys(jose, { issuer, jwksUri, timeoutMs: ctx.timeoutMs, cooldownMs, cacheMaxAgeMs, log: ctx.log })
-  const verifyOptions: Jose.JWTVerifyOptions = { issuer, audience, algorithms, clockTolerance, requiredClaims: ['exp', 'sub'] }
+  const audienceClaim = preset?.audienceClaim
+  const tokenUse = preset?.tokenUse
+  // Untyped only as the preset says, and only while `typ` is not set explicitly.
+  const untyped = options.typ === undefined && preset?.untyped === true
+  const verifyOptions: Jose.JWTVerifyOptions = audienceClaim === undefined
+    ? { issuer, audience, algorithms, clockTolerance, requiredClaims: ['exp', 'sub'] }
+    : { issuer, algorithms, clockTolerance, requiredClaims: ['exp', 'sub', audienceClaim] }
 
   async function verify (token: string): Promise<RemoteClaims | AuthFailure> {
     let result
@@ -203,7 +231,9 @@ function prepareIssuer (raw: unknown, path: string, ctx: IssuerContext): Prepare
     }
     const { payload: claims, protectedHeader } = result
     // RFC 8725 §3.11: explicit typing, so an ID token of the same provider is never taken for an access token.
-    if (typeof protectedHeader.typ !== 'string' || !typs.has(normaliseTyp(protectedHeader.typ))) return FAILURES.typ
+    if (protectedHeader.typ === undefined ? !untyped : (typeof protectedHeader.typ !== 'string' || !typs.has(normaliseTyp(protectedHeader.typ)))) return FAILURES.typ
+    if (tokenUse !== undefined && claims[tokenUse[0]] !== tokenUse[1]) return FAILURES.typ
+    if (audienceClaim !== undefined && !(typeof claims[audienceClaim] === 'string' && audience.includes(claims[audienceClaim] as string))) return FAILURES.issuerAudience
     if (typeof claims.sub !== 'string') return FAILURES.badSub
     return {
       claims,

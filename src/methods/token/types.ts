@@ -115,7 +115,11 @@ export interface TrustedIssuer {
    * document (`<issuer>/.well-known/openid-configuration`), else of its RFC 8414 metadata.
    */
   jwksUri?: string
-  /** Required: the token's `aud` must contain one of these (a token minted for another API of the same provider is refused). */
+  /**
+   * Required: the token's `aud` must contain one of these (a token minted for another API of the
+   * same provider is refused). With `preset: 'cognito'`, whose access tokens have no `aud`: the
+   * app client ids whose `client_id` is accepted.
+   */
   audience: string | readonly string[]
   /** Accepted algorithms. Default: every asymmetric one the key named by the token's `kid` can verify. */
   algorithms?: readonly TrustedIssuerAlgorithm[]
@@ -124,8 +128,12 @@ export interface TrustedIssuer {
    * or what the preset says; e.g. `['at+jwt', 'JWT']` for a provider that sends `JWT`.
    */
   typ?: string | readonly string[]
-  /** Claim mappings (and the `typ` default) of a known provider; explicit `scopes`, `roles`, `typ` win. */
-  preset?: 'auth0' | 'keycloak' | 'entra'
+  /**
+   * Claim mappings and the access-token marker of a known provider (docs/tokens.md has the table);
+   * explicit `scopes`, `roles`, `typ` win (an explicit `typ` also ends a preset's acceptance of
+   * tokens without one: Okta, Cognito).
+   */
+  preset?: 'auth0' | 'keycloak' | 'entra' | 'okta' | 'cognito' | 'google'
   /** Claims read for `request.auth.scopes`, merged: `scope` (space-separated), `scp` (array or string), `permissions` (array). Default `['scope']`. */
   scopes?: ReadonlyArray<'scope' | 'scp' | 'permissions'>
   /** Claim holding the roles (an array of strings), as a dotted path: `'realm_access.roles'`, `'roles'`, `'groups'`. */

@@ -96,6 +96,7 @@ const session = { secret: 's'.repeat(32), findUser: (id) => ({ id }), secure: fa
 const oauth2 = { baseUrl: 'http://localhost:3000', findUser: (p) => ({ id: p.subject }), providers: { github: { preset: 'github', clientId: 'id', clientSecret: 'secret' } } }
 const cases = {
   token: { token: { secret: 'x'.repeat(32), findUser: (claims) => ({ id: claims.sub }) } },
+  tokenIssuers: { token: { issuers: [{ issuer: 'https://idp.example', jwksUri: 'https://idp.example/jwks', audience: 'api' }], findUser: (claims) => ({ id: claims.sub }) } },
   session: { session },
   oauth2: ${withPeers ? '{ session, oauth2 }' : '{ oauth2 }'}
 }
@@ -164,12 +165,14 @@ const missing = (neededBy: string, names: string[]): unknown => ({
 })
 const expectedWithout = {
   token: missing('the "token" option', ['@fastify/jwt']),
+  tokenIssuers: missing('token.issuers', ['jose']),
   session: missing('the "session" option', ['@fastify/cookie', '@fastify/session']),
   oauth2: missing('the "oauth2" option', ['@fastify/oauth2', 'jose']),
   RedisStore: missing('RedisStore', ['ioredis'])
 }
 const expectedWith = {
   token: { loaded: true, status: 200, body: 'alice' },
+  tokenIssuers: { loaded: true },
   session: { loaded: true },
   oauth2: { loaded: true },
   RedisStore: { loaded: true, client: 'function' }

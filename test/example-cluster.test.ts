@@ -97,11 +97,21 @@ t.test('examples/cluster: Ctrl-C on `npm run example -- cluster` stops the insta
   child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no curl flow in 90 s\n${stdout}\n${stderr}`)), 90_000)
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`exited with ${String(code)}\n${stderr}`)) })
-    child.stdout.on('data', (chunk: Buffer) => {
+    const early = (code: number | null): void => { clearTimeout(timer); reject(new Error(`exited with ${String(code)}\n${stderr}`)) }
+    child.once('exit', early)
+    const onData = (chunk: Buffer): void => {
       stdout += chunk.toString()
-      if (printedFlow(stdout) !== undefined) { clearTimeout(timer); child.removeAllListeners('exit'); resolve() }
-    })
+      if (printedFlow(stdout) === undefined) return
+      // Only this listener and `early` go: an 'exit' listener added later (the test's own) must
+      // stay, also when the example prints more (its shutdown lines) after the flow. Removing
+      // every 'exit' listener on each later chunk lost it: the test then never ended ("test unfinished").
+      clearTimeout(timer)
+      child.off('exit', early)
+      child.stdout.off('data', onData)
+      child.stdout.resume()
+      resolve()
+    }
+    child.stdout.on('data', onData)
   })
   const { redisPorts, a, b } = addresses(stdout)
   t.equal(redisServersOn(redisPorts).length, 3, 'the cluster runs')

@@ -18,12 +18,21 @@ async function started (t: Test, command: string, args: string[]): Promise<{ chi
   child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
   const base = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no curl flow in 60 s\n${stdout}\n${stderr}`)), 60_000)
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`exited with ${String(code)}\n${stderr}`)) })
-    child.stdout?.on('data', (chunk: Buffer) => {
+    const early = (code: number | null): void => { clearTimeout(timer); reject(new Error(`exited with ${String(code)}\n${stderr}`)) }
+    child.once('exit', early)
+    const onData = (chunk: Buffer): void => {
       stdout += chunk.toString()
       const printed = printedFlow(stdout)
-      if (printed !== undefined) { clearTimeout(timer); child.removeAllListeners('exit'); resolve(printed.base) }
-    })
+      if (printed === undefined) return
+      // Only `early` goes (not every 'exit' listener, and not on each later chunk): the test's own
+      // 'exit' listener, added after this, must survive the example's shutdown output.
+      clearTimeout(timer)
+      child.off('exit', early)
+      child.stdout?.off('data', onData)
+      child.stdout?.resume()
+      resolve(printed.base)
+    }
+    child.stdout?.on('data', onData)
   })
   const port = Number(new URL(base).port)
   t.ok(await portOpen(port), `the example listens on ${port}`)

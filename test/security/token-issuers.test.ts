@@ -427,3 +427,17 @@ t.test('issuer and jwksUri with credentials in them are refused at registration 
     await t.rejects(buildApp({ token: { findUser: () => ({}), issuers: [{ issuer: own, audience: 'api', [option]: `http://user:secret@127.0.0.1:${port}/x` }] } }), new RegExp(`token\\.issuers\\[0\\]\\.${option} must hold no credentials`), option)
   }
 })
+
+t.test('a key set huge in member count (80,000 empty members within 256 KiB) is read; the genuine key still verifies, junk kids are 401', async (t) => {
+  const junk = `{"keys":[${'{},'.repeat(80_000)}${JSON.stringify(rsaA.publicJwk)}]}`
+  t.ok(junk.length < 256 * 1024, `${junk.length} bytes`)
+  routes.set('/many', { body: junk })
+  t.teardown(() => routes.delete('/many'))
+  const { app } = await api(t, { jwksUri: `${own}/many` })
+  t.equal(await status(app, await signed(rsaA)), 200, 'the genuine key, last of 80,001')
+  const started = process.hrtime.bigint()
+  const codes = new Set<number>()
+  for (let i = 0; i < 20; i++) codes.add(await status(app, await signed(rsaB, claims(), { kid: randomBytes(6).toString('hex') })))
+  t.same([...codes], [401], 'unknown kids: 401')
+  t.comment(`20 unknown-kid tokens against an 80,001-member set: ${Number(process.hrtime.bigint() - started) / 1e6} ms (a trusted provider's set; no attacker input grows it)`)
+})

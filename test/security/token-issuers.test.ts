@@ -14,7 +14,7 @@ import type { TokenOptions, TrustedIssuer } from '../../src/index.js'
 import { buildApp } from '../helpers/app.js'
 import { freePort } from '../helpers/redis.js'
 import { startResourceProvider } from '../helpers/oidc-resource-provider.js'
-import { handMadeJwt } from '../helpers/tokens.js'
+import { handMadeJwt, login, tokenApp } from '../helpers/tokens.js'
 
 // Adversarial review of token.issuers (issue 14): a provider's access tokens verified with its
 // published keys. Two providers: the REAL oidc-provider (test/helpers/oidc-resource-provider.ts)
@@ -440,4 +440,30 @@ t.test('a key set huge in member count (80,000 empty members within 256 KiB) is 
   for (let i = 0; i < 20; i++) codes.add(await status(app, await signed(rsaB, claims(), { kid: randomBytes(6).toString('hex') })))
   t.same([...codes], [401], 'unknown kids: 401')
   t.comment(`20 unknown-kid tokens against an 80,001-member set: ${Number(process.hrtime.bigint() - started) / 1e6} ms (a trusted provider's set; no attacker input grows it)`)
+})
+
+t.test('POST /tokens/revoke is for this service’s tokens: a provider token cannot log a local user out everywhere (failed before the fix)', async (t) => {
+  // Regression: the route's optional guard admitted a provider token as the Bearer, so
+  // `{ all: true }` ran revokeAll(<the provider's sub>) over OUR users — a provider sub is not
+  // our user id (docs/tokens.md) — and a provider token without jti made helpers.revoke throw (500).
+  // Before the fix: 200 for the logout, the local token then 401; 500 for the jti-less token.
+  const providerToken = await signed(rsaA, claims({ sub: 'ann', jti: 'p-1' }))
+  const withUser = await tokenApp({
+    revocation: true,
+    refresh: true,
+    routes: true,
+    findUser: (c) => ({ id: c.sub }),
+    issuers: [{ issuer: own, jwksUri: `${own}/jwks`, audience: 'api' }]
+  })
+  await withUser.ready()
+  t.teardown(() => withUser.close())
+  const annLocal = (await login(withUser, 'ann')).token
+  t.equal(await status(withUser, annLocal), 200, 'ann’s local token')
+  t.equal(await status(withUser, providerToken), 200, 'the provider token, whose sub happens to be "ann", passes as a provider token')
+  const everywhere = await withUser.inject({ method: 'POST', url: '/tokens/revoke', headers: bearer(providerToken), payload: { all: true } })
+  t.equal(everywhere.statusCode, 401, 'a provider token asking to log out everywhere: 401 (it names no user of ours)')
+  t.equal(await status(withUser, annLocal), 200, 'ann’s local token still passes')
+  const noJti = await withUser.inject({ method: 'POST', url: '/tokens/revoke', headers: bearer(await signed(rsaA, claims({ sub: 'ann' }))), payload: { token: annLocal } })
+  t.equal(noJti.statusCode, 200, 'a jti-less provider token as Bearer: the body’s token is revoked, no 500')
+  t.equal(await status(withUser, annLocal), 401, 'the body’s (local) token is revoked as asked')
 })

@@ -423,6 +423,7 @@ t.test('a compressed key set is bounded after decompression (a gzip bomb is a fa
 })
 
 t.test('issuer and jwksUri with credentials in them are refused at registration (they would be logged, and fetch refuses them)', async (t) => {
+  // Regression: both were accepted before the fix (then every fetch failed, and debug lines printed the password).
   for (const option of ['issuer', 'jwksUri'] as const) {
     await t.rejects(buildApp({ token: { findUser: () => ({}), issuers: [{ issuer: own, audience: 'api', [option]: `http://user:secret@127.0.0.1:${port}/x` }] } }), new RegExp(`token\\.issuers\\[0\\]\\.${option} must hold no credentials`), option)
   }

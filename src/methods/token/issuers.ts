@@ -80,6 +80,8 @@ function checkUrl (value: unknown, path: string): string {
   const url = new URL(value as string)
   if (!isSafeUrl(url)) throw new MultiauthOptionError(`${path} must be an https URL (http only on 127.0.0.1, localhost or [::1])`)
   if (url.search !== '' || url.hash !== '') throw new MultiauthOptionError(`${path} must have no query or fragment`)
+  // fetch() refuses such a URL, and the debug log lines name the URL.
+  if (url.username !== '' || url.password !== '') throw new MultiauthOptionError(`${path} must hold no credentials`)
   return value as string
 }
 
@@ -158,6 +160,7 @@ const FAILURES = {
   missingClaim: new AuthFailure('token lacks a required claim'),
   typ: new AuthFailure('token is not an access token (typ)'),
   badSub: new AuthFailure('token sub claim is not a string'),
+  unusableKey: new AuthFailure('token names a published key that cannot verify it (malformed, or RSA under 2048 bits)'),
   other: new AuthFailure('token refused by the verifier')
 }
 
@@ -176,6 +179,9 @@ function failureOf (jose: typeof Jose, err: unknown): AuthFailure | undefined {
   if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) return MALFORMED
   // A key set member jose cannot use for this token (a private key, a bad JWK): refused, never passed.
   if (err instanceof errors.JWKSInvalid || err instanceof errors.JWKInvalid) return FAILURES.other
+  // WebCrypto's refusal of a published key jose picked (bad members, a short RSA modulus): the
+  // provider's key set is at fault, but the token names that key, so any caller could make it a 500.
+  if (err instanceof TypeError || err instanceof DOMException) return FAILURES.unusableKey
   return undefined
 }
 
@@ -220,10 +226,31 @@ function prepareIssuer (raw: unknown, path: string, ctx: IssuerContext): Prepare
     ? { issuer, audience, algorithms, clockTolerance, requiredClaims: ['exp', 'sub'] }
     : { issuer, algorithms, clockTolerance, requiredClaims: ['exp', 'sub', audienceClaim] }
 
+  /**
+   * jose's `jwtVerify` with the issuer's keys. A token naming no `kid` (RFC 7515 makes it optional)
+   * while several published keys fit its `alg` is tried against each of them: jose leaves that
+   * to the caller, and unhandled it was a 500 any caller could provoke.
+   */
+  async function verified (token: string): Promise<Jose.JWTVerifyResult> {
+    try {
+      return await jose.jwtVerify(token, keys, verifyOptions)
+    } catch (err) {
+      if (!(err instanceof jose.errors.JWKSMultipleMatchingKeys)) throw err
+      for await (const key of err) {
+        try {
+          return await jose.jwtVerify(token, key, verifyOptions)
+        } catch (failed) {
+          if (!(failed instanceof jose.errors.JWSSignatureVerificationFailed)) throw failed
+        }
+      }
+      throw new jose.errors.JWSSignatureVerificationFailed()
+    }
+  }
+
   async function verify (token: string): Promise<RemoteClaims | AuthFailure> {
     let result
     try {
-      result = await jose.jwtVerify(token, keys, verifyOptions)
+      result = await verified(token)
     } catch (err) {
       const failure = failureOf(jose, err)
       if (failure === undefined) throw err

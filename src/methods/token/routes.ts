@@ -223,7 +223,8 @@ export function tokenRoutes (options: TokenRoutesContext) {
       }, async (request, reply) => {
         const body = checkBody(request)
         const auth = request.auth
-        const bearer = auth !== null && auth.method === 'token' ? auth : undefined
+        // Only a token of this service: a provider's (`token.issuers`, with `issuer`) names no user of ours.
+        const bearer = auth !== null && auth.method === 'token' && auth.issuer === undefined ? auth : undefined
         if (body.token !== undefined && body.refresh_token !== undefined) throw new InvalidTokenRequestError('send token or refresh_token, not both')
         const token = (body.token ?? body.refresh_token) as string | undefined
         // "Log out everywhere" needs to know whose tokens: the Bearer token says.

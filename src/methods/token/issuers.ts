@@ -36,8 +36,10 @@ interface Preset {
 export const PRESETS: Readonly<Record<PresetName, Preset>> = {
   // Auth0: RBAC permissions in `permissions`; `typ` is at+jwt with the RFC 9068 token profile, JWT with the Auth0 profile.
   auth0: { scopes: ['scope', 'permissions'], typ: ['at+jwt', 'JWT'] },
-  // Keycloak: realm roles under realm_access.roles; access tokens carry typ JWT (at+jwt when configured).
-  keycloak: { scopes: ['scope'], roles: 'realm_access.roles', typ: ['at+jwt', 'JWT'] },
+  // Keycloak: realm roles under realm_access.roles; access tokens carry typ JWT (at+jwt when
+  // configured) in the header, and the claim `typ: "Bearer"` (its ID tokens say "ID"): checked,
+  // so an ID token is refused even where `audience` is also a client id.
+  keycloak: { scopes: ['scope'], roles: 'realm_access.roles', typ: ['at+jwt', 'JWT'], tokenUse: ['typ', 'Bearer'] },
   // Microsoft Entra ID: delegated scopes in `scp` (space-separated), app roles in `roles`; typ JWT.
   entra: { scopes: ['scp'], roles: 'roles', typ: ['JWT'] },
   // Okta (custom authorization server): scopes in `scp` (an array), groups in `groups` when the
@@ -46,12 +48,14 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
   okta: { scopes: ['scp'], roles: 'groups', typ: ['at+jwt', 'JWT'], untyped: true },
   // Amazon Cognito: access tokens have no `aud` and no `typ`; they carry `client_id` (checked
   // against `audience`: list the app client ids) and `token_use: "access"` (an ID token says "id").
-  cognito: { scopes: ['scope'], roles: 'cognito:groups', typ: [], untyped: true, audienceClaim: 'client_id', tokenUse: ['token_use', 'access'] },
-  // Google: its access tokens are opaque (not JWTs). What a Google-signed bearer JWT is, is an ID
-  // token minted for your service (service-to-service calls: Cloud Run, Cloud Tasks, Pub/Sub push),
-  // typ JWT, `aud` your service's URL. No scopes or roles in it.
-  google: { scopes: [], typ: ['JWT'] }
+  cognito: { scopes: ['scope'], roles: 'cognito:groups', typ: [], untyped: true, audienceClaim: 'client_id', tokenUse: ['token_use', 'access'] }
 }
+/**
+ * No Google preset, on purpose: Google's access tokens are opaque, and the JWT a Google caller
+ * can send is an ID token, which any Google account can have signed for any audience, so
+ * `audience` identifies no caller there. Said at registration instead of "unknown preset".
+ */
+const NO_GOOGLE_PRESET = 'there is no "google" preset: Google access tokens are opaque (not JWTs), and a Google-signed ID token can be obtained by any Google account for any audience. To accept ID tokens of your own service accounts, configure issuer https://accounts.google.com with typ: \'JWT\' and admit callers by email in findUser (docs/tokens.md, "Google")'
 
 /** What a verified provider token hands the method. */
 export interface RemoteClaims {
@@ -205,6 +209,7 @@ function prepareIssuer (raw: unknown, path: string, ctx: IssuerContext): Prepare
   let preset: Preset | undefined
   if (options.preset !== undefined) {
     preset = Object.hasOwn(PRESETS, options.preset) ? PRESETS[options.preset] : undefined
+    if ((options.preset as string) === 'google') throw new MultiauthOptionError(`${path}.preset: ${NO_GOOGLE_PRESET}`)
     if (preset === undefined) throw new MultiauthOptionError(`${path}.preset must be one of ${Object.keys(PRESETS).join(', ')} (got ${JSON.stringify(options.preset)})`)
   }
   const algorithms = options.algorithms === undefined ? [...ALGORITHMS] : listOf(options.algorithms, ALGORITHMS, `${path}.algorithms`)

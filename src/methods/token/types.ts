@@ -133,7 +133,7 @@ export interface TrustedIssuer {
    * explicit `scopes`, `roles`, `typ` win (an explicit `typ` also ends a preset's acceptance of
    * tokens without one: Okta, Cognito).
    */
-  preset?: 'auth0' | 'keycloak' | 'entra' | 'okta' | 'cognito' | 'google'
+  preset?: 'auth0' | 'keycloak' | 'entra' | 'okta' | 'cognito'
   /** Claims read for `request.auth.scopes`, merged: `scope` (space-separated), `scp` (array or string), `permissions` (array). Default `['scope']`. */
   scopes?: ReadonlyArray<'scope' | 'scp' | 'permissions'>
   /** Claim holding the roles (an array of strings), as a dotted path: `'realm_access.roles'`, `'roles'`, `'groups'`. */

@@ -41,6 +41,15 @@ export type {
 } from './methods/api-key/key-format.js'
 export { multiauthOpenApi } from './integrations/openapi.js'
 
+// Security events (node:diagnostics_channel; docs/events.md)
+export { MULTIAUTH_CHANNELS, AUTHENTICATE_TRACING_CHANNEL, REFUSAL_REASONS } from './core/events.js'
+export type {
+  MultiauthEvents, MultiauthEventName, RefusalReason, OAuth2RefusalReason, RequestFields, MaybeRequestFields, AuthenticateContext,
+  AuthenticatedEvent, RefusedEvent, ForbiddenEvent, RateLimitedEvent, TokenIssuedEvent, TokenRefreshedEvent, TokenRefreshReusedEvent,
+  TokenRevokedEvent, TokenRevokedAllEvent, SessionLoginEvent, SessionLogoutEvent, SessionExpiredEvent, OAuth2LoginEvent, OAuth2RefusedEvent,
+  ApiKeyUsedEvent, StoreUnavailableEvent, StoreRecoveredEvent, CallbackErrorEvent, CallbackTimeoutEvent
+} from './core/events.js'
+
 // Errors (for `instanceof` and your own code; branch on `err.code`)
 export {
   CredentialsMissingError, CredentialsInvalidError, ForbiddenError, CrossSiteError, BadRequestError, NotConfiguredError,

@@ -237,7 +237,7 @@ function compileCheck (ctx: GuardContext, spec: GuardSpec): { check: GuardRun, d
     }
     if (first === undefined) return outcome
     if (!sameUser(first.user, outcome.user)) {
-      refuse(request, method, new AuthFailure('methods identified different users'))
+      refuse(request, method, new AuthFailure('different-users', 'methods identified different users'))
       throw unauthorized(reply, guard, new Set([method]))
     }
     return first

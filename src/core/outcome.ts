@@ -1,13 +1,15 @@
 // What a method's verification answers besides a success, and how the guard tells a promise from a value.
+import type { RefusalReason } from './events.js'
 
 /**
- * A refused credential, with the reason that goes to the log (never to the client).
+ * A refused credential: `code` is the fixed reason of the `refused` event (docs/events.md),
+ * `reason` the text that goes to the log (never to the client).
  * With `forbidden`, the credentials were valid but this request may not use them
  * (a cross-site POST with the session cookie): a 403 with that error, unless another
  * method of the guard admits the request.
  */
 export class AuthFailure {
-  constructor (readonly reason: string, readonly forbidden?: () => Error) {}
+  constructor (readonly code: RefusalReason, readonly reason: string, readonly forbidden?: () => Error) {}
 }
 
 /**

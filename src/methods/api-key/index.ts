@@ -40,15 +40,15 @@ const OPTION_KEYS = ['verify', 'findKey', 'prefix', 'environment', 'now', 'heade
 // Keys are printable; a control character (possible through %00 in a query) is malformed.
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/
-const REFUSED = new AuthFailure('verify callback refused the key')
+const REFUSED = new AuthFailure('refused-by-callback', 'verify callback refused the key')
 // Distinct log reasons, one response: the client never learns which check failed.
-const MALFORMED = new AuthFailure('not a well-formed key (format or checksum)')
-const WRONG_PREFIX = new AuthFailure('key prefix not accepted')
-const WRONG_ENVIRONMENT = new AuthFailure('key of the wrong environment')
-const UNKNOWN_KEY = new AuthFailure('unknown key')
-const REVOKED = new AuthFailure('key revoked')
-const EXPIRED = new AuthFailure('key expired')
-const GRACE_OVER = new AuthFailure('key rotated, grace period over')
+const MALFORMED = new AuthFailure('malformed', 'not a well-formed key (format or checksum)')
+const WRONG_PREFIX = new AuthFailure('wrong-prefix', 'key prefix not accepted')
+const WRONG_ENVIRONMENT = new AuthFailure('wrong-environment', 'key of the wrong environment')
+const UNKNOWN_KEY = new AuthFailure('unknown-key', 'unknown key')
+const REVOKED = new AuthFailure('revoked', 'key revoked')
+const EXPIRED = new AuthFailure('expired', 'key expired')
+const GRACE_OVER = new AuthFailure('rotated', 'key rotated, grace period over')
 
 function toList (value: string | readonly string[] | undefined, path: string): ReadonlySet<string> | undefined {
   if (value === undefined) return undefined

@@ -62,10 +62,10 @@ const OPTION_KEYS = ['verify', 'findCredential', 'onRehash', 'allowToken', 'maxL
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
 
-const EMPTY_USERNAME = new AuthFailure('empty username')
-const UNKNOWN_USER = new AuthFailure('unknown user')
-const WRONG_PASSWORD = new AuthFailure('wrong password')
-const REFUSED = new AuthFailure('verify callback refused the credentials')
+const EMPTY_USERNAME = new AuthFailure('empty-username', 'empty username')
+const UNKNOWN_USER = new AuthFailure('unknown-user', 'unknown user')
+const WRONG_PASSWORD = new AuthFailure('wrong-password', 'wrong password')
+const REFUSED = new AuthFailure('refused-by-callback', 'verify callback refused the credentials')
 const EQUALISER_PASSWORD = 'fastify-multiauth timing equaliser'
 
 function verified (user: MultiauthUser | Falsy): AuthSuccess | AuthFailure {

@@ -33,10 +33,10 @@ const OPTION_KEYS = ['findUser', 'userId', 'secret', 'cookieName', 'secure', 'do
 const REGISTRATION_KEYS = ['secret', 'secure', 'domain', 'maxAge', 'store']
 const HOUR = 3_600_000
 
-const EXPIRED = new AuthFailure('session past its absolute timeout')
-const USER_GONE = new AuthFailure('session user no longer exists or is disabled')
-const CROSS_SITE = new AuthFailure('unsafe cross-site request with the session cookie', () => new CrossSiteError())
-const NOT_OAUTH = new AuthFailure('session was not started by an OAuth2 login')
+const EXPIRED = new AuthFailure('expired', 'session past its absolute timeout')
+const USER_GONE = new AuthFailure('unknown-user', 'session user no longer exists or is disabled')
+const CROSS_SITE = new AuthFailure('cross-site', 'unsafe cross-site request with the session cookie', () => new CrossSiteError())
+const NOT_OAUTH = new AuthFailure('not-oauth2', 'session was not started by an OAuth2 login')
 
 const kLoggedOut = Symbol('fastify-multiauth.loggedOut')
 

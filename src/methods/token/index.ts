@@ -46,25 +46,25 @@ const DEFAULT_CLOCK_TOLERANCE = 30
 const ACCESS_TOKEN_TYP = 'at+jwt'
 const NO_SCOPES: readonly string[] = Object.freeze([])
 
-const MALFORMED = new AuthFailure('malformed token')
-const UNKNOWN_KID = new AuthFailure('token kid matches no configured key')
-const REVOKED_TOKEN = new AuthFailure('token revoked')
-const LOGGED_OUT = new AuthFailure('token issued before the user logged out everywhere')
-const NO_USER = new AuthFailure('findUser returned no user for the token claims')
-const BAD_CLAIMS = new AuthFailure('token sub/jti/iat claims have the wrong type')
+const MALFORMED = new AuthFailure('malformed', 'malformed token')
+const UNKNOWN_KID = new AuthFailure('unknown-kid', 'token kid matches no configured key')
+const REVOKED_TOKEN = new AuthFailure('revoked', 'token revoked')
+const LOGGED_OUT = new AuthFailure('logged-out', 'token issued before the user logged out everywhere')
+const NO_USER = new AuthFailure('unknown-user', 'findUser returned no user for the token claims')
+const BAD_CLAIMS = new AuthFailure('claims', 'token sub/jti/iat claims have the wrong type')
 const TOKEN_FAILURES = new Map<string, AuthFailure>([
-  ['FAST_JWT_EXPIRED', new AuthFailure('token expired')],
-  ['FAST_JWT_INACTIVE', new AuthFailure('token not yet valid (nbf)')],
-  ['FAST_JWT_INVALID_SIGNATURE', new AuthFailure('invalid token signature')],
-  ['FAST_JWT_INVALID_ALGORITHM', new AuthFailure('token algorithm not allowed for this key')],
-  ['FAST_JWT_MISSING_SIGNATURE', new AuthFailure('unsigned token')],
-  ['FAST_JWT_INVALID_CLAIM_VALUE', new AuthFailure('token iss/aud (or another claim) not accepted')],
-  ['FAST_JWT_MISSING_REQUIRED_CLAIM', new AuthFailure('token lacks a required claim')],
-  ['FAST_JWT_INVALID_TYPE', new AuthFailure('token is not an access token (typ)')],
+  ['FAST_JWT_EXPIRED', new AuthFailure('expired', 'token expired')],
+  ['FAST_JWT_INACTIVE', new AuthFailure('not-yet-valid', 'token not yet valid (nbf)')],
+  ['FAST_JWT_INVALID_SIGNATURE', new AuthFailure('invalid-signature', 'invalid token signature')],
+  ['FAST_JWT_INVALID_ALGORITHM', new AuthFailure('algorithm', 'token algorithm not allowed for this key')],
+  ['FAST_JWT_MISSING_SIGNATURE', new AuthFailure('algorithm', 'unsigned token')],
+  ['FAST_JWT_INVALID_CLAIM_VALUE', new AuthFailure('claims', 'token iss/aud (or another claim) not accepted')],
+  ['FAST_JWT_MISSING_REQUIRED_CLAIM', new AuthFailure('missing-claim', 'token lacks a required claim')],
+  ['FAST_JWT_INVALID_TYPE', new AuthFailure('not-access-token', 'token is not an access token (typ)')],
   ['FAST_JWT_MALFORMED', MALFORMED]
 ])
-const OTHER_TOKEN_ERROR = new AuthFailure('token refused by the verifier')
-const UNTRUSTED_ISSUER = new AuthFailure('token issuer not trusted')
+const OTHER_TOKEN_ERROR = new AuthFailure('verifier', 'token refused by the verifier')
+const UNTRUSTED_ISSUER = new AuthFailure('untrusted-issuer', 'token issuer not trusted')
 
 /** `scope` claim (space-separated string, or an array some issuers use) → scope list. */
 function scopesOf (claims: Record<string, unknown>): readonly string[] {

@@ -153,19 +153,19 @@ export function rolesFrom (claims: Record<string, unknown>, path: string): reado
   return isStringArray(value) ? value : NO_STRINGS
 }
 
-const MALFORMED = new AuthFailure('malformed token')
+const MALFORMED = new AuthFailure('malformed', 'malformed token')
 const FAILURES = {
-  expired: new AuthFailure('token expired'),
-  notYetValid: new AuthFailure('token not yet valid (nbf)'),
-  signature: new AuthFailure('invalid token signature'),
-  algorithm: new AuthFailure('token algorithm not allowed for this issuer'),
-  unknownKid: new AuthFailure('token kid matches no key the issuer publishes'),
-  issuerAudience: new AuthFailure('token iss/aud (or another claim) not accepted'),
-  missingClaim: new AuthFailure('token lacks a required claim'),
-  typ: new AuthFailure('token is not an access token (typ)'),
-  badSub: new AuthFailure('token sub claim is not a string'),
-  unusableKey: new AuthFailure('token names a published key that cannot verify it (malformed, or RSA under 2048 bits)'),
-  other: new AuthFailure('token refused by the verifier')
+  expired: new AuthFailure('expired', 'token expired'),
+  notYetValid: new AuthFailure('not-yet-valid', 'token not yet valid (nbf)'),
+  signature: new AuthFailure('invalid-signature', 'invalid token signature'),
+  algorithm: new AuthFailure('algorithm', 'token algorithm not allowed for this issuer'),
+  unknownKid: new AuthFailure('unknown-kid', 'token kid matches no key the issuer publishes'),
+  issuerAudience: new AuthFailure('claims', 'token iss/aud (or another claim) not accepted'),
+  missingClaim: new AuthFailure('missing-claim', 'token lacks a required claim'),
+  typ: new AuthFailure('not-access-token', 'token is not an access token (typ)'),
+  badSub: new AuthFailure('claims', 'token sub claim is not a string'),
+  unusableKey: new AuthFailure('unusable-key', 'token names a published key that cannot verify it (malformed, or RSA under 2048 bits)'),
+  other: new AuthFailure('verifier', 'token refused by the verifier')
 }
 
 /** jose's verdict on a token → our refusal; `undefined` for errors that are not about the token (rethrown). */

@@ -1,0 +1,261 @@
+import { channel, tracingChannel } from 'node:diagnostics_channel'
+import type { FastifyRequest } from 'fastify'
+import type { MethodName, MultiauthUser } from './types.js'
+
+// Security events on `node:diagnostics_channel`, one channel per event (docs/events.md). The
+// channels are made once, here; every publisher checks `hasSubscribers` before it builds a
+// payload, so an application that does not listen pays one property read per event site.
+// Payloads are plain objects of ids, names and fixed codes: never a credential, a token, a
+// password, a cookie, a raw header or text from an application callback.
+
+/**
+ * Why a credential was refused (the `reason` of a `refused` event): a fixed set, so a metric
+ * label or an alert never carries free text. `missing`: no credentials of any method the guard
+ * accepts were presented (a 401 without a refused credential).
+ */
+export const REFUSAL_REASONS = [
+  'missing',
+  'malformed',
+  'empty-username',
+  'unknown-user',
+  'wrong-password',
+  'refused-by-callback',
+  'wrong-prefix',
+  'wrong-environment',
+  'unknown-key',
+  'revoked',
+  'expired',
+  'rotated',
+  'not-yet-valid',
+  'invalid-signature',
+  'algorithm',
+  'unknown-kid',
+  'unusable-key',
+  'claims',
+  'missing-claim',
+  'not-access-token',
+  'untrusted-issuer',
+  'logged-out',
+  'not-oauth2',
+  'different-users',
+  'cross-site',
+  'verifier'
+] as const
+export type RefusalReason = typeof REFUSAL_REASONS[number]
+
+/** Where a request-bound event happened. `route` is the route's URL pattern (`/users/:id`), never the raw URL. */
+export interface RequestFields {
+  requestId: string
+  route: string | undefined
+  ip: string
+}
+
+export interface AuthenticatedEvent extends RequestFields {
+  method: MethodName
+  /** The user's `id` as a string, when the user record has a string or number `id`. */
+  userId: string | undefined
+  keyId?: string
+  provider?: string
+  issuer?: string
+}
+
+export interface RefusedEvent extends RequestFields {
+  /** The method whose credentials were refused; `undefined` when `reason` is `missing`. */
+  method: MethodName | undefined
+  reason: RefusalReason
+}
+
+export interface ForbiddenEvent extends RequestFields {
+  method: MethodName
+  userId: string | undefined
+  /** What was missing: a role or scope the route requires, or a same-site request (session cookie sent cross-site). */
+  missing: 'role' | 'scope' | 'same-site'
+}
+
+export interface RateLimitedEvent extends RequestFields {
+  /** Which budget was spent: failures per client IP, failures per Basic username, or the per-credential limit. */
+  budget: 'failures-per-ip' | 'failures-per-user' | 'per-credential'
+  /** Seconds until the budget has room again (the `Retry-After` sent). */
+  retryAfter: number
+}
+
+/** Events of the token, session and OAuth2 flows may happen outside a request (`app.multiauth.issueTokens`): then the request fields are absent. */
+export type MaybeRequestFields = Partial<RequestFields>
+
+export interface TokenIssuedEvent extends MaybeRequestFields {
+  userId: string
+  /** The access token's `jti` (an identifier, not a credential: it cannot authenticate). */
+  jti: string
+  /** The refresh token family, when a refresh token was issued with it. */
+  familyId: string | undefined
+}
+
+export interface TokenRefreshedEvent extends MaybeRequestFields {
+  userId: string
+  familyId: string
+  /** The new access token's `jti`. */
+  jti: string
+}
+
+export interface TokenRefreshReusedEvent extends MaybeRequestFields {
+  userId: string
+  /** The family the reused refresh token belonged to: revoked as a whole. */
+  familyId: string
+}
+
+export interface TokenRevokedEvent extends MaybeRequestFields {
+  userId: string | undefined
+  /** What was revoked: one access token (by `jti`), or a refresh token's whole family. */
+  kind: 'access' | 'refresh'
+  jti?: string
+  familyId?: string
+}
+
+export interface TokenRevokedAllEvent extends MaybeRequestFields {
+  userId: string
+}
+
+export interface SessionLoginEvent extends MaybeRequestFields {
+  userId: string | undefined
+  /** The OAuth2 provider, for a session an OAuth2 login started. */
+  provider?: string
+}
+
+export interface SessionLogoutEvent extends MaybeRequestFields {
+  userId: string | undefined
+}
+
+export interface SessionExpiredEvent extends RequestFields {
+  userId: string | undefined
+  /** A session past its absolute timeout. (An idle session expires in the store by its TTL; the plugin never sees it again.) */
+  reason: 'absolute'
+}
+
+export interface OAuth2LoginEvent extends RequestFields {
+  provider: string
+  userId: string | undefined
+}
+
+/** Why an OAuth2 login was refused: a fixed set. */
+export type OAuth2RefusalReason = 'state' | 'provider-denied' | 'id-token' | 'no-user' | 'provider-error'
+
+export interface OAuth2RefusedEvent extends RequestFields {
+  provider: string
+  reason: OAuth2RefusalReason
+}
+
+export interface ApiKeyUsedEvent extends RequestFields {
+  /** The key's public id (`apiKeyId(key)`), never the key. */
+  keyId: string
+  environment: string | undefined
+  userId: string | undefined
+}
+
+export interface StoreUnavailableEvent {
+  /** The store's class name (`RedisStore`, `MemoryStore`, or the application's own). */
+  store: string
+  cause: 'timeout' | 'error'
+}
+
+export interface StoreRecoveredEvent {
+  store: string
+  /** How long the store was unavailable, from the first failure to the first success after it. */
+  unavailableMs: number
+}
+
+export interface CallbackErrorEvent extends MaybeRequestFields {
+  /** The option path of the callback (`basic.findUser`, `token.claims`, `roles`...). */
+  callback: string
+  /** The error's class name (`Error`, `TypeError`...): never its message, which may hold a connection string. */
+  errorName: string
+}
+
+export interface CallbackTimeoutEvent extends MaybeRequestFields {
+  callback: string
+  timeoutMs: number
+}
+
+/** Every event, by the part of its channel name after `fastify-multiauth:`. */
+export interface MultiauthEvents {
+  'authenticated': AuthenticatedEvent
+  'refused': RefusedEvent
+  'forbidden': ForbiddenEvent
+  'rate-limited': RateLimitedEvent
+  'token:issued': TokenIssuedEvent
+  'token:refreshed': TokenRefreshedEvent
+  'token:refresh-reused': TokenRefreshReusedEvent
+  'token:revoked': TokenRevokedEvent
+  'token:revoked-all': TokenRevokedAllEvent
+  'session:login': SessionLoginEvent
+  'session:logout': SessionLogoutEvent
+  'session:expired': SessionExpiredEvent
+  'oauth2:login': OAuth2LoginEvent
+  'oauth2:refused': OAuth2RefusedEvent
+  'api-key:used': ApiKeyUsedEvent
+  'store:unavailable': StoreUnavailableEvent
+  'store:recovered': StoreRecoveredEvent
+  'callback:error': CallbackErrorEvent
+  'callback:timeout': CallbackTimeoutEvent
+}
+export type MultiauthEventName = keyof MultiauthEvents
+
+/** A channel that takes only its event's payload. */
+export interface EventChannel<T> {
+  readonly name: string
+  readonly hasSubscribers: boolean
+  publish (message: T): void
+}
+
+export const CHANNEL_PREFIX = 'fastify-multiauth:'
+
+const EVENT_NAMES: readonly MultiauthEventName[] = [
+  'authenticated', 'refused', 'forbidden', 'rate-limited',
+  'token:issued', 'token:refreshed', 'token:refresh-reused', 'token:revoked', 'token:revoked-all',
+  'session:login', 'session:logout', 'session:expired',
+  'oauth2:login', 'oauth2:refused',
+  'api-key:used',
+  'store:unavailable', 'store:recovered',
+  'callback:error', 'callback:timeout'
+]
+
+/** The full channel name of each event, e.g. `MULTIAUTH_CHANNELS['token:refresh-reused']` is `'fastify-multiauth:token:refresh-reused'`. */
+export const MULTIAUTH_CHANNELS = Object.freeze(Object.fromEntries(
+  EVENT_NAMES.map((name) => [name, CHANNEL_PREFIX + name])
+)) as { readonly [K in MultiauthEventName]: string }
+
+/** The channel objects, made once. `diagnostics_channel.channel(name)` returns the same object for a name in the whole process, so ESM and CJS copies of the plugin publish on the same channels. */
+export const events = Object.freeze(Object.fromEntries(
+  EVENT_NAMES.map((name) => [name, channel(CHANNEL_PREFIX + name)])
+)) as unknown as { readonly [K in MultiauthEventName]: EventChannel<MultiauthEvents[K]> }
+
+/**
+ * The context object of one guard run on the `tracing:fastify-multiauth:authenticate` channels
+ * (start, end, asyncStart, asyncEnd, error). `outcome` and `method` are set before `end` (a
+ * synchronous answer) or before `asyncEnd`; `error` (TracingChannel's own field) holds the error
+ * the guard answered with, one of the plugin's own errors.
+ */
+export interface AuthenticateContext {
+  requestId: string
+  route: string | undefined
+  /** The methods the guard accepts, in its order. */
+  methods: readonly MethodName[]
+  /** How the guard ended: admitted (`authenticated`), admitted without credentials (`anonymous`, an optional guard), a CORS preflight let through, or refused. */
+  outcome?: 'authenticated' | 'anonymous' | 'preflight' | 'refused' | 'forbidden' | 'rate-limited' | 'error'
+  /** The method that admitted the request. */
+  method?: MethodName
+  error?: unknown
+}
+
+export const AUTHENTICATE_TRACING_CHANNEL = 'fastify-multiauth:authenticate'
+export const authenticateTracing = tracingChannel<unknown, AuthenticateContext>(AUTHENTICATE_TRACING_CHANNEL)
+
+/** The request fields of an event; call only after checking `hasSubscribers`. */
+export function requestFields (request: FastifyRequest): RequestFields {
+  return { requestId: request.id, route: request.routeOptions.url, ip: request.ip }
+}
+
+/** A user's `id` as a string, when it is a string or a number; anything else is no id. */
+export function userIdOf (user: MultiauthUser | null | undefined): string | undefined {
+  const id = (user as { id?: unknown } | null | undefined)?.id
+  return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) ? String(id) : undefined
+}

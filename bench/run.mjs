@@ -25,6 +25,7 @@ const root = resolve(here, '..')
 /**
  * The variants. Adding one = one file under bench/servers/ (see common.mjs) + one line here.
  * `peers`: the peer variants doing the same check (ours should be ≥ 1.0× each).
+ * `compare`: variants of ours this one is the same check as, with something added (the ratio, no target).
  * `target`: the minimum ratio to bare from the issue. `needs: 'redis'`: the harness starts a
  * redis-server and passes its URL as BENCH_REDIS_URL.
  */
@@ -34,6 +35,8 @@ export const VARIANTS = [
   { name: 'ours-basic-argon2', file: 'ours-basic-argon2.mjs', label: 'ours: Basic, findCredential + argon2id, no cache' },
   { name: 'ours-basic-argon2-cache', file: 'ours-basic-argon2.mjs', args: ['--cache'], label: 'ours: Basic, findCredential + argon2id + cache', target: 0.85 },
   { name: 'ours-api-key', file: 'ours-api-key.mjs', label: 'ours: API key, hashed lookup', peers: ['peer-bearer-auth', 'peer-bearer-auth-hashed', 'peer-passport'], target: 0.90 },
+  // The same guard with a subscriber on every event and tracing channel (issue 15): what listening costs.
+  { name: 'ours-api-key-events', file: 'ours-api-key.mjs', args: ['--subscribe'], label: 'ours: API key, hashed lookup, one subscriber on every event and tracing channel', compare: ['ours-api-key'] },
   { name: 'ours-any', file: 'ours-any.mjs', label: 'ours: any-of guard (basic, token, apiKey), last matches', peers: ['peer-auth'] },
   { name: 'ours-jwt-hs256', file: 'ours-jwt-hs256.mjs', label: 'ours: JWT HS256 (token option)', peers: ['peer-jwt'], target: 0.90 },
   { name: 'ours-jwt-hs256-cache', file: 'ours-jwt-hs256-cache.mjs', label: 'ours: JWT HS256 + verified-token cache (token.cache)', peers: ['peer-jwt'], target: 0.90 },
@@ -223,10 +226,12 @@ export function summarise (chosen, rounds) {
     const ratios = rounds.map((round) => round.get(variant.name).rps / round.get('bare').rps)
     // The same comparison by the server's own CPU time per request: bare's cost / this one's.
     const cpuRatios = rounds.map((round) => round.get('bare').cpuPerRequest / round.get(variant.name).cpuPerRequest)
-    const peers = (variant.peers ?? []).filter((p) => rounds[0].has(p)).map((peer) => ({
+    const against = (names) => (names ?? []).filter((p) => rounds[0].has(p)).map((peer) => ({
       peer,
       ratio: median(rounds.map((round) => round.get(variant.name).rps / round.get(peer).rps))
     }))
+    const peers = against(variant.peers)
+    const compared = against(variant.compare)
     return {
       variant,
       rps: median(runs.map((r) => r.rps)),
@@ -237,7 +242,8 @@ export function summarise (chosen, rounds) {
       cpu: median(runs.map((r) => r.cpuPerRequest)),
       cpuRatio: median(cpuRatios),
       failures: runs.reduce((n, r) => n + r.failures, 0),
-      peers
+      peers,
+      compared
     }
   })
   return rows
@@ -250,6 +256,7 @@ function verdict (row) {
   const notes = []
   if (row.variant.target !== undefined) notes.push(`${row.ratio >= row.variant.target ? 'meets' : 'MISSES'} ≥ ${fmt(row.variant.target)}`)
   for (const { peer, ratio } of row.peers) notes.push(`${fmt(ratio)}× ${peer}${ratio >= 1 ? '' : ' (MISSES ≥ 1.0)'}`)
+  for (const { peer, ratio } of row.compared ?? []) notes.push(`${fmt(ratio)}× ${peer}`)
   return notes.join('; ')
 }
 

@@ -47,7 +47,7 @@ export type {
   MultiauthEvents, MultiauthEventName, RefusalReason, OAuth2RefusalReason, RequestFields, MaybeRequestFields, AuthenticateContext,
   AuthenticatedEvent, RefusedEvent, ForbiddenEvent, RateLimitedEvent, TokenIssuedEvent, TokenRefreshedEvent, TokenRefreshReusedEvent,
   TokenRevokedEvent, TokenRevokedAllEvent, SessionLoginEvent, SessionLogoutEvent, SessionExpiredEvent, OAuth2LoginEvent, OAuth2RefusedEvent,
-  ApiKeyUsedEvent, StoreUnavailableEvent, StoreRecoveredEvent, CallbackErrorEvent, CallbackTimeoutEvent
+  ApiKeyUsedEvent, StoreUnavailableEvent, StoreRecoveredEvent, CallbackErrorEvent, CallbackTimeoutEvent, CallbackName
 } from './core/events.js'
 
 // Errors (for `instanceof` and your own code; branch on `err.code`)

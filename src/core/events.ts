@@ -152,8 +152,12 @@ export interface ApiKeyUsedEvent extends RequestFields {
 }
 
 export interface StoreUnavailableEvent {
-  /** The store's class name (`RedisStore`, `MemoryStore`, or the application's own). */
+  /**
+   * The store's class name: `RedisStore`, or the class of the application's own `MultiauthStore` or
+   * `session.store` (`'custom'` for a plain object). (`MemoryStore` never fails.)
+   */
   store: string
+  /** `timeout`: a call was not answered within its bound (RedisStore `commandTimeout`, else `callbackTimeout`); `error`: a call failed. */
   cause: 'timeout' | 'error'
 }
 
@@ -163,15 +167,29 @@ export interface StoreRecoveredEvent {
   unavailableMs: number
 }
 
+/**
+ * An application callback, by its option path: a fixed set, so a metric label never carries free
+ * text. For a verification the guard runs, the callback of the method whose credentials were being
+ * verified (the whole verification is what `callbackTimeout` bounds).
+ */
+export type CallbackName =
+  | 'basic.verify' | 'basic.findCredential' | 'basic.onRehash'
+  | 'apiKey.verify' | 'apiKey.findKey'
+  | 'token.findUser' | 'token.claims'
+  | 'session.findUser' | 'session.userId'
+  | 'oauth2.findUser'
+  | 'roles'
+  | 'rateLimit.failuresPerUser.normalizeUsername'
+
 export interface CallbackErrorEvent extends MaybeRequestFields {
-  /** The option path of the callback (`basic.findUser`, `token.claims`, `roles`...). */
-  callback: string
+  /** The option path of the callback (`basic.findCredential`, `token.claims`, `roles`...). */
+  callback: CallbackName
   /** The error's class name (`Error`, `TypeError`...): never its message, which may hold a connection string. */
   errorName: string
 }
 
 export interface CallbackTimeoutEvent extends MaybeRequestFields {
-  callback: string
+  callback: CallbackName
   timeoutMs: number
 }
 
@@ -230,18 +248,27 @@ export const events = Object.freeze(Object.fromEntries(
 
 /**
  * The context object of one guard run on the `tracing:fastify-multiauth:authenticate` channels
- * (start, end, asyncStart, asyncEnd, error). `outcome` and `method` are set before `end` (a
- * synchronous answer) or before `asyncEnd`; `error` (TracingChannel's own field) holds the error
- * the guard answered with, one of the plugin's own errors.
+ * (start, end, asyncStart, asyncEnd, error), published as Node's `traceSync`/`tracePromise` do:
+ * `start`, then `end` when the guard's check returns; when it returned a promise, `asyncStart` and
+ * `asyncEnd` once that settles; `error` (before `end`, or before `asyncStart`) when it threw or
+ * rejected. `outcome` and `method` are set before `end` for a synchronous answer, else before
+ * `asyncEnd`: an `end` without `outcome` means `asyncEnd` follows (close a span there). `error`
+ * (TracingChannel's own field) holds the error the guard answered with, one of the plugin's own
+ * errors. Runs are published only while someone subscribes to one of the five channels.
  */
 export interface AuthenticateContext {
   requestId: string
   route: string | undefined
   /** The methods the guard accepts, in its order. */
   methods: readonly MethodName[]
-  /** How the guard ended: admitted (`authenticated`), admitted without credentials (`anonymous`, an optional guard), a CORS preflight let through, or refused. */
+  /**
+   * How the guard ended: admitted (`authenticated`), admitted without credentials (`anonymous`, an
+   * optional guard), a CORS preflight let through; or by the status of its error: 401 and 400
+   * `refused`, 403 `forbidden`, 429 `rate-limited`, anything else `error` (a callback error, a
+   * store or callback timeout: 5xx).
+   */
   outcome?: 'authenticated' | 'anonymous' | 'preflight' | 'refused' | 'forbidden' | 'rate-limited' | 'error'
-  /** The method that admitted the request. */
+  /** The method that authenticated the request (also set for a 403: the user was authenticated). */
   method?: MethodName
   error?: unknown
 }

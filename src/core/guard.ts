@@ -3,9 +3,13 @@ import { boundedCallback, callbackError } from './callbacks.js'
 import {
   BadRequestError, CredentialsInvalidError, CredentialsMissingError, ForbiddenError, MultiauthOptionError
 } from './errors.js'
+import { events, requestFields, userIdOf } from './events.js'
+import type { CallbackName, ForbiddenEvent } from './events.js'
+import { traceGuard, tracingActive } from './guard-tracing.js'
 import { describeGuard } from '../integrations/openapi.js'
 import type { GuardDescription } from '../integrations/openapi.js'
 import { AuthFailure, isThenable, setRequestUser } from './outcome.js'
+import { isPreflight } from './preflight.js'
 import type { AuthInfo, AuthMethod, AuthSuccess, GuardSpec, MethodName, MultiauthUser, UserRoles } from './types.js'
 import { isPlainObject } from './validate.js'
 
@@ -49,9 +53,19 @@ export interface GuardLimits {
 const ALL_METHODS: readonly MethodName[] = ['basic', 'token', 'apiKey', 'session', 'oauth2']
 const GUARD_KEYS = ['methods', 'mode', 'roles', 'scopes', 'optional']
 const NO_STRINGS: readonly string[] = Object.freeze([])
+/** The callback a method's verification runs, when the method does not say (`AuthMethod.callbackOf`). The `oauth2` guard method checks a session. */
+const METHOD_CALLBACKS: Readonly<Record<MethodName, CallbackName>> = Object.freeze({
+  basic: 'basic.verify',
+  token: 'token.findUser',
+  apiKey: 'apiKey.verify',
+  session: 'session.findUser',
+  oauth2: 'session.findUser'
+})
 
 interface CompiledGuard {
   methods: AuthMethod[]
+  /** The methods' names, for the tracing context. */
+  names: readonly MethodName[]
   all: boolean
   /** Any one inner list must be fully held. */
   roles: string[][] | undefined
@@ -107,6 +121,7 @@ function compile (ctx: GuardContext, spec: GuardSpec): CompiledGuard {
   }
   return {
     methods,
+    names: Object.freeze(methods.map((method) => method.name)),
     all: mode === 'all',
     roles: compiledRoles,
     scopes: compiledScopes,
@@ -126,9 +141,14 @@ function verifyOnce (ctx: GuardContext, method: AuthMethod, credentials: unknown
   try {
     outcome = method.verify(credentials, request, reply)
   } catch (err) {
-    throw callbackError(err)
+    throw callbackError(err, callbackOf(method, credentials), request)
   }
-  return isThenable(outcome) ? boundedCallback(ctx.timeoutMs, outcome) : outcome
+  return isThenable(outcome) ? boundedCallback(ctx.timeoutMs, outcome, callbackOf(method, credentials), request) : outcome
+}
+
+/** The option path of the callback `method` runs for `credentials` (a constant per method and configuration). */
+function callbackOf (method: AuthMethod, credentials: unknown): CallbackName {
+  return method.callbackOf?.(credentials) ?? METHOD_CALLBACKS[method.name]
 }
 
 /** Only strings, compared whole: a roles result of another shape is bad data (500), never matched loosely. */
@@ -137,11 +157,11 @@ function stringList (value: unknown): readonly string[] | undefined {
   return list !== undefined && list.every((entry) => typeof entry === 'string') ? list : undefined
 }
 
-function normaliseRoles (value: UserRoles): readonly string[] {
+function normaliseRoles (value: UserRoles, request: FastifyRequest): readonly string[] {
   if (value === null || value === undefined) return NO_STRINGS
   if (typeof value === 'string') return [value]
   const roles = stringList(value)
-  if (roles === undefined) throw callbackError(new TypeError('roles(user) must return a string, an array or a Set of strings, or null'))
+  if (roles === undefined) throw callbackError(new TypeError('roles(user) must return a string, an array or a Set of strings, or null'), 'roles', request)
   return roles
 }
 
@@ -152,11 +172,35 @@ function sameUser (a: MultiauthUser, b: MultiauthUser): boolean {
   return idA !== undefined && idA !== null && idA === (b as { id?: unknown }).id
 }
 
+// The security events (docs/events.md): each publisher checks `hasSubscribers` before it builds a payload.
+
+/** One refused credential: the log line, and the `refused` event with its fixed reason code. */
 function refuse (request: FastifyRequest, method: AuthMethod, failure: AuthFailure): void {
   request.log.info({ authMethod: method.name, reason: failure.reason }, 'multiauth: credentials refused')
+  if (events.refused.hasSubscribers) events.refused.publish({ ...requestFields(request), method: method.name, reason: failure.code })
 }
 
-function unauthorized (reply: FastifyReply, guard: CompiledGuard, refused: Set<AuthMethod> | undefined): Error {
+/** Credentials of `method` that cannot be decoded (a 400 unless another method admits the request). */
+function malformed (request: FastifyRequest, method: AuthMethod): void {
+  if (events.refused.hasSubscribers) events.refused.publish({ ...requestFields(request), method: method.name, reason: 'malformed' })
+}
+
+function forbidden (request: FastifyRequest, method: MethodName, user: MultiauthUser | undefined, missing: ForbiddenEvent['missing']): void {
+  if (events.forbidden.hasSubscribers) events.forbidden.publish({ ...requestFields(request), method, userId: userIdOf(user), missing })
+}
+
+/**
+ * A credential valid in itself that this request may not use: the 403 its failure carries. The
+ * only such failure is a session cookie on an unsafe cross-site request (src/methods/session/).
+ */
+function forbiddenByFailure (request: FastifyRequest, method: AuthMethod, failure: ForbiddingFailure): Error {
+  forbidden(request, method.name, undefined, 'same-site')
+  return failure.forbidden()
+}
+
+/** The 401 (its challenges on the reply); with nothing presented (`refused` undefined), a `refused` event with reason `missing`. */
+function unauthorized (request: FastifyRequest, reply: FastifyReply, guard: CompiledGuard, refused: Set<AuthMethod> | undefined): Error {
+  if (refused === undefined && events.refused.hasSubscribers) events.refused.publish({ ...requestFields(request), method: undefined, reason: 'missing' })
   const challenges = refused === undefined
     ? guard.missingChallenges
     : guard.methods.flatMap((m) => {
@@ -184,16 +228,16 @@ function admitNow (ctx: GuardContext, guard: CompiledGuard, method: AuthMethod, 
   try {
     roles = ctx.roles(success.user, request)
   } catch (err) {
-    throw callbackError(err)
+    throw callbackError(err, 'roles', request)
   }
-  if (isThenable(roles)) return boundedCallback(ctx.timeoutMs, roles).then((value) => enforce(guard, method, success, normaliseRoles(value), request, reply))
-  return enforce(guard, method, success, normaliseRoles(roles), request, reply)
+  if (isThenable(roles)) return boundedCallback(ctx.timeoutMs, roles, 'roles', request).then((value) => enforce(guard, method, success, normaliseRoles(value, request), request, reply))
+  return enforce(guard, method, success, normaliseRoles(roles, request), request, reply)
 }
 
 function enforce (guard: CompiledGuard, method: AuthMethod, success: AuthSuccess, roles: readonly string[], request: FastifyRequest, reply: FastifyReply): undefined {
   // Every method hands an array of strings; a custom AuthMethod's string would match as a substring.
   const scopes = success.scopes === undefined ? NO_STRINGS : stringList(success.scopes)
-  if (scopes === undefined) throw callbackError(new TypeError(`the ${method.name} method reported scopes that are not an array of strings`))
+  if (scopes === undefined) throw callbackError(new TypeError(`the ${method.name} method reported scopes that are not an array of strings`), callbackOf(method, undefined), request)
   const auth = {
     method: success.method,
     user: success.user,
@@ -204,27 +248,50 @@ function enforce (guard: CompiledGuard, method: AuthMethod, success: AuthSuccess
     provider: success.provider,
     ...(success.issuer === undefined ? {} : { issuer: success.issuer })
   } as AuthInfo
+  // Once per request: a second guard on it (a scope hook and a route hook) admits it again, silently.
+  const first = events.authenticated.hasSubscribers && request.auth === null
   setRequestUser(request, success.user)
   request.auth = auth
   const rolesOk = guard.roles === undefined || guard.roles.some((all) => all.every((r) => roles.includes(r)))
   const scopesOk = guard.scopes === undefined || guard.scopes.every((s) => scopes.includes(s))
   if (!rolesOk || !scopesOk) {
     request.log.info({ authMethod: method.name, reason: rolesOk ? 'missing scope' : 'missing role' }, 'multiauth: access forbidden')
+    forbidden(request, success.method, success.user, rolesOk ? 'scope' : 'role')
     if (method.forbiddenChallenge !== undefined) reply.header('www-authenticate', method.forbiddenChallenge)
     throw new ForbiddenError()
   }
+  if (first) {
+    events.authenticated.publish({
+      ...requestFields(request),
+      method: success.method,
+      userId: userIdOf(success.user),
+      keyId: success.keyId,
+      provider: success.provider,
+      issuer: success.issuer
+    })
+  }
   return undefined
 }
+
+/** A refusal that carries its own 403. */
+type ForbiddingFailure = AuthFailure & { forbidden: () => Error }
+
+function hasForbidden (failure: AuthFailure): failure is ForbiddingFailure {
+  return failure.forbidden !== undefined
+}
+
+const DIFFERENT_USERS = new AuthFailure('different-users', 'methods identified different users')
 
 /** What an any-of guard remembers about refused credentials; only made once one is refused. */
 interface Refusals {
   badRequest?: Error
   refused?: Set<AuthMethod>
-  forbidden?: AuthFailure
+  /** The first credential refused with a 403 of its own (a session cookie sent cross-site), and its method. */
+  forbidden?: { failure: ForbiddingFailure, method: AuthMethod }
 }
 
 /** Compiles one guard spec into its check. All checking of the spec happens here, once. */
-function compileCheck (ctx: GuardContext, spec: GuardSpec): { check: GuardRun, description: GuardDescription } {
+function compileCheck (ctx: GuardContext, spec: GuardSpec): { check: GuardRun, description: GuardDescription, names: readonly MethodName[] } {
   const guard = compile(ctx, spec)
   const { methods } = guard
 
@@ -232,13 +299,13 @@ function compileCheck (ctx: GuardContext, spec: GuardSpec): { check: GuardRun, d
   function allAccept (method: AuthMethod, outcome: AuthSuccess | AuthFailure, first: AuthSuccess | undefined, request: FastifyRequest, reply: FastifyReply): AuthSuccess {
     if (outcome instanceof AuthFailure) {
       refuse(request, method, outcome)
-      if (outcome.forbidden !== undefined) throw outcome.forbidden()
-      throw unauthorized(reply, guard, new Set([method]))
+      if (hasForbidden(outcome)) throw forbiddenByFailure(request, method, outcome)
+      throw unauthorized(request, reply, guard, new Set([method]))
     }
     if (first === undefined) return outcome
     if (!sameUser(first.user, outcome.user)) {
-      refuse(request, method, new AuthFailure('different-users', 'methods identified different users'))
-      throw unauthorized(reply, guard, new Set([method]))
+      refuse(request, method, DIFFERENT_USERS)
+      throw unauthorized(request, reply, guard, new Set([method]))
     }
     return first
   }
@@ -247,8 +314,14 @@ function compileCheck (ctx: GuardContext, spec: GuardSpec): { check: GuardRun, d
   function allFrom (start: number, first: AuthSuccess | undefined, request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
     for (let i = start; i < methods.length; i++) {
       const method = methods[i] as AuthMethod
-      const credentials = method.extract(request)
-      if (credentials === undefined) throw unauthorized(reply, guard, undefined)
+      let credentials: unknown
+      try {
+        credentials = method.extract(request)
+      } catch (err) {
+        if (err instanceof BadRequestError) malformed(request, method)
+        throw err
+      }
+      if (credentials === undefined) throw unauthorized(request, reply, guard, undefined)
       const outcome = runVerify(ctx, method, credentials, request, reply)
       if (isThenable(outcome)) {
         const before = first
@@ -267,7 +340,7 @@ function compileCheck (ctx: GuardContext, spec: GuardSpec): { check: GuardRun, d
   function anyRefused (refusals: Refusals | undefined, method: AuthMethod, failure: AuthFailure, request: FastifyRequest): Refusals {
     refuse(request, method, failure)
     const state = refusals ?? {}
-    if (failure.forbidden !== undefined) state.forbidden ??= failure
+    if (hasForbidden(failure)) state.forbidden ??= { failure, method }
     else (state.refused ??= new Set()).add(method)
     return state
   }
@@ -285,6 +358,7 @@ function compileCheck (ctx: GuardContext, spec: GuardSpec): { check: GuardRun, d
         credentials = method.extract(request)
       } catch (err) {
         if (!(err instanceof BadRequestError)) throw err
+        malformed(request, method)
         // Keep going: another method may still admit the request (any-of).
         refusals ??= {}
         refusals.badRequest ??= err
@@ -304,11 +378,11 @@ function compileCheck (ctx: GuardContext, spec: GuardSpec): { check: GuardRun, d
     // Every presented credential was refused, or none was presented.
     if (refusals === undefined) {
       if (guard.optional) return undefined
-      throw unauthorized(reply, guard, undefined)
+      throw unauthorized(request, reply, guard, undefined)
     }
-    if (refusals.forbidden?.forbidden !== undefined) throw refusals.forbidden.forbidden()
+    if (refusals.forbidden !== undefined) throw forbiddenByFailure(request, refusals.forbidden.method, refusals.forbidden.failure)
     if (refusals.badRequest !== undefined) throw refusals.badRequest
-    throw unauthorized(reply, guard, refusals.refused)
+    throw unauthorized(request, reply, guard, refusals.refused)
   }
 
   function checkAny (request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
@@ -318,16 +392,18 @@ function compileCheck (ctx: GuardContext, spec: GuardSpec): { check: GuardRun, d
 
   const check = guard.all ? checkAll : checkAny
   const { limits } = ctx
+  const { names } = guard
   // For the OpenAPI document (src/integrations/openapi.ts): read at startup, never per request.
   const description = { methods, all: guard.all, scopes: guard.scopes ?? NO_STRINGS, optional: guard.optional }
-  if (limits === undefined) return { check, description }
+  if (limits === undefined) return { check, description, names }
   // Synchronous when the counters are in this process and nothing has to wait.
   return {
     check: function limitedCheck (request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
       if (isPreflight(request)) return undefined
       return limits.guard(check, request, reply)
     },
-    description
+    description,
+    names
   }
 }
 
@@ -345,11 +421,12 @@ export interface MultiauthGuardHook {
 const RESOLVED: Promise<void> = Promise.resolve()
 
 export function createGuard (ctx: GuardContext, spec: GuardSpec): MultiauthGuardHook {
-  const { check, description } = compileCheck(ctx, spec)
+  const { check, description, names } = compileCheck(ctx, spec)
   function multiauthGuard (request: FastifyRequest, reply: FastifyReply, done?: HookHandlerDoneFunction): Promise<void> | undefined {
     let pending: Promise<void> | undefined
     try {
-      pending = check(request, reply)
+      // Traced only while someone listens (docs/events.md); otherwise exactly the check.
+      pending = tracingActive() ? traceGuard(check, names, request, reply) : check(request, reply)
     } catch (err) {
       if (done === undefined) return Promise.reject(err)
       done(err as Error)
@@ -368,23 +445,9 @@ export function createGuard (ctx: GuardContext, spec: GuardSpec): MultiauthGuard
  * (`(request, reply) => Promise<void>`, what @fastify/auth expects).
  */
 export function createVerifier (ctx: GuardContext, name: MethodName): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
-  const { check, description } = compileCheck(ctx, [name])
+  const { check, description, names } = compileCheck(ctx, [name])
   return describeGuard(async function multiauthVerify (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const pending = check(request, reply)
+    const pending = tracingActive() ? traceGuard(check, names, request, reply) : check(request, reply)
     if (pending !== undefined) await pending
   }, description)
-}
-
-/**
- * A CORS preflight carries no credentials by design (Fetch standard), so a guard must let a CORS
- * plugin answer it — but never let an application handler run anonymously. The guard therefore
- * skips a preflight only when the handler about to run is @fastify/cors's catch-all `OPTIONS *`
- * route (its hook answered, or will answer, with CORS headers and no data). A route that handles
- * OPTIONS itself (`app.all`, a method list with OPTIONS) is guarded for preflights like any request.
- * Usually @fastify/cors answers in its own `onRequest` hook before any route's guard runs.
- */
-function isPreflight (request: FastifyRequest): boolean {
-  if (request.method !== 'OPTIONS' || request.headers['access-control-request-method'] === undefined) return false
-  const route = request.routeOptions
-  return route.url === '*' && route.method === 'OPTIONS' && request.server.hasPlugin('@fastify/cors')
 }

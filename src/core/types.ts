@@ -1,3 +1,4 @@
+import type { CallbackName } from './events.js'
 import type { AuthFailure } from './outcome.js'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 
@@ -98,6 +99,13 @@ export interface AuthMethod {
   extract (request: FastifyRequest): unknown
   /** Checks present credentials. Rejects (or throws) only for server-side failures. */
   verify (credentials: any, request: FastifyRequest, reply: FastifyReply): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure>
+  /**
+   * The option path of the application callback `verify` runs for these credentials (a constant,
+   * e.g. `apiKey.findKey`), naming it in the `callback:error` and `callback:timeout` events.
+   * Read only when a verification failed or is bounded. Default: the method's usual callback
+   * (`basic.verify`, `token.findUser`, `apiKey.verify`, `session.findUser`).
+   */
+  callbackOf? (credentials: unknown): CallbackName
   /** Registration-time work: registering @fastify/jwt, routes, hooks. Runs once. */
   setup? (app: FastifyInstance): Promise<void> | void
   /** True when this method's successes may carry `roles` (so `authGuard({ roles })` works without the `roles` option). */

@@ -1,11 +1,13 @@
 import fastifyRateLimit, { normalizeIP } from '@fastify/rate-limit'
 import type { RateLimitPluginOptions } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { CallbackError, MultiauthOptionError, TooManyRequestsError } from '../core/errors.js'
+import { MultiauthOptionError, TooManyRequestsError } from '../core/errors.js'
+import { events, requestFields } from '../core/events.js'
+import type { RateLimitedEvent } from '../core/events.js'
 import type { GuardLimits, GuardRun, VerifyOutcome } from '../core/guard.js'
 import { sha256Text } from '../lib/hash.js'
 import { isRedisStore } from '../stores/redis.js'
-import { boundedStore } from '../core/callbacks.js'
+import { boundedStore, callbackError } from '../core/callbacks.js'
 import type { MultiauthStore } from '../stores/types.js'
 import { AuthFailure, isThenable } from '../core/outcome.js'
 import type { AuthMethod, AuthSuccess } from '../core/types.js'
@@ -32,6 +34,7 @@ const DEFAULTS: RateLimitOptions = Object.freeze({})
 const NO_DEFAULT_BUDGET: Budget = Object.freeze({ max: Number.MAX_SAFE_INTEGER, timeWindow: 60_000 })
 
 const defaultNormalizeUsername = (username: string): string => username.normalize('NFC').toLowerCase()
+const NORMALIZE_USERNAME = 'rateLimit.failuresPerUser.normalizeUsername'
 
 // Per-request inputs for @fastify/rate-limit's keyGenerator/max/timeWindow callbacks.
 const kSubject = Symbol('multiauth.rateLimit.subject')
@@ -58,10 +61,13 @@ function setHeaders (reply: FastifyReply, result: LimitResult, remaining: number
   reply.header('ratelimit-reset', result.ttlInSeconds)
 }
 
-function tooMany (reply: FastifyReply, result: LimitResult): Error {
+/** Every 429 the plugin answers: `budget` says which was spent (the `rate-limited` event; never the username or key). */
+function tooMany (request: FastifyRequest, reply: FastifyReply, result: LimitResult, budget: RateLimitedEvent['budget']): Error {
   const seconds = Math.max(1, result.ttlInSeconds)
   setHeaders(reply, result, 0)
   reply.header('retry-after', seconds)
+  const channel = events['rate-limited']
+  if (channel.hasSubscribers) channel.publish({ ...requestFields(request), budget, retryAfter: seconds })
   return new TooManyRequestsError(String(seconds))
 }
 
@@ -122,7 +128,7 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, ctx
   const redis = isRedisStore(ctx.store) ? ctx.store : undefined
   const call = redis === undefined
     ? async (limiter: Limiter, request: FastifyRequest, callOptions?: { increment: boolean }) => await limiter(request, callOptions)
-    : async (limiter: Limiter, request: FastifyRequest, callOptions?: { increment: boolean }) => await boundedStore(redis.commandTimeout, limiter(request, callOptions))
+    : async (limiter: Limiter, request: FastifyRequest, callOptions?: { increment: boolean }) => await boundedStore(redis.commandTimeout, limiter(request, callOptions), redis.health)
 
   async function register (namespace: string, settings: RateLimitPluginOptions): Promise<Limiter> {
     let limiter: Limiter | undefined
@@ -167,14 +173,14 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, ctx
   app.decorate(kFailureGates, { ip: ipAttempts, user: userAttempts } satisfies FailureGates)
 
   /** The per-username counter's key: normalised (the application's function may throw: a 500), then hashed. */
-  function userKey (username: string): string {
+  function userKey (username: string, request: FastifyRequest): string {
     let normal: unknown
     try {
       normal = normalizeUsername(username)
     } catch (err) {
-      throw new CallbackError({ cause: err })
+      throw callbackError(err, NORMALIZE_USERNAME, request)
     }
-    if (typeof normal !== 'string') throw new CallbackError({ cause: new TypeError('rateLimit.failuresPerUser.normalizeUsername must return a string') })
+    if (typeof normal !== 'string') throw callbackError(new TypeError('rateLimit.failuresPerUser.normalizeUsername must return a string'), NORMALIZE_USERNAME, request)
     // Hashed: counters must not put user names (or tokens, with allowToken) in Redis, and stay small in memory.
     return sha256Text(normal, 'base64url').slice(0, 22)
   }
@@ -184,7 +190,7 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, ctx
   function runForIp (ip: string, spent: Admission, run: GuardRun, request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
     if (spent !== undefined) {
       request.log.info({ reason: 'too many failed attempts from this IP' }, 'multiauth: rate limited')
-      throw tooMany(reply, spent)
+      throw tooMany(request, reply, spent, 'failures-per-ip')
     }
     const attempts = ipAttempts as FailureGate
     let pending
@@ -213,7 +219,7 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, ctx
     const attempts = userAttempts as FailureGate
     if (spent !== undefined) {
       request.log.info({ reason: 'too many failed attempts for this username' }, 'multiauth: rate limited')
-      throw tooMany(reply, spent)
+      throw tooMany(request, reply, spent, 'failures-per-user')
     }
     let outcome
     try {
@@ -246,7 +252,7 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, ctx
 
     verify (method: AuthMethod, credentials: unknown, request: FastifyRequest, reply: FastifyReply, run: () => VerifyOutcome): VerifyOutcome {
       if (userAttempts === undefined || method.name !== 'basic') return run()
-      const key = userKey((credentials as { username: string }).username)
+      const key = userKey((credentials as { username: string }).username, request)
       const admission = userAttempts.enter(key, request, reply)
       if (!isThenable(admission)) return verifyForUser(key, admission, request, reply, run)
       return admission.then((spent) => verifyForUser(key, spent, request, reply, run))
@@ -274,7 +280,7 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, ctx
     const result = await call(limiter, request)
     if (result.isExceeded) {
       request.log.info({ reason: 'rate limit of the credential exceeded', keyId: success.keyId }, 'multiauth: rate limited')
-      throw tooMany(reply, result)
+      throw tooMany(request, reply, result, 'per-credential')
     }
     setHeaders(reply, result, result.remaining)
   }

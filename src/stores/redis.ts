@@ -3,6 +3,7 @@ import { boundedStore } from '../core/callbacks.js'
 import { durationMs } from '../core/durations.js'
 import type { Duration } from '../core/durations.js'
 import { MultiauthOptionError } from '../core/errors.js'
+import { StoreHealth } from './health.js'
 import { loadPeers } from '../core/peer.js'
 import type { MultiauthStore, WriteOptions } from './types.js'
 import { defineScripts } from './redis-scripts.js'
@@ -129,6 +130,8 @@ export class RedisStore implements MultiauthStore {
   readonly allowEviction: boolean
   /** See `RedisStoreOptions.waitForReplicas` (the timeout in ms), or `undefined`. */
   readonly waitForReplicas: { replicas: number, timeout: number } | undefined
+  /** @internal Whether Redis answers (`store:unavailable`, `store:recovered`); the rate-limit counters on this client report to it too. */
+  readonly health = new StoreHealth('RedisStore')
   readonly #owned: boolean
   readonly #timeout: number
   readonly #scripts: Scripts
@@ -190,7 +193,7 @@ export class RedisStore implements MultiauthStore {
    */
   async #write<T> (durable: boolean | undefined, direct: () => Promise<T>, pipelined: (pipeline: ChainableCommander & PipelineScripts) => ChainableCommander): Promise<T> {
     const wait = durable === true ? this.waitForReplicas : undefined
-    if (wait === undefined) return await boundedStore(this.#timeout, direct())
+    if (wait === undefined) return await boundedStore(this.#timeout, direct(), this.health)
     const pipeline = pipelined(this.client.pipeline() as ChainableCommander & PipelineScripts).wait(wait.replicas, wait.timeout)
     const replies = await boundedStore(this.#timeout + wait.timeout, (async () => {
       const results = await pipeline.exec()
@@ -201,17 +204,17 @@ export class RedisStore implements MultiauthStore {
         throw new Error(`WAIT: ${String(acknowledged)} of ${wait.replicas} replicas acknowledged the write within ${wait.timeout} ms`)
       }
       return results
-    })())
+    })(), this.health)
     return replies[0]?.[1] as T
   }
 
   async get (key: string): Promise<string | null> {
-    return await boundedStore(this.#timeout, this.client.get(this.prefix + key))
+    return await boundedStore(this.#timeout, this.client.get(this.prefix + key), this.health)
   }
 
   /** Keys of one hash slot on a Cluster (the plugin tags the keys it reads together). */
   async getMany (keys: readonly string[]): Promise<Array<string | null>> {
-    return await boundedStore(this.#timeout, this.client.mget(keys.map((key) => this.prefix + key)))
+    return await boundedStore(this.#timeout, this.client.mget(keys.map((key) => this.prefix + key)), this.health)
   }
 
   async set (key: string, value: string, ttlMs: number, options?: WriteOptions): Promise<void> {
@@ -221,7 +224,7 @@ export class RedisStore implements MultiauthStore {
   }
 
   async setIfAbsent (key: string, value: string, ttlMs: number): Promise<boolean> {
-    const result = await boundedStore(this.#timeout, this.client.set(this.prefix + key, value, 'PX', ttl(ttlMs), 'NX'))
+    const result = await boundedStore(this.#timeout, this.client.set(this.prefix + key, value, 'PX', ttl(ttlMs), 'NX'), this.health)
     return result === 'OK'
   }
 
@@ -239,7 +242,7 @@ export class RedisStore implements MultiauthStore {
 
   async addCapped (key: string, member: string, max: number, ttlMs: number): Promise<string[]> {
     if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`addCapped: max must be a positive integer (got ${max})`)
-    return await boundedStore(this.#timeout, this.#scripts.multiauthAddCapped(this.prefix + key, member, max, ttl(ttlMs)))
+    return await boundedStore(this.#timeout, this.#scripts.multiauthAddCapped(this.prefix + key, member, max, ttl(ttlMs)), this.health)
   }
 
   async delete (key: string, options?: WriteOptions): Promise<void> {
@@ -248,7 +251,7 @@ export class RedisStore implements MultiauthStore {
   }
 
   async increment (key: string, ttlMs: number): Promise<number> {
-    return await boundedStore(this.#timeout, this.#scripts.multiauthIncrement(this.prefix + key, ttl(ttlMs)))
+    return await boundedStore(this.#timeout, this.#scripts.multiauthIncrement(this.prefix + key, ttl(ttlMs)), this.health)
   }
 
   /**
@@ -257,7 +260,7 @@ export class RedisStore implements MultiauthStore {
    * `settle`) so that N instances together run at most the budget.
    */
   async reserve (key: string, max: number, windowMs: number): Promise<Reservation> {
-    const [taken, refusals, inFlight, ttlMs] = await boundedStore(this.#timeout, this.#scripts.multiauthReserve(this.prefix + key, max, ttl(windowMs)))
+    const [taken, refusals, inFlight, ttlMs] = await boundedStore(this.#timeout, this.#scripts.multiauthReserve(this.prefix + key, max, ttl(windowMs)), this.health)
     return { taken: taken === 1, refusals, inFlight, ttlMs: Math.max(0, ttlMs) }
   }
 
@@ -283,7 +286,7 @@ export class RedisStore implements MultiauthStore {
       const { client } = this
       if (!isCluster(client)) return await policyOf(client, this.#timeout)
       // The primaries are known once the client has its slot map: any command waits for it.
-      await boundedStore(this.#timeout, client.ping())
+      await boundedStore(this.#timeout, client.ping(), undefined)
       const masters = client.nodes('master')
       if (masters.length === 0) return undefined
       const policies = await Promise.all(masters.map(async (node) => await policyOf(node, this.#timeout)))
@@ -301,10 +304,10 @@ export class RedisStore implements MultiauthStore {
   async connectedReplicas (): Promise<number | undefined> {
     try {
       const { client } = this
-      const nodes = isCluster(client) ? (await boundedStore(this.#timeout, client.ping()), client.nodes('master')) : [client]
+      const nodes = isCluster(client) ? (await boundedStore(this.#timeout, client.ping(), undefined), client.nodes('master')) : [client]
       if (nodes.length === 0) return undefined
       const counts = await Promise.all(nodes.map(async (node) => {
-        const info = await boundedStore(this.#timeout, node.info('replication'))
+        const info = await boundedStore(this.#timeout, node.info('replication'), undefined)
         const match = /^connected_slaves:(\d+)/m.exec(info)
         return match === null ? undefined : Number(match[1])
       }))
@@ -320,7 +323,7 @@ export class RedisStore implements MultiauthStore {
 }
 
 async function policyOf (client: Redis, timeoutMs: number): Promise<string | undefined> {
-  const reply = await boundedStore(timeoutMs, client.config('GET', 'maxmemory-policy') as Promise<unknown>)
+  const reply = await boundedStore(timeoutMs, client.config('GET', 'maxmemory-policy') as Promise<unknown>, undefined)
   const policy = Array.isArray(reply) ? reply[1] : undefined
   return typeof policy === 'string' ? policy : undefined
 }

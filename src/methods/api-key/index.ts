@@ -182,11 +182,14 @@ export function createApiKeyMethod (raw: unknown, ctx: MethodContext): AuthMetho
     return checkKey(fromHeader, 'header')
   }
 
+  const callback = options.findKey !== undefined ? 'apiKey.findKey' : 'apiKey.verify'
+
   return {
     name: 'apiKey',
     challenge: `ApiKey realm="${ctx.realm}", header="${headerLabel}"`,
     extract,
     verify: check,
+    callbackOf: () => callback,
     securitySchemes: () => ({
       apiKey: { type: 'apiKey', in: 'header', name: headerLabel },
       ...(queryName === undefined ? {} : { apiKeyQuery: { type: 'apiKey', in: 'query', name: queryName } as const })

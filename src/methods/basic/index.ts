@@ -93,6 +93,12 @@ export function decodeBasicCredentials (param: string): BasicCredentials {
   return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) }
 }
 
+/** `<token>:` credentials, which `allowToken` hands to the token method. */
+function isTokenLogin (credentials: unknown): boolean {
+  const { username, password } = (credentials ?? {}) as Partial<BasicCredentials>
+  return password === '' && username !== undefined && username !== ''
+}
+
 export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod {
   const options = checkObject(raw, 'basic') as BasicOptions
   checkKeys(options as Record<string, unknown>, OPTION_KEYS, 'basic')
@@ -214,7 +220,7 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
       // Outside the argon2 slot, and not awaited: the login succeeded and does not wait for the
       // application's write. Bounded by `callbackTimeout`; a failure or a timeout is logged, and the
       // upgrade is retried at the next login. The verified hash lets the write be conditional.
-      callAsync(ctx.timeoutMs, onRehash as NonNullable<BasicOptions['onRehash']>, record.user, newHash, record.passwordHash, request)
+      callAsync(ctx.timeoutMs, 'basic.onRehash', request, onRehash as NonNullable<BasicOptions['onRehash']>, record.user, newHash, record.passwordHash, request)
         .catch((err: unknown) => { request.log.error({ err }, 'multiauth: basic.onRehash failed') })
     }
     return { user: record.user, method: 'basic' }
@@ -227,6 +233,7 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
   }
 
   const check = findCredential !== undefined ? checkStoredPassword : callVerify
+  const callback = findCredential !== undefined ? 'basic.findCredential' : 'basic.verify'
 
   return {
     name: 'basic',
@@ -245,6 +252,8 @@ export function createBasicMethod (raw: unknown, ctx: MethodContext): AuthMethod
       if (username === '') return EMPTY_USERNAME
       return check(username, password, request, reply)
     },
+    // A token sent as the user-id (allowToken) is verified by the token method: its findUser runs.
+    callbackOf: (credentials) => allowToken && isTokenLogin(credentials) ? 'token.findUser' : callback,
     async setup (app) {
       attachCredentialCache(app, cache)
       if (allowToken && !ctx.methods.has('token')) {

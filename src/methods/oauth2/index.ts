@@ -239,7 +239,7 @@ export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMetho
           throw isOwnError(err) ? err : providerError('provider exchange failed', err)
         }
         const { profile, tokens } = identity
-        const user = await callAsync(ctx.timeoutMs, findUser, profile, tokens, request)
+        const user = await callAsync(ctx.timeoutMs, 'oauth2.findUser', request, findUser, profile, tokens, request)
         if (!user) throw refused(request, p.name, 'findUser refused the identity')
         try {
           await core.start(request, user, p.name)

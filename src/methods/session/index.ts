@@ -101,14 +101,14 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
   const userIdOf = options.userId ?? defaultUserId
 
   /** The id `login()` stores: `session.userId` under the one error path, and only ever a non-empty string. */
-  function storedIdOf (user: MultiauthUser): string {
+  function storedIdOf (user: MultiauthUser, request: FastifyRequest): string {
     let id: unknown
     try {
       id = userIdOf(user)
     } catch (err) {
-      throw callbackError(err)
+      throw callbackError(err, 'session.userId', request)
     }
-    if (typeof id !== 'string' || id.length === 0) throw callbackError(new TypeError('session.userId(user) must return a non-empty string'))
+    if (typeof id !== 'string' || id.length === 0) throw callbackError(new TypeError('session.userId(user) must return a non-empty string'), 'session.userId', request)
     return id
   }
   const secure = options.secure ?? true
@@ -129,7 +129,7 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
   const core: SessionCore = {
     async start (request, user, provider) {
       if (typeof request.session?.regenerate !== 'function') throw new NotConfiguredError('session')
-      const record: SessionRecord = { u: storedIdOf(user), t: Date.now() }
+      const record: SessionRecord = { u: storedIdOf(user, request), t: Date.now() }
       if (provider !== undefined) record.p = provider
       // A new id, and the old one destroyed in the store: whatever id the browser had
       // before (perhaps planted by an attacker) is worthless after login. A session begun in

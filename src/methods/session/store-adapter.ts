@@ -3,6 +3,7 @@ import { StoreUnavailableError } from '../../core/errors.js'
 import type { SessionStore } from '../../core/peer.js'
 import { isPlainObject } from '../../core/validate.js'
 import { sha256Text } from '../../lib/hash.js'
+import { healthOf } from '../../stores/health.js'
 import { kGetLocal, kSetLocalUnless, MemoryStore } from '../../stores/memory.js'
 import type { MultiauthStore } from '../../stores/types.js'
 
@@ -153,19 +154,31 @@ export class SessionStoreAdapter implements SessionStore {
  * A @fastify/session store the application passed (`session.store`), under the one error path:
  * each call bounded by the plugin's `callbackTimeout`, and whatever it fails with handed to
  * @fastify/session as a 503 `StoreUnavailableError` (the original as `cause`), so no driver
- * message reaches a client through Fastify's default error handler.
+ * message reaches a client through Fastify's default error handler. Its failures and recovery are
+ * reported like those of a custom `MultiauthStore` (`store:unavailable`, `store:recovered`).
  */
 export function boundSessionStore (store: SessionStore, timeoutMs: number): SessionStore {
+  const health = healthOf(store)
   function guarded (callback: (err?: unknown, result?: any) => void): (err?: unknown, result?: any) => void {
     let settled = false
-    const timer = timeoutMs === 0 ? undefined : setTimeout(() => finish(new StoreUnavailableError()), timeoutMs)
+    const timer = timeoutMs === 0 ? undefined : setTimeout(timedOut, timeoutMs)
+    function timedOut (): void {
+      if (settled) return
+      health.failed('timeout')
+      finish(new StoreUnavailableError())
+    }
     function finish (err?: unknown, result?: any): void {
       if (settled) return
       settled = true
       clearTimeout(timer)
       // ENOENT is how connect-style stores say "no such session" (@fastify/session starts a new one): not a failure.
-      if (err === undefined || err === null || (err as { code?: unknown }).code === 'ENOENT') callback(err, result)
-      else callback(storeError(err))
+      if (err === undefined || err === null || (err as { code?: unknown }).code === 'ENOENT') {
+        if (health.down) health.recovered()
+        callback(err, result)
+      } else {
+        health.failed('error')
+        callback(storeError(err))
+      }
     }
     return finish
   }

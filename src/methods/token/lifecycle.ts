@@ -146,15 +146,15 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
 
   async function claimsOf (user: MultiauthUser, request: FastifyRequest | undefined): Promise<TokenClaimsInput> {
     const claims = claimsFor === undefined
-      ? await callAsync(timeoutMs, defaultClaims, user)
-      : await callAsync(timeoutMs, claimsFor, user, request)
+      ? await callAsync(timeoutMs, 'token.claims', request, defaultClaims, user)
+      : await callAsync(timeoutMs, 'token.claims', request, claimsFor, user, request)
     if (!isPlainObject(claims) || typeof claims.sub !== 'string' || claims.sub.length === 0) {
       // Through the one error path: a 500 for the client, the reason in the log.
-      throw callbackError(new TypeError('fastify-multiauth: token.claims(user) must return an object with a non-empty string `sub`'))
+      throw callbackError(new TypeError('fastify-multiauth: token.claims(user) must return an object with a non-empty string `sub`'), 'token.claims', request)
     }
     const { scope } = claims
     if (scope !== undefined && typeof scope !== 'string' && !(Array.isArray(scope) && scope.every((s) => typeof s === 'string' && !s.includes(' ')))) {
-      throw callbackError(new TypeError('fastify-multiauth: token.claims(user) returned a `scope` that is neither a string nor an array of scope strings'))
+      throw callbackError(new TypeError('fastify-multiauth: token.claims(user) returned a `scope` that is neither a string nor an array of scope strings'), 'token.claims', request)
     }
     return claims
   }
@@ -250,7 +250,7 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
         await store.delete(FAMILY + family, DURABLE)
         return refuse('user logged out everywhere')
       }
-      const user = await callAsync(timeoutMs, findUser, record.c as TokenClaims, request)
+      const user = await callAsync(timeoutMs, 'token.findUser', request, findUser, record.c as TokenClaims, request)
       if (!user) return refuse('findUser returned no user for the refresh token')
       const claims = await claimsOf(user, request)
       const nextSecret = randomBytes(32).toString('base64url')

@@ -56,12 +56,12 @@ t.setTimeout(600_000)
 // The runtime exports: the public surface of src/index.ts, nothing more (0.x's login, logout,
 // clearVerifiedCredentials and UnauthorizedError are gone). The same names from import and require.
 const EXPORTS = [
-  'BadRequestError', 'BusyError', 'CallbackError', 'CallbackTimeoutError', 'CredentialsInvalidError', 'CredentialsMissingError',
-  'CrossSiteError', 'ForbiddenError', 'InvalidGrantError', 'InvalidTokenRequestError', 'IssuerUnavailableError', 'MemoryStore', 'MultiauthOptionError',
-  'NotConfiguredError', 'OAuth2ProviderError', 'PASSWORD_HASH_OPTIONS', 'RedisStore', 'StoreDataError', 'StoreUnavailableError',
+  'AUTHENTICATE_TRACING_CHANNEL', 'BadRequestError', 'BusyError', 'CallbackError', 'CallbackTimeoutError', 'CredentialsInvalidError', 'CredentialsMissingError',
+  'CrossSiteError', 'ForbiddenError', 'InvalidGrantError', 'InvalidTokenRequestError', 'IssuerUnavailableError', 'MULTIAUTH_CHANNELS', 'MemoryStore', 'MultiauthOptionError',
+  'NotConfiguredError', 'OAUTH2_REFUSAL_REASONS', 'OAuth2ProviderError', 'PASSWORD_HASH_OPTIONS', 'REFUSAL_REASONS', 'RedisStore', 'StoreDataError', 'StoreUnavailableError',
   'TooManyRequestsError', 'UnsupportedGrantTypeError', 'UnsupportedTokenTypeError', 'apiKeyId', 'apiKeyMatches', 'constantTimeEqual',
   'default', 'describeApiKey', 'fastifyMultiauth', 'generateApiKey', 'hashApiKey', 'hashPassword', 'isApiKey', 'multiauthOpenApi',
-  'needsRehash', 'parseApiKey', 'rotateApiKey', 'verifyPassword'
+  'needsRehash', 'parseApiKey', 'readApiKeyUsage', 'rotateApiKey', 'verifyPassword'
 ]
 
 // Basic (argon2id hash made by the package's own helper) and API keys, one guarded route.

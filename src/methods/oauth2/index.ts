@@ -29,6 +29,7 @@ const OPTION_KEYS = ['providers', 'baseUrl', 'prefix', 'findUser', 'redirect', '
 class IdTokenRefusal {
   constructor (readonly code: Extract<OAuth2RefusalReason, 'id-token' | 'nonce'>, readonly detail: string) {}
 }
+
 export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMethod {
   const [fastifyOauth2, { createRemoteJWKSet, errors: joseErrors, jwtVerify }] = loadPeers('the "oauth2" option', ['@fastify/oauth2', 'jose'])
   /** jose errors that mean "this id_token is not valid for us" (401), as opposed to a provider or network failure (502). */

@@ -57,8 +57,9 @@ t.setTimeout(600_000)
 // clearVerifiedCredentials and UnauthorizedError are gone). The same names from import and require.
 const EXPORTS = [
   'AUTHENTICATE_TRACING_CHANNEL', 'BadRequestError', 'BusyError', 'CallbackError', 'CallbackTimeoutError', 'CredentialsInvalidError', 'CredentialsMissingError',
-  'CrossSiteError', 'ForbiddenError', 'InvalidGrantError', 'InvalidTokenRequestError', 'IssuerUnavailableError', 'MULTIAUTH_CHANNELS', 'MemoryStore', 'MultiauthOptionError',
-  'NotConfiguredError', 'OAUTH2_REFUSAL_REASONS', 'OAuth2ProviderError', 'PASSWORD_HASH_OPTIONS', 'REFUSAL_REASONS', 'RedisStore', 'StoreDataError', 'StoreUnavailableError',
+  'CrossSiteError', 'ForbiddenError', 'InvalidGrantError', 'InvalidTokenRequestError', 'IssuerUnavailableError',
+  'MULTIAUTH_CHANNELS', 'MemoryStore', 'MultiauthOptionError', 'NotConfiguredError', 'OAUTH2_REFUSAL_REASONS', 'OAuth2ProviderError', 'PASSWORD_HASH_OPTIONS',
+  'REFUSAL_REASONS', 'RedisStore', 'StoreDataError', 'StoreUnavailableError',
   'TooManyRequestsError', 'UnsupportedGrantTypeError', 'UnsupportedTokenTypeError', 'apiKeyId', 'apiKeyMatches', 'constantTimeEqual',
   'default', 'describeApiKey', 'fastifyMultiauth', 'generateApiKey', 'hashApiKey', 'hashPassword', 'isApiKey', 'multiauthOpenApi',
   'needsRehash', 'parseApiKey', 'readApiKeyUsage', 'rotateApiKey', 'verifyPassword'

@@ -13,11 +13,11 @@ export type { Duration } from './core/durations.js'
 
 // Methods' options
 export type { BasicOptions, BasicCredential } from './methods/basic/index.js'
-export type { ApiKeyOptions } from './methods/api-key/index.js'
+export type { ApiKeyOptions, ApiKeyUsage, ApiKeyUsageOptions, ApiKeyUsageTotals } from './methods/api-key/index.js'
 export type { SessionOptions, SessionCsrfOptions, AuthSessions } from './methods/session/index.js'
 export type { OAuth2Options, OAuth2ProviderOptions, OAuth2Profile, OAuth2Tokens } from './methods/oauth2/index.js'
 export type {
-  AuthTokens, IssuedTokens, IssueOptions, TokenClaims, TokenClaimsInput, TokenKey, TokenKeyMaterial, TokenOptions, TokenRoutesOptions, PublishKeysOptions,
+  AuthTokens, IssuedTokens, IssueOptions, RevokeOptions, TokenClaims, TokenClaimsInput, TokenKey, TokenKeyMaterial, TokenOptions, TokenRoutesOptions, PublishKeysOptions,
   TrustedIssuer, TrustedIssuerAlgorithm
 } from './methods/token/index.js'
 export type { AuthCache, VerifiedCredentialCacheOptions } from './methods/basic/credential-cache.js'
@@ -35,6 +35,7 @@ export { hashPassword, verifyPassword, needsRehash, constantTimeEqual, PASSWORD_
 export {
   generateApiKey, rotateApiKey, parseApiKey, isApiKey, apiKeyId, hashApiKey, describeApiKey, apiKeyMatches
 } from './methods/api-key/key-format.js'
+export { readApiKeyUsage } from './methods/api-key/usage.js'
 export type {
   ApiKeyRecord, GeneratedApiKey, GenerateApiKeyOptions, KeyRateLimit, ParsedApiKey, RotateApiKeyOptions,
   RotatedApiKey, RotatedFrom, RotationSource
@@ -42,7 +43,7 @@ export type {
 export { multiauthOpenApi } from './integrations/openapi.js'
 
 // Security events (node:diagnostics_channel; docs/events.md)
-export { MULTIAUTH_CHANNELS, AUTHENTICATE_TRACING_CHANNEL, REFUSAL_REASONS } from './core/events.js'
+export { MULTIAUTH_CHANNELS, AUTHENTICATE_TRACING_CHANNEL, REFUSAL_REASONS, OAUTH2_REFUSAL_REASONS } from './core/events.js'
 export type {
   MultiauthEvents, MultiauthEventName, RefusalReason, OAuth2RefusalReason, RequestFields, MaybeRequestFields, AuthenticateContext,
   AuthenticatedEvent, RefusedEvent, ForbiddenEvent, RateLimitedEvent, TokenIssuedEvent, TokenRefreshedEvent, TokenRefreshReusedEvent,

@@ -5,7 +5,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { portClosed, root, runFlow, startExample, statuses } from './helpers/example-process.js'
-import { freePort, redisSkipReason } from './helpers/redis.js'
+import { freePort, redisSkipReason, startRedis } from './helpers/redis.js'
+import { apiKeyId } from '../src/index.js'
 
 // The example as a user runs it: one command, its own redis-server, real HTTP; the admin script
 // against the same Redis; and what a user without Redis sees.
@@ -42,6 +43,7 @@ t.test('examples/api-keys-redis: server and admin script over real HTTP, on the 
   t.same(statuses(out), [200, 200, 403], 'the demo key on /orders; a key issued by admin.ts: /me yes, /orders no (scope)')
   t.match(out, '{"orders":[{"id":1,"item":"coffee"}]} HTTP 200')
   t.match(out, /^www-authenticate: ApiKey realm="orders-api", header="X-API-Key"\r$/m, 'no key: 401 with the challenge')
+  t.match(out, /^1 request, last \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/m, 'admin.ts usage $KEY: the demo key\'s first request, written at once')
 
   const call = async (key: string | undefined, path = '/orders'): Promise<Response> => await fetch(base + path, { headers: key === undefined ? {} : { 'x-api-key': key } })
   const ok = await call(demoKey)
@@ -77,12 +79,40 @@ t.test('examples/api-keys-redis: server and admin script over real HTTP, on the 
   t.equal(listed.length, 6, "demo, carol (from the printed flow), dave, erin, frank and frank's rotated key")
   t.notOk(JSON.stringify(listed).includes(issued.key), 'list never shows a key')
   t.ok(listed.every((r) => r.hash === undefined), 'nor a hash')
+  t.match(listed.find((r) => r.id === apiKeyId(demoKey)), { usage: { count: Number, lastUsedAt: String } }, 'list shows each key\'s usage')
+  t.match(listed.find((r) => r.id === testKey.id), { usage: null }, 'a key refused for its environment was never used')
 
   // Stopping the server stops the redis-server it started.
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
   child.kill('SIGTERM')
   t.equal(await exited, 0)
   t.ok(await portClosed(Number(new URL(redisUrl).port)), 'its redis-server is gone')
+})
+
+t.test('examples/api-keys-redis: usage over real HTTP — every request counted once the server stops, read by admin.ts usage', { skip }, async (t) => {
+  const redis = await startRedis()
+  t.teardown(redis.stop)
+  const { base, child } = await startExample(t, 'api-keys-redis', { REDIS_URL: redis.url })
+  const issued = admin(redis.url, 'issue', 'gina', '--scopes', 'orders:read')
+  t.same(admin(redis.url, 'usage', issued.id), { count: 0, lastUsedAt: null }, 'not used yet')
+
+  const before = Date.now()
+  const codes: number[] = []
+  for (let i = 0; i < 7; i++) codes.push((await fetch(`${base}/orders`, { headers: { 'x-api-key': issued.key } })).status)
+  t.equal((await fetch(`${base}/me`, { headers: { 'x-api-key': issued.key } })).status, 200)
+  const after = Date.now()
+  t.same(codes, [200, 200, 200, 200, 200, 200, 200])
+  const running = admin(redis.url, 'usage', issued.key)
+  t.ok(running.count >= 1 && running.count <= 8, `while running: the first request at least, at most all (${running.count as number})`)
+
+  // SIGTERM: the server writes what it counted before it closes its Redis connection.
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
+  child.kill('SIGTERM')
+  t.equal(await exited, 0)
+  const usage = admin(redis.url, 'usage', issued.id)
+  t.equal(usage.count, 8, 'all 8 requests')
+  const last = Date.parse(usage.lastUsedAt)
+  t.ok(last >= before && last <= after, 'lastUsedAt is the last request\'s time')
 })
 
 t.test('examples/api-keys-redis without Redis: one line saying how to get it, exit 1, no stack trace', async (t) => {

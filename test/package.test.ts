@@ -58,11 +58,11 @@ t.setTimeout(600_000)
 const EXPORTS = [
   'AUTHENTICATE_TRACING_CHANNEL', 'BadRequestError', 'BusyError', 'CallbackError', 'CallbackTimeoutError', 'CredentialsInvalidError', 'CredentialsMissingError',
   'CrossSiteError', 'ForbiddenError', 'InvalidGrantError', 'InvalidTokenRequestError', 'IssuerUnavailableError',
-  'MULTIAUTH_CHANNELS', 'MemoryStore', 'MultiauthOptionError', 'NotConfiguredError', 'OAuth2ProviderError', 'PASSWORD_HASH_OPTIONS',
+  'MULTIAUTH_CHANNELS', 'MemoryStore', 'MultiauthOptionError', 'NotConfiguredError', 'OAUTH2_REFUSAL_REASONS', 'OAuth2ProviderError', 'PASSWORD_HASH_OPTIONS',
   'REFUSAL_REASONS', 'RedisStore', 'StoreDataError', 'StoreUnavailableError',
   'TooManyRequestsError', 'UnsupportedGrantTypeError', 'UnsupportedTokenTypeError', 'apiKeyId', 'apiKeyMatches', 'constantTimeEqual',
   'default', 'describeApiKey', 'fastifyMultiauth', 'generateApiKey', 'hashApiKey', 'hashPassword', 'isApiKey', 'multiauthOpenApi',
-  'needsRehash', 'parseApiKey', 'rotateApiKey', 'verifyPassword'
+  'needsRehash', 'parseApiKey', 'readApiKeyUsage', 'rotateApiKey', 'verifyPassword'
 ]
 
 // Basic (argon2id hash made by the package's own helper) and API keys, one guarded route.

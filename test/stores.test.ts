@@ -24,7 +24,7 @@ function contract (t: Test, name: string, make: () => Promise<{ store: ShippedSt
     const { store } = await make()
     // Assigned to the interface type: a signature that drifted from MultiauthStore fails tsc here.
     const asInterface: MultiauthStore = store
-    for (const method of ['getMany', 'setUnlessEqual', 'compareAndSet', 'addCapped'] as const) {
+    for (const method of ['getMany', 'setUnlessEqual', 'compareAndSet', 'addCapped', 'recordUsage'] as const) {
       t.type(asInterface[method], 'function', method)
     }
   })
@@ -102,12 +102,26 @@ function contract (t: Test, name: string, make: () => Promise<{ store: ShippedSt
     await advance(PAST_TTL)
     t.equal(await store.increment('c', TTL), 1, 'a new window starts after the TTL')
   })
+  t.test(`${name}: recordUsage adds counts, keeps the latest lastUsedAt, and reads back with get`, async (t) => {
+    const { store } = await make()
+    const at = 1_767_225_600_123 // ms: 13 digits written and read back exactly
+    await store.recordUsage('usage:k', 3, at, 60_000)
+    await store.recordUsage('usage:k', 2, at - 5000, 60_000)
+    t.same(JSON.parse(await store.get('usage:k') ?? 'null'), { count: 5, lastUsedAt: at }, 'an older write adds its count, not its time')
+    await store.recordUsage('usage:k', 1, at + 1, 60_000)
+    t.same(JSON.parse(await store.get('usage:k') ?? 'null'), { count: 6, lastUsedAt: at + 1 })
+    await store.set('usage:bad', '{"count":"x"}', 60_000)
+    await store.recordUsage('usage:bad', 4, at, 60_000)
+    t.same(JSON.parse(await store.get('usage:bad') ?? 'null'), { count: 4, lastUsedAt: at }, 'a value it cannot read is replaced')
+  })
   t.test(`${name}: values expire after their TTL`, async (t) => {
     const { store, advance } = await make()
     await store.set('ttl', 'v', TTL)
+    await store.recordUsage('usage:ttl', 1, 1, TTL)
     t.equal(await store.get('ttl'), 'v')
     await advance(PAST_TTL)
     t.equal(await store.get('ttl'), null)
+    t.equal(await store.get('usage:ttl'), null, 'recordUsage sets the TTL')
     t.equal(await store.setIfAbsent('ttl', 'w', TTL), true, 'an expired key can be set again')
   })
 }

@@ -1,9 +1,13 @@
-// Admin script: issue, list, rotate and revoke API keys, in the Redis the server reads.
+// Admin script: issue, list, rotate and revoke API keys, and show their usage, in the Redis the server reads.
 //
 //   REDIS_URL=redis://… npx tsx examples/api-keys-redis/admin.ts issue alice --scopes orders:read --env live --rate 100
 //   REDIS_URL=redis://… npx tsx examples/api-keys-redis/admin.ts list
+//   REDIS_URL=redis://… npx tsx examples/api-keys-redis/admin.ts usage <id or key>
 //   REDIS_URL=redis://… npx tsx examples/api-keys-redis/admin.ts rotate <id> --grace 3600   (seconds)
 //   REDIS_URL=redis://… npx tsx examples/api-keys-redis/admin.ts revoke <id>
+//
+// Usage (requests and last use) is what the server wrote: at a key's first request, then at most
+// once a minute per key, and when it stops; a running server may hold up to a minute's requests.
 //
 // REDIS_URL is required and must be the server's: the server prints the line to copy when it
 // starts (its own throwaway redis-server's address, when it was not given one).
@@ -13,6 +17,7 @@ import { Redis } from 'ioredis'
 import { generateApiKey, rotateApiKey } from '../../src/index.js'
 import { redisKeys, SetupError } from './keys.js'
 import type { KeyRepository, StoredKey } from './keys.js'
+import type { ApiKeyUsageTotals } from '../../src/index.js'
 
 const PREFIX = 'demo'
 
@@ -51,6 +56,11 @@ export async function issueKey (repo: KeyRepository, user: string, options: { en
   return { key: made.key, record }
 }
 
+function describeUsage (usage: ApiKeyUsageTotals | null): string {
+  if (usage === null) return 'never used'
+  return `${usage.count} ${usage.count === 1 ? 'request' : 'requests'}, last ${usage.lastUsedAt.toISOString()}`
+}
+
 async function main (): Promise<void> {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
@@ -81,10 +91,17 @@ async function main (): Promise<void> {
       }
       case 'list': {
         const all = await repo.list()
-        print(all.map(({ hash: _hash, ...r }) => r), all.map((r) =>
-          `${r.id}  ${r.start}…  user=${r.user.id}  scopes=${(r.scopes ?? []).join(',') || '-'}` +
+        const usages = await Promise.all(all.map(async (r) => await repo.usage(r.id)))
+        print(all.map(({ hash: _hash, ...r }, i) => ({ ...r, usage: usages[i] ?? null })), all.map((r, i) =>
+          `${r.id}  ${r.start}…  user=${r.user.id}  scopes=${(r.scopes ?? []).join(',') || '-'}  ${describeUsage(usages[i] ?? null)}` +
           (r.revoked ? '  REVOKED' : '') + (r.graceEndsAt ? `  rotated, works until ${new Date(r.graceEndsAt).toISOString()}` : '')
         ).join('\n') || '(no keys)')
+        break
+      }
+      case 'usage': {
+        if (arg === undefined) throw new Error('usage: usage <id or key>')
+        const usage = await repo.usage(arg)
+        print({ count: usage?.count ?? 0, lastUsedAt: usage?.lastUsedAt.toISOString() ?? null }, describeUsage(usage))
         break
       }
       case 'rotate': {
@@ -104,7 +121,7 @@ async function main (): Promise<void> {
         break
       }
       default:
-        throw new Error('commands: issue <user-id> | list | rotate <id> | revoke <id>')
+        throw new Error('commands: issue <user-id> | list | usage <id or key> | rotate <id> | revoke <id>')
     }
   } finally {
     await repo.close()

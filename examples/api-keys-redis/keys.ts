@@ -1,8 +1,10 @@
 // Where the example keeps its API-key records: Redis, one JSON value per key id under
 // "example:apikey:<id>", plus a set of ids. The server and admin.ts both use it, through the same
-// REDIS_URL. Records hold the SHA-256 hash, never the key.
+// REDIS_URL. Records hold the SHA-256 hash, never the key. A key's usage is the plugin's
+// (apiKey.usage), in the plugin's store in the same Redis: read with readApiKeyUsage.
 import type { Redis } from 'ioredis'
-import type { ApiKeyRecord } from '../../src/index.js'
+import { readApiKeyUsage, RedisStore } from '../../src/index.js'
+import type { ApiKeyRecord, ApiKeyUsageTotals } from '../../src/index.js'
 
 /** A setup failure for the person at the terminal (no Redis, wrong REDIS_URL): printed as one line, without a stack. */
 export class SetupError extends Error {}
@@ -25,10 +27,14 @@ export interface KeyRepository {
   get (id: string): Promise<StoredKey | null>
   put (record: StoredKey): Promise<void>
   list (): Promise<StoredKey[]>
+  /** Requests counted for a key (by its id or the key itself) and its last use, as the server wrote them; null when never used. */
+  usage (keyOrId: string): Promise<ApiKeyUsageTotals | null>
   close (): Promise<void>
 }
 
 export function redisKeys (client: Redis, prefix = 'example:apikey:'): KeyRepository {
+  // The server's store over the same connection, default prefix: what the plugin wrote is read back here.
+  let store: RedisStore | undefined
   return {
     async get (id) {
       const json = await client.get(prefix + id)
@@ -41,6 +47,10 @@ export function redisKeys (client: Redis, prefix = 'example:apikey:'): KeyReposi
       const ids = await client.smembers(prefix + 'ids')
       const values = ids.length === 0 ? [] : await client.mget(ids.map((id) => prefix + id))
       return values.flatMap((v) => v === null ? [] : [JSON.parse(v) as StoredKey])
+    },
+    async usage (keyOrId) {
+      store ??= new RedisStore({ client })
+      return await readApiKeyUsage(store, keyOrId)
     },
     async close () { client.disconnect() }
   }

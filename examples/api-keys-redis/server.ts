@@ -31,6 +31,9 @@ const store = new RedisStore({ client, commandTimeout: 500 })
 const keys = redisKeys(client)
 
 const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'warn' } }) // the plugin keeps keys out of the logs
+// Before the plugin: onClose hooks run last-added first, so the plugin writes the usage it counted
+// (and closes its store) while this connection is still open.
+app.addHook('onClose', async () => { client.disconnect(); local?.stop() })
 
 await app.register(multiauth, {
   realm: 'orders-api',
@@ -38,7 +41,9 @@ await app.register(multiauth, {
   apiKey: {
     prefix: 'demo',
     environment: process.env.KEY_ENVIRONMENT ?? 'live',
-    findKey: async (id) => await keys.get(id)
+    findKey: async (id) => await keys.get(id),
+    // Requests per key and the last use, written at most once a minute per key: `admin.ts usage <id>`.
+    usage: true
   },
   // 60 requests a minute per key unless its record says otherwise; 20 refused requests a minute per IP.
   rateLimit: { perCredential: { max: 60, timeWindow: '1 minute' }, failuresPerIp: { max: 20, timeWindow: '1 minute' } }
@@ -60,14 +65,13 @@ app.get('/orders', { onRequest: app.authGuard({ methods: ['apiKey'], scopes: ['o
   orders: [{ id: 1, item: 'coffee' }]
 }))
 
-app.addHook('onClose', async () => { client.disconnect(); local?.stop() })
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => { void app.close().then(() => process.exit(0)) })
 
 const address = await app.listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' })
 const { key } = await issueKey(keys, 'demo-user', { scopes: ['orders:read'] })
 const admin = `REDIS_URL=${redisUrl} npx tsx examples/api-keys-redis/admin.ts`
 console.log(`REDIS_URL=${redisUrl}`)
-console.log(`listening on ${address}; keys live in the Redis above (manage them with: ${admin} issue|list|rotate|revoke).`)
+console.log(`listening on ${address}; keys live in the Redis above (manage them with: ${admin} issue|list|usage|rotate|revoke).`)
 console.log('Try it with curl: a demo key for demo-user was issued (shown once); paste these lines into a shell:')
 console.log(`KEY=${key}`)
 console.log(`curl -s ${address}/orders -H "X-API-Key: $KEY" -w ' HTTP %{http_code}\\n'`)
@@ -77,4 +81,6 @@ console.log('# issue a key without the orders:read scope with the admin script (
 console.log(`OTHER=$(${admin} issue carol --json | sed -E 's/.*"key":"([^"]+)".*/\\1/')`)
 console.log(`curl -s ${address}/me -H "X-API-Key: $OTHER" -w ' HTTP %{http_code}\\n'`)
 console.log(`curl -s ${address}/orders -H "X-API-Key: $OTHER" -w ' HTTP %{http_code}\\n'`)
+console.log('# how often a key was used, and when last (written at its first request, then at most once a minute)')
+console.log(`${admin} usage $KEY`)
 console.log()

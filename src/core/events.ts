@@ -82,7 +82,13 @@ export interface RateLimitedEvent extends RequestFields {
 /** Events of the token, session and OAuth2 flows may happen outside a request (`app.multiauth.issueTokens`): then the request fields are absent. */
 export type MaybeRequestFields = Partial<RequestFields>
 
+/**
+ * Token events name the user by the token's subject (`sub`, from `token.claims(user)`), the one id
+ * every token flow knows, revocations included. Every access token minted fires exactly one of
+ * `token:issued` (a login: `POST /tokens`, `app.authTokens.issue`) and `token:refreshed`.
+ */
 export interface TokenIssuedEvent extends MaybeRequestFields {
+  /** The token's `sub`. */
   userId: string
   /** The access token's `jti` (an identifier, not a credential: it cannot authenticate). */
   jti: string
@@ -115,39 +121,73 @@ export interface TokenRevokedAllEvent extends MaybeRequestFields {
   userId: string
 }
 
-export interface SessionLoginEvent extends MaybeRequestFields {
-  userId: string | undefined
+/** Session events name the user by the id the session stores (`session.userId(user)`, by default `String(user.id)`). */
+export interface SessionLoginEvent extends RequestFields {
+  userId: string
   /** The OAuth2 provider, for a session an OAuth2 login started. */
   provider?: string
 }
 
-export interface SessionLogoutEvent extends MaybeRequestFields {
-  userId: string | undefined
+export interface SessionLogoutEvent extends RequestFields {
+  userId: string
 }
 
 export interface SessionExpiredEvent extends RequestFields {
-  userId: string | undefined
+  userId: string
   /** A session past its absolute timeout. (An idle session expires in the store by its TTL; the plugin never sees it again.) */
   reason: 'absolute'
 }
 
 export interface OAuth2LoginEvent extends RequestFields {
   provider: string
-  userId: string | undefined
+  /** The id the session started by this login stores (as in `session:login`). */
+  userId: string
 }
 
-/** Why an OAuth2 login was refused: a fixed set. */
-export type OAuth2RefusalReason = 'state' | 'provider-denied' | 'id-token' | 'no-user' | 'provider-error'
+/**
+ * Why an OAuth2 login was refused (the `reason` of `oauth2:refused`): a fixed set, one per refusal
+ * path of the login routes.
+ * - `redirect`: the login start named a `next` path that is not allowed (400).
+ * - `provider-denied`: the provider came back with `error=` (the user declined, say).
+ * - `missing-code`: the callback came without a code.
+ * - `no-flow`: no login-flow cookie: the login did not start in this browser (login CSRF).
+ * - `mix-up`: the login started with another provider, or the response's `iss` is not this provider (RFC 9207).
+ * - `state`: the state does not match this browser's login.
+ * - `code-refused`: the token endpoint refused the code (replayed, expired, wrong PKCE verifier).
+ * - `id-token`: the id_token is missing or invalid (signature, issuer, audience, age, `azp`, `sub`).
+ * - `nonce`: the id_token's nonce is not the one this browser's login sent.
+ * - `no-user`: `oauth2.findUser` returned no user.
+ * - `provider-error`: the provider failed or answered something unusable (502).
+ */
+export const OAUTH2_REFUSAL_REASONS = [
+  'redirect',
+  'provider-denied',
+  'missing-code',
+  'no-flow',
+  'mix-up',
+  'state',
+  'code-refused',
+  'id-token',
+  'nonce',
+  'no-user',
+  'provider-error'
+] as const
+export type OAuth2RefusalReason = typeof OAUTH2_REFUSAL_REASONS[number]
 
 export interface OAuth2RefusedEvent extends RequestFields {
   provider: string
   reason: OAuth2RefusalReason
 }
 
+/**
+ * A key made by `generateApiKey` passed every check of `apiKey.findKey`'s record: it was used,
+ * even if the route's roles or scopes, or the key's rate limit, then refuse the request.
+ */
 export interface ApiKeyUsedEvent extends RequestFields {
   /** The key's public id (`apiKeyId(key)`), never the key. */
   keyId: string
-  environment: string | undefined
+  /** The environment written in the key (`live`, `test`). */
+  environment: string
   userId: string | undefined
 }
 
@@ -174,7 +214,7 @@ export interface StoreRecoveredEvent {
  */
 export type CallbackName =
   | 'basic.verify' | 'basic.findCredential' | 'basic.onRehash'
-  | 'apiKey.verify' | 'apiKey.findKey'
+  | 'apiKey.verify' | 'apiKey.findKey' | 'apiKey.usage.onUsed'
   | 'token.findUser' | 'token.claims'
   | 'session.findUser' | 'session.userId'
   | 'oauth2.findUser'

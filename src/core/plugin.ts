@@ -104,7 +104,7 @@ const VERIFIERS: ReadonlyArray<[MethodName, string]> = [
 
 const OPTION_KEYS = ['realm', 'roles', 'store', 'callbackTimeout', 'rateLimit', ...Object.keys(FACTORIES)]
 const STORE_METHODS = ['get', 'set', 'delete'] as const
-const OPTIONAL_STORE_METHODS = ['getMany', 'setUnlessEqual', 'compareAndSet', 'addCapped', 'close'] as const
+const OPTIONAL_STORE_METHODS = ['getMany', 'setUnlessEqual', 'compareAndSet', 'addCapped', 'recordUsage', 'close'] as const
 
 function checkStore (store: unknown): MultiauthStore {
   if (store === undefined) return new MemoryStore()
@@ -177,7 +177,7 @@ async function multiauth (app: FastifyInstance, raw: MultiauthOptions): Promise<
     await checkReplicas(app, store)
   }
   const methods = new Map<MethodName, AuthMethod>()
-  const ctx: MethodContext = { realm, store: guardStore(store, timeoutMs), methods, timeoutMs }
+  const ctx: MethodContext = { realm, store: guardStore(store, timeoutMs), applicationStore: options.store !== undefined, methods, timeoutMs }
   for (const [name, factory] of Object.entries(FACTORIES) as Array<[MethodName, MethodFactory | undefined]>) {
     const methodOptions = (options as Record<string, unknown>)[name]
     if (methodOptions === undefined) continue

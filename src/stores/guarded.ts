@@ -61,5 +61,10 @@ export function guardStore (store: MultiauthStore, timeoutMs: number): Multiauth
     guarded.getMany = async (keys) => texts(await boundedStore(timeoutMs, (async () => await getMany.call(store, keys))(), health), keys.length)
   }
   if (close !== undefined) guarded.close = async () => { await close.call(store) }
+  // API-key usage (src/methods/api-key/usage.ts): bounded like the rest; its failures are logged, never a refusal.
+  const { recordUsage } = store
+  if (recordUsage !== undefined) {
+    guarded.recordUsage = async (key, count, atMs, ttlMs) => { await boundedStore(timeoutMs, (async () => { await recordUsage.call(store, key, count, atMs, ttlMs) })(), health) }
+  }
   return guarded
 }

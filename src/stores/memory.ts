@@ -1,4 +1,5 @@
 import type { MultiauthStore } from './types.js'
+import { addUsage } from './usage-record.js'
 
 // A string, or (only under keys the session adapter owns) an in-process session snapshot.
 interface Entry { value: unknown, expiresAt: number }
@@ -116,6 +117,11 @@ export class MemoryStore implements MultiauthStore {
 
   async delete (key: string): Promise<void> {
     this.#map.delete(key)
+  }
+
+  /** Synchronous, so atomic in this process. */
+  async recordUsage (key: string, count: number, atMs: number, ttlMs: number): Promise<void> {
+    this.#write(key, addUsage(asString(this.#live(key)?.value), count, atMs), ttlMs)
   }
 
   async increment (key: string, ttlMs: number): Promise<number> {

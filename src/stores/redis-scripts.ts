@@ -32,6 +32,22 @@ local dropped = redis.call('ZRANGE', KEYS[1], 0, extra - 1)
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, extra - 1)
 return dropped`
 
+// API-key usage on one key (Cluster-safe): the JSON value of src/stores/usage-record.ts, with
+// ARGV[1] requests added and lastUsedAt raised to ARGV[2] (never lowered: instances flush out of
+// order). A value that cannot be read is replaced, as MemoryStore does. cjson writes integers up
+// to 10^14 exactly, far beyond any count or a ms timestamp.
+const RECORD_USAGE = `local count, at = tonumber(ARGV[1]), tonumber(ARGV[2])
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  local ok, stored = pcall(cjson.decode, raw)
+  if ok and type(stored) == 'table' and type(stored.count) == 'number' and type(stored.lastUsedAt) == 'number' then
+    count = count + stored.count
+    if stored.lastUsedAt > at then at = stored.lastUsedAt end
+  end
+end
+redis.call('SET', KEYS[1], cjson.encode({ count = count, lastUsedAt = at }), 'PX', ARGV[3])
+return count`
+
 // A failure budget's counter: one hash per key, `f` the refusals counted in the window, `p` the
 // attempts in flight on every instance (each holds a slot). Both scripts touch one key
 // (Cluster-safe). A counter 0.1 left (a plain INCR string) becomes the refusals it counted.
@@ -81,6 +97,7 @@ export interface Scripts {
   multiauthAddCapped: (key: string, member: string, max: number, ttl: number) => Promise<string[]>
   multiauthReserve: (key: string, max: number, windowMs: number) => Promise<[number, number, number, number]>
   multiauthSettle: (key: string, refused: '1' | '0', windowMs: number) => Promise<number>
+  multiauthRecordUsage: (key: string, count: number, atMs: number, ttl: number) => Promise<number>
 }
 export type PipelineScripts = { [K in keyof Scripts]: (...args: Parameters<Scripts[K]>) => ChainableCommander }
 
@@ -92,5 +109,6 @@ export function defineScripts (client: Redis | Cluster): Scripts {
   client.defineCommand('multiauthAddCapped', { numberOfKeys: 1, lua: ADD_CAPPED })
   client.defineCommand('multiauthReserve', { numberOfKeys: 1, lua: RESERVE })
   client.defineCommand('multiauthSettle', { numberOfKeys: 1, lua: SETTLE })
+  client.defineCommand('multiauthRecordUsage', { numberOfKeys: 1, lua: RECORD_USAGE })
   return client as unknown as Scripts
 }

@@ -250,6 +250,11 @@ export class RedisStore implements MultiauthStore {
     await this.#write(options?.durable, async () => await this.client.del(k), (p) => p.del(k))
   }
 
+  /** One script on one key: atomic, and Cluster-safe without a hash tag. Not `durable`: a count lost in a failover is no security state. */
+  async recordUsage (key: string, count: number, atMs: number, ttlMs: number): Promise<void> {
+    await boundedStore(this.#timeout, this.#scripts.multiauthRecordUsage(this.prefix + key, count, atMs, ttl(ttlMs)), this.health)
+  }
+
   async increment (key: string, ttlMs: number): Promise<number> {
     return await boundedStore(this.#timeout, this.#scripts.multiauthIncrement(this.prefix + key, ttl(ttlMs)), this.health)
   }

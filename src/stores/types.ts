@@ -46,6 +46,14 @@ export interface MultiauthStore {
    */
   addCapped? (key: string, member: string, max: number, ttlMs: number): Promise<string[]>
   delete (key: string, options?: WriteOptions): Promise<void>
+  /**
+   * API-key usage (`apiKey.usage`): adds `count` requests to the value at `key`, sets its
+   * `lastUsedAt` to `atMs` unless a later time is stored, and its TTL to `ttlMs`, atomically. The
+   * value is the JSON text `{"count":<n>,"lastUsedAt":<ms>}`, read back with `get`
+   * (`readApiKeyUsage`). Optional: without it the plugin reads, then writes, so two instances
+   * writing the same key's usage at the same moment may lose one's count.
+   */
+  recordUsage? (key: string, count: number, atMs: number, ttlMs: number): Promise<void>
   /** Releases resources the store owns (not a client the application passed in). Called when the application closes. */
   close? (): Promise<void>
 }

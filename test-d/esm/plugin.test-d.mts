@@ -13,6 +13,8 @@ import type {
   TrustedIssuer, TrustedIssuerAlgorithm
 } from 'fastify-multiauth'
 import 'fastify-multiauth/request-user'
+import { OAUTH2_REFUSAL_REASONS, readApiKeyUsage } from 'fastify-multiauth'
+import type { ApiKeyUsage, ApiKeyUsageTotals, OAuth2RefusalReason, RevokeOptions, SessionLoginEvent, TokenRevokedEvent } from 'fastify-multiauth'
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
 
@@ -250,6 +252,33 @@ app.get('/issuer', { onRequest: app.authGuard(['token']) }, async (request) => {
   const alg: TrustedIssuerAlgorithm = 'EdDSA'
   return { issuer, alg, code: new IssuerUnavailableError().code }
 })
+
+// API-key usage, and the token/session/OAuth2 events' types.
+const usageStore = new MemoryStore()
+await app.register(multiauth, {
+  store: usageStore,
+  apiKey: {
+    findKey: (id) => records.get(id),
+    usage: { interval: '1m', retention: '90d', maxKeys: 1000, onUsed: async (usage: ApiKeyUsage) => { const when: Date = usage.lastUsedAt; void when } }
+  }
+})
+await app.register(multiauth, { store: usageStore, apiKey: { findKey: (id) => records.get(id), usage: true } })
+const totals: ApiKeyUsageTotals | null = await readApiKeyUsage(usageStore, key.id)
+const lastUsed: Date | undefined = totals?.lastUsedAt
+// @ts-expect-error interval is a Duration
+await app.register(multiauth, { store: usageStore, apiKey: { findKey: (id) => records.get(id), usage: { interval: true } } })
+// @ts-expect-error onUsed receives one usage object
+await app.register(multiauth, { store: usageStore, apiKey: { findKey: (id) => records.get(id), usage: { onUsed: (keyId: string, count: number) => { void keyId; void count } } } })
+const firstReason: OAuth2RefusalReason = OAUTH2_REFUSAL_REASONS[0]
+const revokedKind: Equal<TokenRevokedEvent['kind'], 'access' | 'refresh'> = true
+const loginUser: Equal<SessionLoginEvent['userId'], string> = true
+app.post('/logout-everywhere', async (request) => {
+  const options: RevokeOptions = { request }
+  await app.authTokens.revokeAll('alice', options)
+  await app.authTokens.revoke({ sub: 'alice', jti: 'j', exp: 1 }, { request })
+  await app.authTokens.revokeRefreshToken('r')
+})
+void lastUsed; void firstReason; void revokedKind; void loginUser
 
 // @ts-expect-error UnauthorizedError is split into CredentialsMissingError and CredentialsInvalidError
 import { UnauthorizedError } from 'fastify-multiauth'

@@ -1,7 +1,10 @@
-import type { FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { apiKeyId, apiKeyMatches, parseApiKey } from './key-format.js'
 import type { ApiKeyRecord } from './key-format.js'
+import { createUsageCounter, prepareUsage } from './usage.js'
+import type { ApiKeyUsageOptions, UsageCounter } from './usage.js'
 import { BadRequestError, MultiauthOptionError } from '../../core/errors.js'
+import { events, requestFields, userIdOf } from '../../core/events.js'
 import { assertSingleHeader, DEFAULT_MAX_CREDENTIAL_LENGTH } from '../../core/headers.js'
 import { redactCredentialsInLogs } from '../../integrations/log-redaction.js'
 import { AuthFailure, isThenable } from '../../core/outcome.js'
@@ -34,9 +37,17 @@ export interface ApiKeyOptions {
   query?: boolean | string
   /** Longest key accepted, in characters (default 8192); longer is a 400. */
   maxLength?: number
+  /**
+   * With `findKey`: count each key's requests and write the count and the last use at most once
+   * per key per `interval` (per instance) to the `store` option (read it with `readApiKeyUsage`)
+   * and/or to `onUsed`. `true`: a one-minute interval, to the store. Off by default.
+   */
+  usage?: boolean | ApiKeyUsageOptions
 }
 
-const OPTION_KEYS = ['verify', 'findKey', 'prefix', 'environment', 'now', 'header', 'query', 'maxLength']
+export type { ApiKeyUsage, ApiKeyUsageOptions, ApiKeyUsageTotals } from './usage.js'
+
+const OPTION_KEYS = ['verify', 'findKey', 'prefix', 'environment', 'now', 'header', 'query', 'maxLength', 'usage']
 // Keys are printable; a control character (possible through %00 in a query) is malformed.
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/
@@ -86,13 +97,13 @@ function checkRecordRateLimit (value: unknown): void {
 }
 
 /** The `findKey` flow: everything that can be checked without the database runs first. */
-function findKeyVerifier (options: ApiKeyOptions): (key: string, request: FastifyRequest) => AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
+function findKeyVerifier (options: ApiKeyOptions, usage: UsageCounter | undefined): (key: string, request: FastifyRequest) => AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> {
   const findKey = options.findKey as NonNullable<ApiKeyOptions['findKey']>
   const prefixes = toList(options.prefix, 'apiKey.prefix')
   const environments = toList(options.environment, 'apiKey.environment')
   const now = options.now ?? Date.now
 
-  function checkRecord (key: string, id: string, environment: string, record: ApiKeyRecord<MultiauthUser> | Falsy): AuthSuccess | AuthFailure {
+  function checkRecord (key: string, id: string, environment: string, record: ApiKeyRecord<MultiauthUser> | Falsy, request: FastifyRequest): AuthSuccess | AuthFailure {
     if (!record) return UNKNOWN_KEY
     if (typeof record !== 'object' || record.user === undefined || record.user === null) {
       throw new TypeError('apiKey.findKey must return { user, hash, ... } or a falsy value')
@@ -106,7 +117,11 @@ function findKeyVerifier (options: ApiKeyOptions): (key: string, request: Fastif
     if (record.graceEndsAt !== undefined && record.graceEndsAt !== null && t >= timestamp(record.graceEndsAt, 'graceEndsAt')) return GRACE_OVER
     if (record.environment !== undefined && record.environment !== environment) return WRONG_ENVIRONMENT
     if (record.rateLimit !== undefined) checkRecordRateLimit(record.rateLimit)
-    return { user: record.user, method: 'apiKey', keyId: id, scopes: recordScopes(record.scopes), rateLimit: record.rateLimit }
+    const scopes = recordScopes(record.scopes)
+    // The key passed every check: it was used, whatever roles, scopes or the per-key budget then say of the request.
+    usage?.count(id, t)
+    if (events['api-key:used'].hasSubscribers) events['api-key:used'].publish({ ...requestFields(request), keyId: id, environment, userId: userIdOf(record.user) })
+    return { user: record.user, method: 'apiKey', keyId: id, scopes, rateLimit: record.rateLimit }
   }
 
   return function verifyByLookup (key, request) {
@@ -118,8 +133,8 @@ function findKeyVerifier (options: ApiKeyOptions): (key: string, request: Fastif
     const record = findKey(id, request)
     // No promise when findKey answers synchronously (an in-memory table or cache): the guard then needs none either.
     return isThenable(record)
-      ? Promise.resolve(record).then((value) => checkRecord(key, id, parsed.environment, value))
-      : checkRecord(key, id, parsed.environment, record)
+      ? Promise.resolve(record).then((value) => checkRecord(key, id, parsed.environment, value, request))
+      : checkRecord(key, id, parsed.environment, record, request)
   }
 }
 
@@ -153,8 +168,12 @@ export function createApiKeyMethod (raw: unknown, ctx: MethodContext): AuthMetho
   const queryName = options.query === true ? 'api_key' : (options.query || undefined)
   const maxLength = options.maxLength ?? DEFAULT_MAX_CREDENTIAL_LENGTH
   const { verify } = options
+  /** The application's logger for failed usage writes, once `setup` has run. */
+  let log: FastifyBaseLogger | undefined
+  const preparedUsage = prepareUsage(options.usage, { findKey: options.findKey !== undefined, store: ctx.store, applicationStore: ctx.applicationStore === true })
+  const usage = preparedUsage === undefined ? undefined : createUsageCounter(preparedUsage, ctx.timeoutMs, () => log)
   const check = options.findKey !== undefined
-    ? findKeyVerifier(options)
+    ? findKeyVerifier(options, usage)
     : (key: string, request: FastifyRequest): AuthSuccess | AuthFailure | Promise<AuthSuccess | AuthFailure> => {
       // No await when the callback answers synchronously (an in-memory table): the guard then needs no promise.
       const user = (verify as NonNullable<ApiKeyOptions['verify']>)(key, request)
@@ -198,6 +217,9 @@ export function createApiKeyMethod (raw: unknown, ctx: MethodContext): AuthMetho
       // The key never reaches the logs: the query parameter is dropped from every logged URL and
       // message, the header from any logged headers (src/integrations/log-redaction.ts).
       redactCredentialsInLogs(app, { query: queryName, header })
+      log = app.log
+      // After the store's own close hook was added (onClose hooks run last-added first): the counts reach the store before it closes.
+      if (usage !== undefined) app.addHook('onClose', async () => { await usage.close() })
     }
   }
 }

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto'
 import type { OAuth2Namespace } from '@fastify/oauth2'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { JWTPayload } from 'jose'
-import { BadRequestError, MultiauthOptionError } from '../../core/errors.js'
+import { BadRequestError, MultiauthOptionError, OAuth2ProviderError } from '../../core/errors.js'
+import { events, requestFields } from '../../core/events.js'
+import type { OAuth2RefusalReason } from '../../core/events.js'
 import { bounded, callAsync, isOwnError, storeError } from '../../core/callbacks.js'
 import { pluginRouteErrorHandler } from '../../core/route-errors.js'
 import { loadPeers } from '../../core/peer.js'
@@ -12,7 +14,7 @@ import type { MethodContext } from '../context.js'
 import { durationMs } from '../../core/durations.js'
 import { oauth2SessionMethod } from '../session/index.js'
 import type { SessionCore } from '../session/index.js'
-import { ASYMMETRIC, GITHUB_API, GITHUB_AUTH, ID_TOKEN_CLOCK_TOLERANCE, ID_TOKEN_MAX_AGE, endpoint, getJson, optionalString, providerError, refused, resolveProvider } from './provider.js'
+import { ASYMMETRIC, GITHUB_API, GITHUB_AUTH, ID_TOKEN_CLOCK_TOLERANCE, ID_TOKEN_MAX_AGE, endpoint, getJson, optionalString, providerError, publishRefused, refused, resolveProvider } from './provider.js'
 import type { OAuth2Options, OAuth2Profile, OAuth2Tokens, ProviderRuntime } from './types.js'
 
 // The `oauth2` method: provider login through @fastify/oauth2 (state, PKCE S256), OpenID Connect
@@ -22,6 +24,12 @@ export type { OAuth2Options, OAuth2Profile, OAuth2ProviderOptions, OAuth2Tokens 
 export { resolveProvider } from './provider.js'
 
 const OPTION_KEYS = ['providers', 'baseUrl', 'prefix', 'findUser', 'redirect', 'allowedRedirects', 'httpTimeout']
+
+/** Why an id_token is refused: the event's code, and the detail for the log. A class, so no claim set can pass for one. */
+class IdTokenRefusal {
+  constructor (readonly code: Extract<OAuth2RefusalReason, 'id-token' | 'nonce'>, readonly detail: string) {}
+}
+
 export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMethod {
   const [fastifyOauth2, { createRemoteJWKSet, errors: joseErrors, jwtVerify }] = loadPeers('the "oauth2" option', ['@fastify/oauth2', 'jose'])
   /** jose errors that mean "this id_token is not valid for us" (401), as opposed to a provider or network failure (502). */
@@ -107,8 +115,9 @@ export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMetho
     return runtime
   }
 
-  async function validateIdToken (runtime: ProviderRuntime, clientId: string, idToken: unknown, nonce: string): Promise<JWTPayload | string> {
-    if (typeof idToken !== 'string') return 'no id_token in the token response'
+  async function validateIdToken (runtime: ProviderRuntime, clientId: string, idToken: unknown, nonce: string): Promise<JWTPayload | IdTokenRefusal> {
+    const invalid = (detail: string): IdTokenRefusal => new IdTokenRefusal('id-token', detail)
+    if (typeof idToken !== 'string') return invalid('no id_token in the token response')
     let payload: JWTPayload
     try {
       ({ payload } = await jwtVerify(idToken, runtime.jwks as ReturnType<typeof createRemoteJWKSet>, {
@@ -122,16 +131,16 @@ export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMetho
         clockTolerance: ID_TOKEN_CLOCK_TOLERANCE
       }))
     } catch (err) {
-      if (INVALID_TOKEN_ERRORS.some((E) => err instanceof E)) return `id_token invalid: ${(err as Error).message}`
+      if (INVALID_TOKEN_ERRORS.some((E) => err instanceof E)) return invalid(`id_token invalid: ${(err as Error).message}`)
       throw providerError('cannot validate the id_token', err)
     }
-    if (payload.nonce !== nonce) return 'id_token nonce does not match the one this browser sent'
+    if (payload.nonce !== nonce) return new IdTokenRefusal('nonce', 'id_token nonce does not match the one this browser sent')
     // OIDC Core §3.1.3.7: azp, whenever present, must be us; with several audiences it must be present.
     if ((payload.azp !== undefined || (Array.isArray(payload.aud) && payload.aud.length > 1)) && payload.azp !== clientId) {
-      return 'id_token azp is not this client'
+      return invalid('id_token azp is not this client')
     }
     // OIDC Core §2: sub is a non-empty string (a number would be a different account key after String()).
-    if (typeof payload.sub !== 'string' || payload.sub === '') return 'id_token sub is not a non-empty string'
+    if (typeof payload.sub !== 'string' || payload.sub === '') return invalid('id_token sub is not a non-empty string')
     return payload
   }
 
@@ -165,9 +174,9 @@ export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMetho
     } catch (err) {
       if (isOwnError(err)) throw err
       const status = (err as { output?: { statusCode?: number } }).output?.statusCode ?? 0
-      if ((err as Error).message === 'Invalid state') throw refused(request, p.name, 'state does not match this browser\'s login', err)
+      if ((err as Error).message === 'Invalid state') throw refused(request, p.name, 'state', 'state does not match this browser\'s login', err)
       // The token endpoint refused the code (invalid_grant: replayed, expired, wrong verifier).
-      if (status >= 400 && status < 500) throw refused(request, p.name, 'token endpoint refused the code', (err as { data?: { payload?: unknown } }).data?.payload)
+      if (status >= 400 && status < 500) throw refused(request, p.name, 'code-refused', 'token endpoint refused the code', (err as { data?: { payload?: unknown } }).data?.payload)
       throw providerError('token endpoint failed', err)
     }
     if (typeof tokens?.access_token !== 'string') throw providerError('token response without access_token')
@@ -175,7 +184,7 @@ export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMetho
     let claims: Record<string, unknown>
     if (runtime.kind === 'oidc') {
       const idClaims = await validateIdToken(runtime, p.clientId, tokens.id_token, nonce)
-      if (typeof idClaims === 'string') throw refused(request, p.name, idClaims)
+      if (idClaims instanceof IdTokenRefusal) throw refused(request, p.name, idClaims.code, idClaims.detail)
       claims = await oidcProfile(runtime, idClaims, tokens.access_token)
     } else {
       claims = await githubProfile(tokens.access_token)
@@ -205,7 +214,10 @@ export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMetho
         let nextIndex = -1
         if (next !== undefined) {
           nextIndex = allowedRedirects.indexOf(next as string)
-          if (nextIndex === -1) throw new BadRequestError('next is not an allowed redirect')
+          if (nextIndex === -1) {
+            publishRefused(request, p.name, 'redirect')
+            throw new BadRequestError('next is not an allowed redirect')
+          }
         }
         const nonce = randomBytes(16).toString('base64url')
         // The provider is bound to the flow: a response arriving at another provider's callback is a mix-up (RFC 9700 §4.4).
@@ -218,15 +230,15 @@ export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMetho
       app.get<{ Querystring: Record<string, unknown> }>(`${startPath}/callback`, { errorHandler }, async (request, reply) => {
         const flow = request.cookies[flowCookie]
         reply.clearCookie(flowCookie, flowCookieOptions)
-        if (typeof request.query.error === 'string') throw refused(request, p.name, `provider answered error=${request.query.error.slice(0, 64)}`)
-        if (typeof request.query.code !== 'string') throw refused(request, p.name, 'no code in the callback')
+        if (typeof request.query.error === 'string') throw refused(request, p.name, 'provider-denied', `provider answered error=${request.query.error.slice(0, 64)}`)
+        if (typeof request.query.code !== 'string') throw refused(request, p.name, 'missing-code', 'no code in the callback')
         const dot = flow?.lastIndexOf('.') ?? -1
-        if (flow === undefined || dot < 1) throw refused(request, p.name, 'no login flow cookie: the login did not start in this browser')
+        if (flow === undefined || dot < 1) throw refused(request, p.name, 'no-flow', 'no login flow cookie: the login did not start in this browser')
         // Checked before the code goes anywhere: a code meant for another provider must never reach this one's token endpoint.
-        if (!flow.startsWith(`${p.name}.`)) throw refused(request, p.name, 'the login started with another provider (mix-up)')
+        if (!flow.startsWith(`${p.name}.`)) throw refused(request, p.name, 'mix-up', 'the login started with another provider (mix-up)')
         const iss = request.query.iss
         if (runtime.kind === 'oidc' && (iss !== undefined || runtime.issInResponse === true) && iss !== runtime.issuer) {
-          throw refused(request, p.name, 'authorization response iss is not this provider (RFC 9207)')
+          throw refused(request, p.name, 'mix-up', 'authorization response iss is not this provider (RFC 9207)')
         }
         const nonce = flow.slice(p.name.length + 1, dot)
         const nextPath = allowedRedirects[Number(flow.slice(dot + 1))] ?? redirect
@@ -236,17 +248,22 @@ export function createOAuth2Method (raw: unknown, ctx: MethodContext): AuthMetho
           identity = await providerIdentity(request, reply, runtime, p, nonce)
         } catch (err) {
           // A network error, a JSON parse error quoting the provider's answer, a library's text: never to the client.
-          throw isOwnError(err) ? err : providerError('provider exchange failed', err)
+          const failure = isOwnError(err) ? err : providerError('provider exchange failed', err)
+          // The refusals (401) were reported where they were decided; a provider failure (502) is reported here.
+          if (failure instanceof OAuth2ProviderError) publishRefused(request, p.name, 'provider-error')
+          throw failure
         }
         const { profile, tokens } = identity
         const user = await callAsync(ctx.timeoutMs, 'oauth2.findUser', request, findUser, profile, tokens, request)
-        if (!user) throw refused(request, p.name, 'findUser refused the identity')
+        if (!user) throw refused(request, p.name, 'no-user', 'findUser refused the identity')
+        let userId: string
         try {
-          await core.start(request, user, p.name)
+          userId = await core.start(request, user, p.name)
         } catch (err) {
           // The session store failed while the new session was saved.
           throw storeError(err)
         }
+        if (events['oauth2:login'].hasSubscribers) events['oauth2:login'].publish({ ...requestFields(request), provider: p.name, userId })
         return await reply.redirect(nextPath)
       })
     }

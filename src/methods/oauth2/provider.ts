@@ -1,5 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { CredentialsInvalidError, MultiauthOptionError, OAuth2ProviderError } from '../../core/errors.js'
+import { events, requestFields } from '../../core/events.js'
+import type { OAuth2RefusalReason } from '../../core/events.js'
 import { checkKeys, checkObject, checkString, isPlainObject } from '../../core/validate.js'
 import type { OAuth2ProviderOptions } from './types.js'
 
@@ -31,10 +33,16 @@ export function providerError (detail: string, cause?: unknown): Error {
   return new OAuth2ProviderError({ cause: new Error(detail, cause === undefined ? undefined : { cause }) })
 }
 
-/** A 401 for a refused login, with the reason in the log only. */
-export function refused (request: FastifyRequest, provider: string, reason: string, err?: unknown): Error {
-  request.log.info({ authMethod: 'oauth2', provider, reason, err }, 'multiauth: OAuth2 login refused')
+/** A 401 for a refused login: `detail` in the log only, the fixed `code` in the `oauth2:refused` event. */
+export function refused (request: FastifyRequest, provider: string, code: OAuth2RefusalReason, detail: string, err?: unknown): Error {
+  request.log.info({ authMethod: 'oauth2', provider, reason: detail, err }, 'multiauth: OAuth2 login refused')
+  publishRefused(request, provider, code)
   return new CredentialsInvalidError()
+}
+
+/** The `oauth2:refused` event; also for the refusals that are not a 401 (a bad `next`, a provider failure). */
+export function publishRefused (request: FastifyRequest, provider: string, reason: OAuth2RefusalReason): void {
+  if (events['oauth2:refused'].hasSubscribers) events['oauth2:refused'].publish({ ...requestFields(request), provider, reason })
 }
 
 /** The preset's settings, resolved and checked at registration. Exported for tests. */

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { callbackError } from '../../core/callbacks.js'
 import { CrossSiteError, MultiauthOptionError, NotConfiguredError } from '../../core/errors.js'
+import { events, requestFields } from '../../core/events.js'
 import { loadPeers } from '../../core/peer.js'
 import { AuthFailure, isThenable, setRequestUser } from '../../core/outcome.js'
 import type { AuthMethod, AuthSuccess, Falsy, MultiauthUser } from '../../core/types.js'
@@ -144,15 +145,27 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
       // Frozen: the in-process store may share it between requests instead of copying it.
       request.session.set(RECORD_KEY, Object.freeze(record))
       setRequestUser(request, user)
+      // The user id is the one the session stores (`session.userId`): the same in session:logout and session:expired.
+      if (events['session:login'].hasSubscribers) {
+        events['session:login'].publish(provider === undefined
+          ? { ...requestFields(request), userId: record.u }
+          : { ...requestFields(request), userId: record.u, provider })
+      }
+      return record.u
     },
-    end: destroy,
+    async end (request) {
+      // Read before destroy() drops it: a logout of a session nobody logged into reports nothing.
+      const record = events['session:logout'].hasSubscribers ? core.extract(request) : undefined
+      await destroy(request)
+      if (record !== undefined) events['session:logout'].publish({ ...requestFields(request), userId: record.u })
+    },
     extract (request) {
       const record = request.session?.get?.(RECORD_KEY)
       // A stored record of another shape (another writer, an old format) is no login.
       return typeof record?.u === 'string' && typeof record.t === 'number' && (record.p === undefined || typeof record.p === 'string') ? record : undefined
     },
     verify (record, request) {
-      if (Date.now() - record.t > absoluteTimeout) return destroy(request).then(() => EXPIRED)
+      if (Date.now() - record.t > absoluteTimeout) return destroy(request).then(() => expired(record, request))
       if (trustedOrigins !== undefined && !SAFE_METHODS.has(request.method) && !sameOriginRequest(request, trustedOrigins)) {
         return CROSS_SITE
       }
@@ -160,6 +173,12 @@ export function createSessionMethod (raw: unknown, ctx: MethodContext): AuthMeth
       const user = findUser(record.u, request)
       return isThenable(user) ? Promise.resolve(user).then((value) => found(value, record, request)) : found(user, record, request)
     }
+  }
+
+  /** After the expired session was destroyed: reported, then refused. */
+  function expired (record: SessionRecord, request: FastifyRequest): AuthFailure {
+    if (events['session:expired'].hasSubscribers) events['session:expired'].publish({ ...requestFields(request), userId: record.u, reason: 'absolute' })
+    return EXPIRED
   }
 
   function found (user: MultiauthUser | Falsy, record: SessionRecord, request: FastifyRequest): AuthSuccess | AuthFailure | Promise<AuthFailure> {

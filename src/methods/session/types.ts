@@ -52,8 +52,8 @@ export interface SessionRecord {
 
 /** The session machinery `login()`, `logout()` and the oauth2 method share, found through the app. */
 export interface SessionCore {
-  /** Regenerates the session id and stores the user's id (and the OAuth provider, if any). */
-  start (request: FastifyRequest, user: MultiauthUser, provider?: string): Promise<void>
+  /** Regenerates the session id and stores the user's id (and the OAuth provider, if any); resolves the stored id. */
+  start (request: FastifyRequest, user: MultiauthUser, provider?: string): Promise<string>
   end (request: FastifyRequest): Promise<void>
   /** Reads the session record; `undefined` when the request has no logged-in session. */
   extract (request: FastifyRequest): SessionRecord | undefined

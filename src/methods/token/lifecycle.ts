@@ -2,11 +2,17 @@ import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import { callAsync, callbackError } from '../../core/callbacks.js'
 import { StoreDataError } from '../../core/errors.js'
+import { events, requestFields } from '../../core/events.js'
+import type { MaybeRequestFields } from '../../core/events.js'
 import { sha256Text } from '../../lib/hash.js'
 import type { MultiauthStore } from '../../stores/types.js'
 import { isPlainObject } from '../../core/validate.js'
 import type { MultiauthUser } from '../../core/types.js'
 import type { AuthTokens, IssuedTokens, TokenClaims, TokenClaimsInput, TokenOptions } from './types.js'
+
+// Events (src/core/events.ts): published once the store write they report has resolved; the
+// payload is built only when someone subscribes. Ids only: a refresh family id revokes a family
+// at most (it cannot mint a token), and its secret never leaves this file.
 
 // What the store holds about tokens, and the helpers that change it: issuing, refresh-token
 // rotation with reuse detection, revocation and "log out everywhere" (`app.authTokens`).
@@ -132,6 +138,11 @@ function parseFamilyRecord (stored: string): FamilyRecord {
   return record as unknown as FamilyRecord
 }
 
+/** The request fields of an event, when the flow has a request (`app.authTokens` may be called without one). */
+function where (request: FastifyRequest | undefined): MaybeRequestFields {
+  return request === undefined ? {} : requestFields(request)
+}
+
 function sameDigest (a: string, b: string): boolean {
   const x = Buffer.from(a)
   const y = Buffer.from(b)
@@ -164,13 +175,13 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
    * a "log out everywhere" that lands between the two (a password reset while this login's claims
    * or findUser are still running) refuses the token, since the verification came before it.
    */
-  function signAccessToken (claims: TokenClaimsInput, verifiedAt: number): string {
+  function signAccessToken (claims: TokenClaimsInput, verifiedAt: number, jti: string): string {
     if (!config.canSign) throw new TypeError('fastify-multiauth: the first of token.keys has no secret or privateKey, so tokens cannot be issued')
     const { scope } = claims
     return config.sign({
       ...claims,
       scope: Array.isArray(scope) ? scope.join(' ') : scope,
-      jti: randomUUID(),
+      jti,
       iat: verifiedAt,
       // The lifetime counts from now, so `expires_in` in the response is exact.
       exp: nowSeconds() + accessTtl
@@ -181,8 +192,8 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
     return { accessToken, tokenType: 'Bearer', expiresIn: accessTtl }
   }
 
-  /** A new family for a login: its record, and its place among the user's families (the oldest beyond the cap dies). */
-  async function startFamily (claims: TokenClaimsInput, familyStart: number): Promise<string> {
+  /** A new family for a login: its record, and its place among the user's families (the oldest beyond the cap dies). Resolves the family id and the refresh token. */
+  async function startFamily (claims: TokenClaimsInput, familyStart: number): Promise<[family: string, refreshToken: string]> {
     const family = randomBytes(16).toString('base64url')
     const secret = randomBytes(32).toString('base64url')
     const record: FamilyRecord = { c: claims, t: familyStart, k: config.signingFingerprint, h: digest(secret) }
@@ -191,7 +202,7 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
       const dropped = await store.addCapped(familiesKey(claims.sub), family, config.maxFamilies, refreshTtl * 1000)
       for (const old of dropped) await store.delete(FAMILY + old, DURABLE)
     }
-    return `${family}.${secret}`
+    return [family, `${family}.${secret}`]
   }
 
   /** The family a refresh token names, with its record; `undefined` for a malformed or unknown token. */
@@ -220,8 +231,11 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
       const request = options?.request
       const verifiedAt = verifiedSecond(options?.verifiedAt ?? (request as VerifiedRequest | undefined)?.[kVerifiedAt])
       const claims = await claimsOf(user, request)
-      const result = issued(signAccessToken(claims, verifiedAt))
-      if (refreshOn) result.refreshToken = await startFamily(claims, verifiedAt)
+      const jti = randomUUID()
+      const result = issued(signAccessToken(claims, verifiedAt, jti))
+      let familyId: string | undefined
+      if (refreshOn) [familyId, result.refreshToken] = await startFamily(claims, verifiedAt)
+      if (events['token:issued'].hasSubscribers) events['token:issued'].publish({ ...where(request), userId: claims.sub, jti, familyId })
       return result
     },
 
@@ -243,6 +257,7 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
         // victim, so the whole family dies (RFC 9700 §4.14.2).
         await store.delete(FAMILY + family, DURABLE)
         request.log.warn({ authMethod: 'token', family }, 'multiauth: refresh token reused; its family is revoked')
+        if (events['token:refresh-reused'].hasSubscribers) events['token:refresh-reused'].publish({ ...requestFields(request), userId: record.c.sub, familyId: family })
         return null
       }
       if (!sameDigest(digest(secret), record.h)) return await reused()
@@ -257,24 +272,32 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
       const next: FamilyRecord = { c: claims, t: record.t, k: config.signingFingerprint, h: digest(nextSecret) }
       // Another request rotated this very token in the meantime: a reuse.
       if (!(await rotate(family, stored, JSON.stringify(next)))) return await reused()
-      const result = issued(signAccessToken(claims, verifiedAt))
+      const jti = randomUUID()
+      const result = issued(signAccessToken(claims, verifiedAt, jti))
       result.refreshToken = `${family}.${nextSecret}`
+      if (events['token:refreshed'].hasSubscribers) events['token:refreshed'].publish({ ...requestFields(request), userId: claims.sub, familyId: family, jti })
       return result
     },
 
-    async revoke (claims) {
+    async revoke (claims, options) {
       if (!revocation) throw new TypeError('fastify-multiauth: access tokens can only be revoked with token.revocation: true')
       const { sub, jti, exp } = claims
       if (typeof sub !== 'string' || typeof jti !== 'string' || typeof exp !== 'number') throw new TypeError('fastify-multiauth: revoke(claims) needs the verified claims (sub, jti, exp)')
       const ttl = exp * 1000 + toleranceMs - Date.now()
-      if (ttl > 0) await store.set(revokedKey(sub, jti), '1', ttl, DURABLE)
+      // An expired token (beyond the clock tolerance) is refused anyway: nothing is written, nothing reported.
+      if (ttl <= 0) return
+      await store.set(revokedKey(sub, jti), '1', ttl, DURABLE)
+      if (events['token:revoked'].hasSubscribers) events['token:revoked'].publish({ ...where(options?.request), userId: sub, kind: 'access', jti })
     },
 
-    async revokeRefreshToken (refreshToken) {
+    async revokeRefreshToken (refreshToken, options) {
       const found = await readFamily(refreshToken)
       // Only a token of this family revokes it (a spent one too: its holder's login is over either way).
       if (found !== undefined && config.fingerprints.has(found.record.k)) {
         await store.delete(FAMILY + found.family, DURABLE)
+        if (events['token:revoked'].hasSubscribers) {
+          events['token:revoked'].publish({ ...where(options?.request), userId: found.record.c.sub, kind: 'refresh', familyId: found.family })
+        }
       } else if (found === undefined && typeof refreshToken === 'string') {
         // Gone already, perhaps by this very revocation tried before (the primary deleted it, the
         // replicas did not acknowledge): delete again, durably, so the answer means the same.
@@ -283,7 +306,7 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
       }
     },
 
-    async revokeAll (sub) {
+    async revokeAll (sub, options) {
       if (!revocation && !refreshOn) throw new TypeError('fastify-multiauth: revokeAll needs token.revocation or token.refresh')
       if (typeof sub !== 'string' || sub.length === 0) throw new TypeError('fastify-multiauth: revokeAll(sub) needs the user\'s token subject')
       // The next whole second: a token issued in this same second is refused too (iat has one-second
@@ -291,6 +314,7 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
       const notBefore = Math.floor(Date.now() / 1000) + 1
       const ttl = Math.max(accessTtl * 1000 + toleranceMs, refreshOn ? refreshTtl * 1000 : 0)
       await store.set(notBeforeKey(sub), String(notBefore), ttl, DURABLE)
+      if (events['token:revoked-all'].hasSubscribers) events['token:revoked-all'].publish({ ...where(options?.request), userId: sub })
     }
   }
 

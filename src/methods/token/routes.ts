@@ -237,16 +237,16 @@ export function tokenRoutes (options: TokenRoutesContext) {
         if (!revocation && (accessToken || (token === undefined && body.all !== true))) throw new UnsupportedTokenTypeError()
 
         if (bearer !== undefined) {
-          if (revocation) await helpers.revoke(bearer.claims)
-          if (body.all === true) await helpers.revokeAll(bearer.claims.sub as string)
+          if (revocation) await helpers.revoke(bearer.claims, { request })
+          if (body.all === true) await helpers.revokeAll(bearer.claims.sub as string, { request })
         }
         if (token !== undefined) {
           if (accessToken) {
             // An invalid token is not an error (RFC 7009 §2.2): there is nothing to revoke.
             const claims = verifiedClaims(token)
-            if (claims !== undefined) await helpers.revoke(claims)
+            if (claims !== undefined) await helpers.revoke(claims, { request })
           } else if (refreshOn) {
-            await helpers.revokeRefreshToken(token)
+            await helpers.revokeRefreshToken(token, { request })
           }
         }
         return await reply.code(200).send()

@@ -190,9 +190,15 @@ export interface AuthTokens {
   /** Rotates a refresh token. Resolves `null` when it is refused (unknown, expired, revoked, reused: a reuse revokes its whole family). */
   refresh (refreshToken: string, options: { request: FastifyRequest }): Promise<IssuedTokens | null>
   /** Revokes one access token until it expires, by its verified claims (`request.auth.claims`). Needs `revocation`. */
-  revoke (claims: Record<string, unknown>): Promise<void>
+  revoke (claims: Record<string, unknown>, options?: RevokeOptions): Promise<void>
   /** Revokes a refresh token and every token rotated from the same login (its family). Unknown tokens are ignored. */
-  revokeRefreshToken (refreshToken: string): Promise<void>
+  revokeRefreshToken (refreshToken: string, options?: RevokeOptions): Promise<void>
   /** "Log out everywhere": every access token (with `revocation`) and refresh token issued to `sub` until now stops working. */
-  revokeAll (sub: string): Promise<void>
+  revokeAll (sub: string, options?: RevokeOptions): Promise<void>
+}
+
+/** Options of the revocation helpers. */
+export interface RevokeOptions {
+  /** The request asking for it: its id, route and client IP go into the `token:revoked` / `token:revoked-all` events (docs/events.md). */
+  request?: FastifyRequest
 }

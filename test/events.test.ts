@@ -76,7 +76,7 @@ const oneOf = (values: readonly unknown[]): Check => (v) => values.includes(v)
 const METHODS: readonly MethodName[] = ['basic', 'token', 'apiKey', 'session', 'oauth2']
 const method = oneOf(METHODS)
 const CALLBACKS = [
-  'basic.verify', 'basic.findCredential', 'basic.onRehash', 'apiKey.verify', 'apiKey.findKey', 'token.findUser', 'token.claims',
+  'basic.verify', 'basic.findCredential', 'basic.onRehash', 'apiKey.verify', 'apiKey.findKey', 'apiKey.usage.onUsed', 'token.findUser', 'token.claims',
   'session.findUser', 'session.userId', 'oauth2.findUser', 'roles', 'rateLimit.failuresPerUser.normalizeUsername'
 ]
 const request = { requestId: text, route: maybe(text), ip: text }
@@ -92,12 +92,12 @@ const SHAPES: { [K in MultiauthEventName]: Shape<MultiauthEvents[K]> } = {
   'token:refresh-reused': { ...maybeRequest, userId: text, familyId: text },
   'token:revoked': { ...maybeRequest, userId: maybe(text), kind: oneOf(['access', 'refresh']), jti: maybe(text), familyId: maybe(text) },
   'token:revoked-all': { ...maybeRequest, userId: text },
-  'session:login': { ...maybeRequest, userId: maybe(text), provider: maybe(text) },
-  'session:logout': { ...maybeRequest, userId: maybe(text) },
-  'session:expired': { ...request, userId: maybe(text), reason: oneOf(['absolute']) },
-  'oauth2:login': { ...request, provider: text, userId: maybe(text) },
+  'session:login': { ...request, userId: text, provider: maybe(text) },
+  'session:logout': { ...request, userId: text },
+  'session:expired': { ...request, userId: text, reason: oneOf(['absolute']) },
+  'oauth2:login': { ...request, provider: text, userId: text },
   'oauth2:refused': { ...request, provider: text, reason: oneOf(OAUTH2_REFUSAL_REASONS) },
-  'api-key:used': { ...request, keyId: text, environment: maybe(text), userId: maybe(text) },
+  'api-key:used': { ...request, keyId: text, environment: text, userId: maybe(text) },
   'store:unavailable': { store: text, cause: oneOf(['timeout', 'error']) },
   'store:recovered': { store: text, unavailableMs: count },
   'callback:error': { ...maybeRequest, callback: oneOf(CALLBACKS), errorName: text },

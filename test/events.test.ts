@@ -424,8 +424,12 @@ t.test('every channel fired, with its documented shape, and no payload holds a c
     t.ok(text(context.requestId) && Array.isArray(context.methods) && (context.methods as unknown[]).every(method), 'start: requestId and methods')
   }
   const OUTCOMES = ['authenticated', 'anonymous', 'preflight', 'refused', 'forbidden', 'rate-limited', 'error']
-  for (const phase of ['asyncEnd']) {
-    for (const context of contexts(phase)) t.ok(oneOf(OUTCOMES)(context.outcome), `${phase}: outcome ${String(context.outcome)}`)
+  for (const context of contexts('end')) t.ok(maybe(oneOf(OUTCOMES))(context.outcome), `end: outcome ${String(context.outcome)} (none: asyncEnd follows)`)
+  for (const context of contexts('asyncEnd')) t.ok(oneOf(OUTCOMES)(context.outcome), `asyncEnd: outcome ${String(context.outcome)}`)
+  for (const context of contexts('error')) {
+    const code: unknown = typeof context.error === 'object' && context.error !== null ? Reflect.get(context.error, 'code') : undefined
+    t.ok(oneOf(['refused', 'forbidden', 'rate-limited', 'error'])(context.outcome) && typeof code === 'string' && code.startsWith('FST_MULTIAUTH_'),
+      `error: outcome ${String(context.outcome)}, the plugin's own error ${String(code)}`)
   }
 
   const secrets = [MARKER, ...issuedSecrets]

@@ -43,7 +43,7 @@ export type {
 export { multiauthOpenApi } from './integrations/openapi.js'
 
 // Security events (node:diagnostics_channel; docs/events.md)
-export { MULTIAUTH_CHANNELS, AUTHENTICATE_TRACING_CHANNEL, REFUSAL_REASONS, OAUTH2_REFUSAL_REASONS } from './core/events.js'
+export { MULTIAUTH_CHANNELS, AUTHENTICATE_TRACING_CHANNEL, REFUSAL_REASONS, subscribeMultiauth, OAUTH2_REFUSAL_REASONS } from './core/events.js'
 export type {
   MultiauthEvents, MultiauthEventName, RefusalReason, OAuth2RefusalReason, RequestFields, MaybeRequestFields, AuthenticateContext,
   AuthenticatedEvent, RefusedEvent, ForbiddenEvent, RateLimitedEvent, TokenIssuedEvent, TokenRefreshedEvent, TokenRefreshReusedEvent,

@@ -62,7 +62,7 @@ const EXPORTS = [
   'REFUSAL_REASONS', 'RedisStore', 'StoreDataError', 'StoreUnavailableError',
   'TooManyRequestsError', 'UnsupportedGrantTypeError', 'UnsupportedTokenTypeError', 'apiKeyId', 'apiKeyMatches', 'constantTimeEqual',
   'default', 'describeApiKey', 'fastifyMultiauth', 'generateApiKey', 'hashApiKey', 'hashPassword', 'isApiKey', 'multiauthOpenApi',
-  'needsRehash', 'parseApiKey', 'readApiKeyUsage', 'rotateApiKey', 'verifyPassword'
+  'needsRehash', 'parseApiKey', 'readApiKeyUsage', 'rotateApiKey', 'subscribeMultiauth', 'verifyPassword'
 ]
 
 // Basic (argon2id hash made by the package's own helper) and API keys, one guarded route.

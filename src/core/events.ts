@@ -1,4 +1,4 @@
-import { channel, tracingChannel } from 'node:diagnostics_channel'
+import { channel, subscribe, tracingChannel, unsubscribe } from 'node:diagnostics_channel'
 import type { FastifyRequest } from 'fastify'
 import type { MethodName, MultiauthUser } from './types.js'
 
@@ -311,6 +311,21 @@ export interface AuthenticateContext {
   /** The method that authenticated the request (also set for a 403: the user was authenticated). */
   method?: MethodName
   error?: unknown
+}
+
+/**
+ * Subscribes `listener` to one event with its payload typed (`diagnostics_channel.subscribe`
+ * hands a listener `unknown`); returns the function that unsubscribes. The same as
+ * `subscribe(MULTIAUTH_CHANNELS[name], listener)`: a listener runs synchronously, at the event.
+ */
+export function subscribeMultiauth<K extends MultiauthEventName> (name: K, listener: (event: MultiauthEvents[K]) => void): () => void {
+  const channelName = MULTIAUTH_CHANNELS[name]
+  if (typeof channelName !== 'string') throw new TypeError(`subscribeMultiauth: unknown event "${String(name)}" (known: ${EVENT_NAMES.join(', ')})`)
+  if (typeof listener !== 'function') throw new TypeError('subscribeMultiauth: the listener must be a function')
+  // The payload is what the publisher of that channel built: the type is the channel's contract.
+  const onMessage = (message: unknown): void => { listener(message as MultiauthEvents[K]) }
+  subscribe(channelName, onMessage)
+  return () => { unsubscribe(channelName, onMessage) }
 }
 
 export const AUTHENTICATE_TRACING_CHANNEL = 'fastify-multiauth:authenticate'

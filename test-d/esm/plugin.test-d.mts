@@ -13,8 +13,8 @@ import type {
   TrustedIssuer, TrustedIssuerAlgorithm
 } from 'fastify-multiauth'
 import 'fastify-multiauth/request-user'
-import { OAUTH2_REFUSAL_REASONS, readApiKeyUsage } from 'fastify-multiauth'
-import type { ApiKeyUsage, ApiKeyUsageTotals, OAuth2RefusalReason, RevokeOptions, SessionLoginEvent, TokenRevokedEvent } from 'fastify-multiauth'
+import { OAUTH2_REFUSAL_REASONS, readApiKeyUsage, subscribeMultiauth } from 'fastify-multiauth'
+import type { ApiKeyUsage, ApiKeyUsageTotals, OAuth2RefusalReason, RefusalReason, RevokeOptions, SessionLoginEvent, TokenRevokedEvent } from 'fastify-multiauth'
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
 
@@ -279,6 +279,18 @@ app.post('/logout-everywhere', async (request) => {
   await app.authTokens.revokeRefreshToken('r')
 })
 void lastUsed; void firstReason; void revokedKind; void loginUser
+
+// subscribeMultiauth: the listener's payload is the event's type; an unknown event does not compile.
+const stopRefused: () => void = subscribeMultiauth('refused', (event) => {
+  const reason: RefusalReason = event.reason
+  // @ts-expect-error a refused event has no userId
+  void event.userId
+  void reason
+})
+subscribeMultiauth('token:refresh-reused', (event) => { const family: string = event.familyId; void family })
+// @ts-expect-error no such event
+subscribeMultiauth('logged-in', () => {})
+stopRefused()
 
 // @ts-expect-error UnauthorizedError is split into CredentialsMissingError and CredentialsInvalidError
 import { UnauthorizedError } from 'fastify-multiauth'

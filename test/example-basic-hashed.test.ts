@@ -1,7 +1,7 @@
 import t from 'tap'
 import { runFlow, startExample, statuses } from './helpers/example-process.js'
 
-// Seed 1's Basic snippet as a real process over real HTTP.
+// Basic with hashed passwords (`Hello, <user>!`) as a real process over real HTTP.
 
 const basic = (user: string, password: string): string => 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64')
 

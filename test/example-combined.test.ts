@@ -1,7 +1,7 @@
 import t from 'tap'
 import { runFlow, startExample, statuses } from './helpers/example-process.js'
 
-// Seed 1's "combining methods" as a real process over real HTTP: any-of, roles, mode 'all',
+// Several methods in one service as a real process over real HTTP: any-of, roles, mode 'all',
 // API keys in the header and in the query string.
 
 const basic = (user: string, password: string): string => 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64')
@@ -18,7 +18,7 @@ t.test('examples/combined over real HTTP', async (t) => {
     return { status: res.status, body: await res.json(), challenge: res.headers.get('www-authenticate') }
   }
 
-  // seed 1's /data: header or query
+  // /data: the key in the header or the query string
   t.same((await call('/data', { 'x-api-key': ALICE_KEY })).body, { data: 'Here\'s your protected data!' }, 'API key in the header')
   t.same((await call(`/data?api_key=${BOB_KEY}`)).body, { data: 'Here\'s your protected data!' }, 'API key in the query string')
   const badKey = await call('/data?api_key=nope')

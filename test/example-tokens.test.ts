@@ -8,11 +8,11 @@ t.test('examples/tokens over real HTTP', async (t) => {
   const { base, flow } = await startExample(t, 'tokens', { JWT_SECRET: '' }) // empty: the example makes a random one
 
   // The printed flow, pasted into a shell as it is, with the real curl: login, call, refresh,
-  // reuse refused, revoke, refused after revoke, and seed 2's Basic token route.
+  // reuse refused, revoke, refused after revoke, and a token from Basic on POST /api/v1/tokens/.
   const dir = mkdtempSync(join(tmpdir(), 'example-tokens-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const out = await runFlow(flow, dir)
-  const [call, refresh, reuse, revoke, afterRevoke, seed2] = statuses(out)
+  const [call, refresh, reuse, revoke, afterRevoke, basicMint] = statuses(out)
   t.match(out, /^\{"access_token":"eyJ[^"]+","refresh_token":"[^"]+"\}$/m, '1. login printed both tokens')
   t.equal(call, 200, '2. the call with the access token')
   t.match(out, '{"logged_in_as":"alice@example.com","via":"token"} HTTP 200')
@@ -23,11 +23,11 @@ t.test('examples/tokens over real HTTP', async (t) => {
   t.notMatch(reuseLine, /eyJ|access_token|refresh_token/, 'and gets no token')
   t.equal(revoke, 200, '5. revoke (RFC 7009)')
   t.equal(afterRevoke, 401, '   the revoked access token is refused')
-  t.equal(seed2, 200, 'seed 2: Basic on POST /api/v1/tokens/')
+  t.equal(basicMint, 200, 'Basic on POST /api/v1/tokens/')
   t.match(out, /\{"token":"eyJ[^"]+","expiration":3600,/)
 
   const basic = 'Basic ' + Buffer.from('alice@example.com:wonderland').toString('base64')
-  // Seed 2: POST /api/v1/tokens/ with Basic
+  // POST /api/v1/tokens/ with Basic
   const minted = await fetch(`${base}/api/v1/tokens/`, { method: 'POST', headers: { authorization: basic } })
   t.equal(minted.status, 200)
   const { token, expiration, refresh_token: refreshToken } = await minted.json() as { token: string, expiration: number, refresh_token: string }
@@ -36,10 +36,10 @@ t.test('examples/tokens over real HTTP', async (t) => {
 
   const refused = await fetch(`${base}/api/v1/tokens/`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })
   t.equal(refused.status, 401, 'a token cannot mint a token')
-  t.same(await refused.json(), { error: 'unauthorized', message: 'Authentication required' }, 'the seed\'s JSON error shape')
+  t.same(await refused.json(), { error: 'unauthorized', message: 'Authentication required' }, 'the example\'s JSON error shape')
 
   const viaBasicToken = await fetch(`${base}/protected`, { headers: { authorization: 'Basic ' + Buffer.from(`${token}:`).toString('base64') } })
-  t.same(await viaBasicToken.json(), { logged_in_as: 'alice@example.com', via: 'token' }, 'seed 2: token as the Basic user-id')
+  t.same(await viaBasicToken.json(), { logged_in_as: 'alice@example.com', via: 'token' }, 'the token as the Basic user-id')
 
   const wrong = await fetch(`${base}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice@example.com', password: 'nope' }) })
   t.equal(wrong.status, 401)

@@ -182,7 +182,7 @@ t.test("inside @fastify/auth: app.auth([app.verifyBasic, app.verifyApiKey]) acce
   t.equal((await app.inject({ url: '/and', headers: { ...asBasic('admin'), ...asKey('key-admin') } })).statusCode, 200)
 })
 
-t.test("the application's setErrorHandler shapes the body; the challenge survives it (seed 2's JSON errors)", async (t) => {
+t.test("the application's setErrorHandler shapes the body; the challenge survives it (an API's one JSON error shape)", async (t) => {
   const app = await buildApp(options)
   app.setErrorHandler((err: { statusCode?: number }, _request, reply) => {
     const status = err.statusCode ?? 500

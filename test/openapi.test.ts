@@ -93,7 +93,7 @@ async function build (order: Order, openapi: string | undefined): Promise<Fastif
   app.get('/shared-basic', { onRequest: app.authGuard(['basic']), schema: shared }, ok)
   app.get('/shared-token', { onRequest: app.authGuard(['token']), schema: shared }, ok)
 
-  // Seed 2's blueprint, the documented way: the guard goes into the options of every route of the
+  // One guard for a whole plugin (a route prefix), the documented way: the guard goes into the options of every route of the
   // plugin (and of its children) by an onRoute hook, so each route is guarded and documented.
   await app.register(async (api) => {
     const guard = api.authGuard(['basic', 'token'])

@@ -78,7 +78,7 @@ print(json.dumps({
   })
 })
 
-t.test('tokens example (JSON login, Bearer, refresh, revoke, seed 2\'s Basic token route)', async (t) => {
+t.test('tokens example (JSON login, Bearer, refresh, revoke, a token from Basic on POST /api/v1/tokens/)', async (t) => {
   const { base } = await startExample(t, 'tokens', { JWT_SECRET: '' })
 
   t.test('Python requests', { skip: skipPython }, async (t) => {
@@ -93,17 +93,17 @@ refresh = s.post(base + '/api/v1/tokens/refresh', json={'refresh_token': login['
 reuse = s.post(base + '/api/v1/tokens/refresh', json={'refresh_token': login['refresh_token']}, timeout=30)
 revoke = s.post(base + '/api/v1/tokens/revoke', headers=bearer, timeout=30)
 after = s.get(base + '/protected', headers=bearer, timeout=30)
-seed2 = s.post(base + '/api/v1/tokens/', auth=('alice@example.com', 'wonderland'), timeout=30)
+basic_mint = s.post(base + '/api/v1/tokens/', auth=('alice@example.com', 'wonderland'), timeout=30)
 print(json.dumps({
     'call': [call.status_code, call.json()], 'refresh': refresh.status_code, 'reuse': reuse.status_code,
-    'revoke': revoke.status_code, 'after': after.status_code, 'seed2': [seed2.status_code, sorted(seed2.json())],
+    'revoke': revoke.status_code, 'after': after.status_code, 'basic_mint': [basic_mint.status_code, sorted(basic_mint.json())],
 }))`, base)
     t.same(out.call, [200, { logged_in_as: 'alice@example.com', via: 'token' }])
     t.equal(out.refresh, 200)
     t.equal(out.reuse, 400, 'a reused refresh token is refused (invalid_grant)')
     t.equal(out.revoke, 200, 'RFC 7009')
     t.equal(out.after, 401)
-    t.same(out.seed2, [200, ['access_token', 'expiration', 'expires_in', 'refresh_token', 'token', 'token_type']])
+    t.same(out.basic_mint, [200, ['access_token', 'expiration', 'expires_in', 'refresh_token', 'token', 'token_type']])
   })
 
   t.test('curl', { skip: skipCurl }, async (t) => {
@@ -111,6 +111,6 @@ print(json.dumps({
     t.equal(await curl(`${base}/protected`, '-H', `Authorization: Bearer ${login.access_token as string}`), '{"logged_in_as":"alice@example.com","via":"token"}')
     const minted = JSON.parse(await curl('-u', 'alice@example.com:wonderland', '-X', 'POST', `${base}/api/v1/tokens/`))
     t.equal(minted.expiration, 3600)
-    t.equal(await curl('-u', `${minted.token as string}:`, `${base}/protected`), '{"logged_in_as":"alice@example.com","via":"token"}', 'seed 2: the token as the Basic user name')
+    t.equal(await curl('-u', `${minted.token as string}:`, `${base}/protected`), '{"logged_in_as":"alice@example.com","via":"token"}', 'the token as the Basic user name')
   })
 })

@@ -130,9 +130,9 @@ t.test('logout with a refresh token revokes its family; unknown refresh tokens a
 })
 
 t.test('POST /tokens: Basic → 200 { token, expiration } in seconds (configurable, default 900); Bearer → 401', async (t) => {
-  const seed = await tokenApp({ routes: true, expiresIn: '1h' })
-  await seed.ready()
-  const res = await seed.inject({ method: 'POST', url: '/tokens/', headers: { authorization: basicHeader('ann', 'pw-ann') } })
+  const oneHour = await tokenApp({ routes: true, expiresIn: '1h' })
+  await oneHour.ready()
+  const res = await oneHour.inject({ method: 'POST', url: '/tokens/', headers: { authorization: basicHeader('ann', 'pw-ann') } })
   t.equal(res.statusCode, 200)
   const body = res.json()
   t.same(Object.keys(body).sort(), ['access_token', 'expiration', 'expires_in', 'token', 'token_type'], 'no refresh_token when refresh is off')
@@ -141,16 +141,16 @@ t.test('POST /tokens: Basic → 200 { token, expiration } in seconds (configurab
   t.equal(res.headers['cache-control'], 'no-store')
   const claims = JSON.parse(Buffer.from(body.token.split('.')[1], 'base64url').toString())
   t.equal(claims.exp - claims.iat, 3600, 'the token lives as long as `expiration` says')
-  const issued = await seed.authTokens.issue({ id: 'ann' })
+  const issued = await oneHour.authTokens.issue({ id: 'ann' })
   t.same({ ...issued, accessToken: typeof issued.accessToken }, { accessToken: 'string', tokenType: 'Bearer', expiresIn: 3600 }, 'authTokens.issue() gives the same values in camelCase (expiresIn in seconds, as on the wire)')
 
-  const viaBearer = await seed.inject({ method: 'POST', url: '/tokens', headers: bearer(body.token) })
+  const viaBearer = await oneHour.inject({ method: 'POST', url: '/tokens', headers: bearer(body.token) })
   t.equal(viaBearer.statusCode, 401, 'a token cannot mint a token')
   t.equal(viaBearer.headers['www-authenticate'], 'Basic realm="api", charset="UTF-8"')
   t.equal(viaBearer.headers['cache-control'], 'no-store', 'a refusal of the token route is not cached either')
-  const viaBasicToken = await seed.inject({ method: 'POST', url: '/tokens', headers: { authorization: basicHeader(body.token, '') } })
+  const viaBasicToken = await oneHour.inject({ method: 'POST', url: '/tokens', headers: { authorization: basicHeader(body.token, '') } })
   t.equal(viaBasicToken.statusCode, 401, 'nor a token carried as a Basic user-id')
-  t.equal((await seed.inject({ method: 'POST', url: '/tokens', headers: { authorization: basicHeader('ann', 'wrong') } })).statusCode, 401)
+  t.equal((await oneHour.inject({ method: 'POST', url: '/tokens', headers: { authorization: basicHeader('ann', 'wrong') } })).statusCode, 401)
 
   const defaults = await tokenApp({ routes: true })
   await defaults.ready()

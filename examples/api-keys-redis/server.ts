@@ -49,7 +49,7 @@ await app.register(multiauth, {
   rateLimit: { perCredential: { max: 60, timeWindow: '1 minute' }, failuresPerIp: { max: 20, timeWindow: '1 minute' } }
 })
 
-// The seeds' error shape: { error, message }, whatever went wrong.
+// One error shape: { error, message }, whatever went wrong.
 app.setErrorHandler((err: { statusCode?: number, code?: string, message: string }, _request, reply) => {
   const status = err.statusCode ?? 500
   const error = status === 401 ? 'unauthorized' : status === 403 ? 'forbidden' : status === 429 ? 'too_many_requests' : status === 503 ? 'unavailable' : 'error'

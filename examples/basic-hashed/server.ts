@@ -1,4 +1,4 @@
-// Seed 1, "Basic Authentication": a users dict with hashed passwords and `Hello, <user>!`.
+// HTTP Basic: a users dict with hashed passwords and `Hello, <user>!` (Flask-HTTPAuth's Basic snippet, ported).
 //
 //   users = { "john": generate_password_hash("hello"), "susan": generate_password_hash("bye") }
 //   @auth.verify_password → the user name when the password matches
@@ -13,7 +13,7 @@ declare module '../../src/index.js' {
   interface MultiauthUser { id: string }
 }
 
-// argon2id hashes (Werkzeug's generate_password_hash in the seed). A real application stores
+// argon2id hashes (Werkzeug's generate_password_hash in Flask). A real application stores
 // them; hashing here at startup keeps the example self-contained.
 const users = new Map<string, string>([
   ['john', await hashPassword('hello')],
@@ -26,7 +26,7 @@ await app.register(multiauth, {
   realm: 'basic-hashed',
   basic: {
     // The plugin checks the hash (argon2id, constant time), and an unknown user costs the
-    // same argon2 run as a wrong password; the user is the name, as in the seed.
+    // same argon2 run as a wrong password; the user is the name, as in the Flask snippet.
     findCredential: (username) => {
       const passwordHash = users.get(username)
       return passwordHash === undefined ? null : { user: { id: username }, passwordHash }

@@ -1,5 +1,5 @@
-// Seed 1, "Combining methods" (and its API-key snippet): one service, several ways in.
-//   GET  /data      seed 1's require_api_key: X-API-Key header or ?api_key= query parameter
+// Combining methods: one service, several ways in.
+//   GET  /data      an API key: X-API-Key header or ?api_key= query parameter
 //   GET  /me        any one of Basic, bearer token or API key
 //   GET  /admin     Basic or token, and the user must hold the "admin" role (403 otherwise)
 //   POST /transfer  mode 'all': an API key AND the same user's password, both required
@@ -23,7 +23,7 @@ const accounts = new Map<string, BasicCredential>([
   ['bob', { user: { id: 'bob', name: 'Bob', roles: ['user'] }, passwordHash: await hashPassword('builder') }]
 ])
 
-// Seed 1's valid_api_keys, each now owned by a user (mode 'all' checks both methods found the
+// The valid API keys, each owned by a user (mode 'all' checks both methods found the
 // same one). Looked up by SHA-256, so the lookup's timing says nothing about the key; use
 // generateApiKey() and apiKey.findKey for real keys (examples/api-keys-redis).
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('base64url')
@@ -47,7 +47,7 @@ await app.register(multiauth, {
       const owner = apiKeys.get(sha256(key))
       return owner === undefined ? null : accounts.get(owner)?.user ?? null
     },
-    query: true // seed 1 also reads request.args.get('api_key'); the plugin drops it from logged URLs
+    query: true // ?api_key= too (Flask's request.args.get('api_key')); the plugin drops it from logged URLs
   },
   // Flask-HTTPAuth's get_user_roles
   roles: (user) => user.roles
@@ -82,7 +82,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 const address = await app.listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' })
 console.log(`combined example on ${address} (alice / wonderland is admin, bob / builder is not; API keys abc123def456 → alice, ghi789jkl012 → bob). Try it with curl:`)
 console.log(`curl -s -H 'X-API-Key: abc123def456' ${address}/me -w ' HTTP %{http_code}\\n'`)
-console.log('# seed 1 also takes the key from the query string (the plugin keeps it out of the logs)')
+console.log('# the key also works in the query string (the plugin keeps it out of the logs)')
 console.log(`curl -s '${address}/data?api_key=ghi789jkl012' -w ' HTTP %{http_code}\\n'`)
 console.log('# bob is not an admin: 403')
 console.log(`curl -s -u bob:builder ${address}/admin -w ' HTTP %{http_code}\\n'`)

@@ -1,7 +1,8 @@
-// Bearer tokens with fastify-multiauth, porting the two seed articles:
-//   seed 1 (flask-jwt-extended): POST /login with JSON credentials → access token; GET /protected needs Bearer.
-//   seed 2 (Flask-HTTPAuth):     POST /api/v1/tokens/ with Basic → { token, expiration: 3600 }; a token
-//                                 cannot mint a token; Basic "<token>:" (empty password) is a token.
+// Bearer tokens with fastify-multiauth, two ways to get one:
+//   a login route: POST /login with JSON credentials → access token; GET /protected needs Bearer
+//     (the flask-jwt-extended way);
+//   the token method's own route: POST /api/v1/tokens/ with Basic → { token, expiration: 3600 }; a
+//     token cannot mint a token; Basic "<token>:" (empty password) is a token (the Flask-HTTPAuth way).
 // Run: npm run example -- tokens   (PORT and JWT_SECRET are read from the environment). It prints
 // the whole flow as curl lines: log in, call, refresh, reuse of a spent refresh token (refused), log out.
 import { randomBytes } from 'node:crypto'
@@ -27,7 +28,7 @@ const secret = process.env.JWT_SECRET || randomBytes(32).toString('base64url')
 
 const app = Fastify({ logger: { level: 'warn' } })
 
-// Seed 2's consistent JSON errors: { error: 'unauthorized', message: 'Invalid credentials' }.
+// One JSON error shape: { error: 'unauthorized', message: 'Invalid credentials' }.
 app.setErrorHandler((err: { statusCode?: number, message: string, oauthError?: string }, _request, reply) => {
   const status = err.statusCode ?? 500
   // The token endpoint (/tokens/refresh, /tokens/revoke) keeps the RFC 6749 error body OAuth clients read.
@@ -46,15 +47,15 @@ await app.register(multiauth, {
   token: {
     secret,
     claims: (user) => ({ sub: user.id }),
-    findUser: (claims) => byId(claims.sub) ?? null, // seed 2's verify_auth_token: a deleted user → 401
-    expiresIn: '1h', // seed 2's expiration (3600 seconds)
+    findUser: (claims) => byId(claims.sub) ?? null, // a deleted user → 401
+    expiresIn: '1h', // `expiration: 3600` from POST /api/v1/tokens/
     refresh: true,
     revocation: true,
     routes: { prefix: '/api/v1/tokens' }
   }
 })
 
-// Seed 1: POST /login { username, password } → { access_token }
+// The login route: POST /login { username, password } → { access_token }
 app.post('/login', {
   schema: {
     body: {
@@ -73,7 +74,7 @@ app.post('/login', {
   return { access_token: accessToken, refresh_token: refreshToken }
 })
 
-// Seed 1: GET /protected with Authorization: Bearer <token>  (seed 2's Basic "<token>:" works too)
+// GET /protected with Authorization: Bearer <token>  (Basic "<token>:" works too)
 app.get('/protected', { onRequest: app.authGuard(['token', 'basic']) }, async (request) => ({
   logged_in_as: request.auth?.user.email,
   via: request.auth?.method
@@ -84,7 +85,7 @@ const json = 'content-type: application/json'
 const field = (name: string): string => `sed -E 's/.*"${name}":"([^"]+)".*/\\1/'`
 console.log(`fastify-multiauth tokens example listening on ${address} (user alice@example.com, password wonderland)`)
 console.log('The whole flow with curl: paste these lines, in order, into a POSIX shell (sh, bash, zsh):')
-console.log('# 1. Log in (seed 1: JSON credentials): an access token and a refresh token')
+console.log('# 1. Log in (JSON credentials): an access token and a refresh token')
 console.log(`TOKENS=$(curl -s -X POST ${address}/login -H '${json}' -d '{"username":"alice@example.com","password":"wonderland"}'); echo "$TOKENS"`)
 console.log(`ACCESS=$(echo "$TOKENS" | ${field('access_token')}); REFRESH=$(echo "$TOKENS" | ${field('refresh_token')})`)
 console.log('# 2. Call a protected route with the access token')
@@ -96,6 +97,6 @@ console.log(`curl -s -X POST ${address}/api/v1/tokens/refresh -H '${json}' -d "{
 console.log('# 5. Log out: revoke the access token (200); the next call with it is refused (401)')
 console.log(`curl -s -X POST ${address}/api/v1/tokens/revoke -H "Authorization: Bearer $ACCESS" -w 'HTTP %{http_code}\\n'`)
 console.log(`curl -s ${address}/protected -H "Authorization: Bearer $ACCESS" -w ' HTTP %{http_code}\\n'`)
-console.log('# Seed 2\'s way to a token: Basic on POST /api/v1/tokens/ gives { token, expiration }')
+console.log('# The token-as-password way to a token: Basic on POST /api/v1/tokens/ gives { token, expiration }')
 console.log(`curl -s -u alice@example.com:wonderland -X POST ${address}/api/v1/tokens/ -w ' HTTP %{http_code}\\n'`)
 console.log()

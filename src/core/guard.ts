@@ -1,17 +1,22 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { boundedCallback, callbackError } from './callbacks.js'
-import {
-  BadRequestError, CredentialsInvalidError, CredentialsMissingError, ForbiddenError, MultiauthOptionError
-} from './errors.js'
+import { BadRequestError, ForbiddenError } from './errors.js'
 import { events, requestFields, userIdOf } from './events.js'
-import type { CallbackName, ForbiddenEvent } from './events.js'
+import type { CallbackName } from './events.js'
+import { forbidden, forbiddenByFailure, hasForbidden, malformed, refuse, unauthorized } from './guard-refusals.js'
+import type { ForbiddingFailure } from './guard-refusals.js'
+import { compileGuardSpec } from './guard-spec.js'
+import type { CompiledGuard } from './guard-spec.js'
 import { traceGuard, tracingActive } from './guard-tracing.js'
 import { describeGuard } from '../integrations/openapi.js'
 import type { GuardDescription } from '../integrations/openapi.js'
 import { AuthFailure, isThenable, setRequestUser } from './outcome.js'
 import { isPreflight } from './preflight.js'
 import type { AuthInfo, AuthMethod, AuthSuccess, GuardSpec, MethodName, MultiauthUser, UserRoles } from './types.js'
-import { isPlainObject } from './validate.js'
+
+// `authGuard(spec)` and `verifyBasic` & co.: each request runs the spec's methods in order (any-of
+// or all-of), synchronously until a step answers with a promise. What a spec means is checked
+// once in ./guard-spec.ts; what a refusal logs, publishes and answers is ./guard-refusals.ts.
 
 export type RolesCallback = (user: MultiauthUser, request: FastifyRequest) => UserRoles | Promise<UserRoles>
 
@@ -50,8 +55,6 @@ export interface GuardLimits {
   admitted?: (success: AuthSuccess, request: FastifyRequest, reply: FastifyReply) => Promise<void> | undefined
 }
 
-const ALL_METHODS: readonly MethodName[] = ['basic', 'token', 'apiKey', 'session', 'oauth2']
-const GUARD_KEYS = ['methods', 'mode', 'roles', 'scopes', 'optional']
 const NO_STRINGS: readonly string[] = Object.freeze([])
 /** The callback a method's verification runs, when the method does not say (`AuthMethod.callbackOf`). The `oauth2` guard method checks a session. */
 const METHOD_CALLBACKS: Readonly<Record<MethodName, CallbackName>> = Object.freeze({
@@ -62,71 +65,13 @@ const METHOD_CALLBACKS: Readonly<Record<MethodName, CallbackName>> = Object.free
   oauth2: 'session.findUser'
 })
 
-interface CompiledGuard {
-  methods: AuthMethod[]
-  /** The methods' names, for the tracing context. */
-  names: readonly MethodName[]
-  all: boolean
-  /** Any one inner list must be fully held. */
-  roles: string[][] | undefined
-  scopes: string[] | undefined
-  optional: boolean
-  /** Challenges for a 401 when nothing was presented: computed once. */
-  missingChallenges: string[]
-}
-
-function compile (ctx: GuardContext, spec: GuardSpec): CompiledGuard {
-  const options = Array.isArray(spec) ? { methods: spec } : spec
-  if (!isPlainObject(options)) throw new MultiauthOptionError('authGuard() takes a list of methods or { methods, mode, roles, scopes, optional }')
-  for (const key of Object.keys(options)) {
-    if (!GUARD_KEYS.includes(key)) throw new MultiauthOptionError(`unknown authGuard option "${key}" (allowed: ${GUARD_KEYS.join(', ')})`)
-  }
-  const { methods: names, mode = 'any', roles, scopes, optional = false } = options as Exclude<GuardSpec, readonly MethodName[]>
-  if (!Array.isArray(names) || names.length === 0) throw new MultiauthOptionError('authGuard() needs at least one method')
-  const methods = names.map((name: unknown) => {
-    if (!ALL_METHODS.includes(name as MethodName)) {
-      throw new MultiauthOptionError(`authGuard(): unknown method "${String(name)}" (known: ${ALL_METHODS.join(', ')})`)
-    }
-    const method = ctx.methods.get(name as MethodName)
-    if (method === undefined) {
-      throw new MultiauthOptionError(`authGuard(): method "${String(name)}" is not configured; pass the "${String(name)}" option when registering fastify-multiauth`)
-    }
-    return method
-  })
-  if (new Set(names).size !== names.length) throw new MultiauthOptionError('authGuard(): a method is listed twice')
-  if (mode !== 'any' && mode !== 'all') throw new MultiauthOptionError('authGuard(): mode must be "any" or "all"')
-  if (typeof optional !== 'boolean') throw new MultiauthOptionError('authGuard(): optional must be a boolean')
-  if (optional && mode === 'all') throw new MultiauthOptionError('authGuard(): optional cannot be combined with mode "all"')
-
-  let compiledRoles: string[][] | undefined
-  if (roles !== undefined) {
-    if (!Array.isArray(roles) || roles.length === 0) throw new MultiauthOptionError('authGuard(): roles must be a non-empty array')
-    if (ctx.roles === undefined && !methods.some((method) => method.mapsRoles === true)) {
-      throw new MultiauthOptionError('authGuard(): roles need the "roles" option (a function returning the user\'s roles), or a token issuer that maps roles (token.issuers[].roles)')
-    }
-    compiledRoles = roles.map((entry: unknown) => {
-      const all = Array.isArray(entry) ? entry : [entry]
-      if (all.length === 0 || !all.every((r) => typeof r === 'string' && r.length > 0)) {
-        throw new MultiauthOptionError('authGuard(): roles must be strings or non-empty arrays of strings')
-      }
-      return all as string[]
-    })
-  }
-  let compiledScopes: string[] | undefined
-  if (scopes !== undefined) {
-    if (!Array.isArray(scopes) || !scopes.every((s) => typeof s === 'string' && s.length > 0)) {
-      throw new MultiauthOptionError('authGuard(): scopes must be an array of strings')
-    }
-    compiledScopes = scopes.length > 0 ? [...scopes] : undefined
-  }
-  return {
-    methods,
-    names: Object.freeze(methods.map((method) => method.name)),
-    all: mode === 'all',
-    roles: compiledRoles,
-    scopes: compiledScopes,
-    optional,
-    missingChallenges: methods.flatMap((m) => m.challenge === undefined ? [] : [m.challenge])
+/** Runs `method.extract`; credentials that cannot be decoded are reported (`refused`, reason `malformed`) before the 400 goes on. */
+function extractCredentials (method: AuthMethod, request: FastifyRequest): unknown {
+  try {
+    return method.extract(request)
+  } catch (err) {
+    if (err instanceof BadRequestError) malformed(request, method)
+    throw err
   }
 }
 
@@ -170,45 +115,6 @@ function sameUser (a: MultiauthUser, b: MultiauthUser): boolean {
   const idA = (a as { id?: unknown }).id
   // A null id is no id: two users whose id is missing are never the same user.
   return idA !== undefined && idA !== null && idA === (b as { id?: unknown }).id
-}
-
-// The security events (docs/events.md): each publisher checks `hasSubscribers` before it builds a payload.
-
-/** One refused credential: the log line, and the `refused` event with its fixed reason code. */
-function refuse (request: FastifyRequest, method: AuthMethod, failure: AuthFailure): void {
-  request.log.info({ authMethod: method.name, reason: failure.reason }, 'multiauth: credentials refused')
-  if (events.refused.hasSubscribers) events.refused.publish({ ...requestFields(request), method: method.name, reason: failure.code })
-}
-
-/** Credentials of `method` that cannot be decoded (a 400 unless another method admits the request). */
-function malformed (request: FastifyRequest, method: AuthMethod): void {
-  if (events.refused.hasSubscribers) events.refused.publish({ ...requestFields(request), method: method.name, reason: 'malformed' })
-}
-
-function forbidden (request: FastifyRequest, method: MethodName, user: MultiauthUser | undefined, missing: ForbiddenEvent['missing']): void {
-  if (events.forbidden.hasSubscribers) events.forbidden.publish({ ...requestFields(request), method, userId: userIdOf(user), missing })
-}
-
-/**
- * A credential valid in itself that this request may not use: the 403 its failure carries. The
- * only such failure is a session cookie on an unsafe cross-site request (src/methods/session/).
- */
-function forbiddenByFailure (request: FastifyRequest, method: AuthMethod, failure: ForbiddingFailure): Error {
-  forbidden(request, method.name, undefined, 'same-site')
-  return failure.forbidden()
-}
-
-/** The 401 (its challenges on the reply); with nothing presented (`refused` undefined), a `refused` event with reason `missing`. */
-function unauthorized (request: FastifyRequest, reply: FastifyReply, guard: CompiledGuard, refused: Set<AuthMethod> | undefined): Error {
-  if (refused === undefined && events.refused.hasSubscribers) events.refused.publish({ ...requestFields(request), method: undefined, reason: 'missing' })
-  const challenges = refused === undefined
-    ? guard.missingChallenges
-    : guard.methods.flatMap((m) => {
-      const c = refused.has(m) ? (m.invalidChallenge ?? m.challenge) : m.challenge
-      return c === undefined ? [] : [c]
-    })
-  if (challenges.length > 0) reply.header('www-authenticate', challenges.length === 1 ? challenges[0] : challenges)
-  return refused === undefined ? new CredentialsMissingError() : new CredentialsInvalidError()
 }
 
 /**
@@ -273,13 +179,6 @@ function enforce (guard: CompiledGuard, method: AuthMethod, success: AuthSuccess
   return undefined
 }
 
-/** A refusal that carries its own 403. */
-type ForbiddingFailure = AuthFailure & { forbidden: () => Error }
-
-function hasForbidden (failure: AuthFailure): failure is ForbiddingFailure {
-  return failure.forbidden !== undefined
-}
-
 const DIFFERENT_USERS = new AuthFailure('different-users', 'methods identified different users')
 
 /** What an any-of guard remembers about refused credentials; only made once one is refused. */
@@ -290,9 +189,9 @@ interface Refusals {
   forbidden?: { failure: ForbiddingFailure, method: AuthMethod }
 }
 
-/** Compiles one guard spec into its check. All checking of the spec happens here, once. */
+/** Compiles one guard spec into its check. The spec is checked here, once (./guard-spec.ts), never per request. */
 function compileCheck (ctx: GuardContext, spec: GuardSpec): { check: GuardRun, description: GuardDescription, names: readonly MethodName[] } {
-  const guard = compile(ctx, spec)
+  const guard = compileGuardSpec(ctx, spec)
   const { methods } = guard
 
   /** mode 'all': a failure ends the request; a success must name the same user as the first one. */
@@ -314,13 +213,7 @@ function compileCheck (ctx: GuardContext, spec: GuardSpec): { check: GuardRun, d
   function allFrom (start: number, first: AuthSuccess | undefined, request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
     for (let i = start; i < methods.length; i++) {
       const method = methods[i] as AuthMethod
-      let credentials: unknown
-      try {
-        credentials = method.extract(request)
-      } catch (err) {
-        if (err instanceof BadRequestError) malformed(request, method)
-        throw err
-      }
+      const credentials = extractCredentials(method, request)
       if (credentials === undefined) throw unauthorized(request, reply, guard, undefined)
       const outcome = runVerify(ctx, method, credentials, request, reply)
       if (isThenable(outcome)) {
@@ -355,10 +248,9 @@ function compileCheck (ctx: GuardContext, spec: GuardSpec): { check: GuardRun, d
       const method = methods[i] as AuthMethod
       let credentials: unknown
       try {
-        credentials = method.extract(request)
+        credentials = extractCredentials(method, request)
       } catch (err) {
         if (!(err instanceof BadRequestError)) throw err
-        malformed(request, method)
         // Keep going: another method may still admit the request (any-of).
         refusals ??= {}
         refusals.badRequest ??= err

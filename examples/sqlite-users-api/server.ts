@@ -1,15 +1,16 @@
-// Seed 2's whole API ("Flask User Authentication for APIs") with fastify-multiauth:
+// A whole users API with fastify-multiauth (a port of Flask-HTTPAuth's API lesson,
+// "Flask User Authentication for APIs"):
 //   - users with email + argon2id password hash in a SQLite file, created and seeded on first start;
-//   - verify_password(email_or_token, password): Basic with an email and password, or a token as
-//     the user name with an empty password (basic.allowToken);
+//   - Basic with an email and password, or a token as the user name with an empty password
+//     (basic.allowToken; Flask-HTTPAuth's verify_password(email_or_token, password));
 //   - POST /api/v1/tokens/ → { token, expiration: 3600 }; a token cannot mint a token;
-//   - the `api` blueprint: ONE onRequest guard for every route under /api/v1 (before_request +
-//     login_required), and a preHandler that refuses unconfirmed accounts with 403;
-//   - error_handler: JSON { error: 'unauthorized', message: 'Invalid credentials' };
+//   - ONE onRequest guard for every route under /api/v1 (the Flask `api` blueprint's
+//     before_request + login_required), and a preHandler that refuses unconfirmed accounts with 403;
+//   - one JSON error shape: { error: 'unauthorized', message: 'Invalid credentials' };
 //   - the OpenAPI document of it all at GET /openapi.json (@fastify/swagger).
 //
-// Run: npx tsx examples/seed2-api/server.ts
-// Environment: PORT (default 3000), DB_FILE (default seed2.sqlite beside this file), JWT_SECRET
+// Run: npx tsx examples/sqlite-users-api/server.ts
+// Environment: PORT (default 3000), DB_FILE (default users.sqlite beside this file), JWT_SECRET
 // (at least 32 bytes; without it tokens are signed with a random key and die with the process).
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
@@ -26,10 +27,10 @@ declare module '../../src/index.js' {
   interface MultiauthUser extends User {}
 }
 
-const dbFile = process.env.DB_FILE ?? fileURLToPath(new URL('./seed2.sqlite', import.meta.url))
+const dbFile = process.env.DB_FILE ?? fileURLToPath(new URL('./users.sqlite', import.meta.url))
 const { users, created } = await openUsers(dbFile)
 const secret = process.env.JWT_SECRET || randomBytes(32).toString('base64url')
-const REALM = 'seed2'
+const REALM = 'users-api'
 
 const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'warn' } })
 
@@ -37,7 +38,7 @@ const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'warn' } })
 // the transforms that document the plugin's security schemes and each guarded route.
 await app.register(swagger, multiauthOpenApi(app, {
   openapi: {
-    info: { title: 'Seed 2 API', version: '1.0.0', description: 'Flask-HTTPAuth\'s API lesson, on Fastify' }
+    info: { title: 'Users API', version: '1.0.0', description: 'Users in SQLite, behind Basic (email and password, or a token) and Bearer tokens' }
   }
 }))
 
@@ -47,7 +48,7 @@ const timingHash = await hashPassword('timing equaliser')
 await app.register(multiauth, {
   realm: REALM,
   basic: {
-    // Seed 2's verify_password: the email's user when the password matches, nothing otherwise.
+    // The email's user when the password matches, nothing otherwise (Flask-HTTPAuth's verify_password).
     verify: async (email, password) => {
       const found = users.byEmail(email)
       const matches = await verifyPassword(found?.passwordHash ?? timingHash, password)
@@ -58,14 +59,14 @@ await app.register(multiauth, {
   },
   token: {
     secret,
-    expiresIn: '1h', // seed 2's expiration: 3600 seconds
+    expiresIn: '1h', // `expiration: 3600` in the token route's answer
     claims: (user) => ({ sub: String(user.id) }),
-    // Seed 2's verify_auth_token: the token's user, or nothing when it was deleted meanwhile.
+    // The token's user, or nothing when it was deleted meanwhile (a 401).
     findUser: (claims) => users.byId(Number(claims.sub)) ?? null
   }
 })
 
-// Seed 2's error_handler: one JSON shape for every error. 401s keep the WWW-Authenticate
+// One JSON shape for every error. 401s keep the WWW-Authenticate
 // challenge the plugin set on the reply.
 app.setErrorHandler((err: FastifyError, request, reply) => {
   const status = err.statusCode ?? 500
@@ -93,19 +94,19 @@ const errorSchema = {
 /** The `api` blueprint: everything under /api/v1. */
 async function api (v1: FastifyInstance): Promise<void> {
   // @api.before_request + @auth.login_required: ONE guard for every route of this plugin.
-  // Email + password, a token as the Basic user name, or (beyond the seed) Authorization: Bearer.
+  // Email + password, a token as the Basic user name, or Authorization: Bearer.
   v1.addHook('onRequest', v1.authGuard(['basic', 'token']))
   // A hook added with addHook is not part of the route options the OpenAPI document is built
   // from: every route of the plugin declares it instead (a route's own `security` wins).
   v1.addHook('onRoute', (route) => { route.schema = { security: [{ basic: [] }, { token: [] }], ...route.schema } })
-  // ... and the seed's confirmed-account check, once the user is known.
+  // ... and the confirmed-account check, once the user is known.
   v1.addHook('preHandler', async (request) => {
     if (request.auth?.user.confirmed !== true) throw forbidden('Unconfirmed account')
   })
 
   v1.post('/tokens/', {
     schema: {
-      summary: 'Get a token (seed 2: get_token)',
+      summary: 'Get a token',
       // Stated here because the guard admits tokens, and this route then refuses them.
       security: [{ basic: [] }],
       response: {
@@ -156,9 +157,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 const address = await app.listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' })
 console.log(`${created ? 'created and seeded' : 'using'} ${dbFile} (alice@example.com / wonderland, confirmed; bob@example.com / builder, unconfirmed)`)
-console.log(`seed 2 API on ${address}; OpenAPI document at ${address}/openapi.json. Try it with curl (paste the lines into a shell):`)
+console.log(`Users API on ${address}; OpenAPI document at ${address}/openapi.json. Try it with curl (paste the lines into a shell):`)
 console.log(`TOKEN=$(curl -s -u alice@example.com:wonderland -X POST ${address}/api/v1/tokens/ | sed -E 's/.*"token":"([^"]+)".*/\\1/'); echo "$TOKEN"`)
-console.log('# seed 2 sends the token as the Basic user name with an empty password; a Bearer header works too')
+console.log('# the token as the Basic user name with an empty password; a Bearer header works too')
 console.log(`curl -s -u "$TOKEN:" ${address}/api/v1/users/me -w ' HTTP %{http_code}\\n'`)
 console.log(`curl -s -H "Authorization: Bearer $TOKEN" ${address}/api/v1/users/me -w ' HTTP %{http_code}\\n'`)
 console.log('# bob has not confirmed his account: 403')

@@ -1,4 +1,4 @@
-// The users of seed 2's API in a real SQLite file (better-sqlite3), created and seeded on first start.
+// The API's users in a real SQLite file (better-sqlite3), created and seeded on first start.
 import Database from 'better-sqlite3'
 import { hashPassword } from '../../src/index.js'
 
@@ -14,8 +14,8 @@ export interface UserStore {
   close (): void
 }
 
-/** Seed users: alice has confirmed her account, bob has not (seed 2's 403 "Unconfirmed account"). */
-const SEED = [
+/** The users a new database starts with: alice has confirmed her account, bob has not (403 "Unconfirmed account"). */
+const INITIAL_USERS = [
   { email: 'alice@example.com', password: 'wonderland', confirmed: true },
   { email: 'bob@example.com', password: 'builder', confirmed: false }
 ]
@@ -36,7 +36,7 @@ export async function openUsers (file: string): Promise<{ users: UserStore, crea
   const created = count.n === 0
   if (created) {
     // Hash first (argon2 is asynchronous), then insert in one transaction.
-    const rows = await Promise.all(SEED.map(async (u) => ({ ...u, hash: await hashPassword(u.password) })))
+    const rows = await Promise.all(INITIAL_USERS.map(async (u) => ({ ...u, hash: await hashPassword(u.password) })))
     const insert = db.prepare('INSERT INTO users (email, password_hash, confirmed) VALUES (?, ?, ?)')
     db.transaction(() => { for (const r of rows) insert.run(r.email, r.hash, r.confirmed ? 1 : 0) })()
   }

@@ -6,17 +6,17 @@ import Database from 'better-sqlite3'
 import { Validator } from '@seriousme/openapi-schema-validator'
 import { runFlow, startExample, statuses } from './helpers/example-process.js'
 
-// Seed 2's API as a user runs it: one process, a real SQLite file, real HTTP.
+// The users API as a user runs it: one process, a real SQLite file, real HTTP.
 
 const basic = (user: string, password: string): string => 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64')
 const INVALID = { error: 'unauthorized', message: 'Invalid credentials' }
 const UNCONFIRMED = { error: 'forbidden', message: 'Unconfirmed account' }
 
-t.test('examples/seed2-api over real HTTP', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'seed2-'))
+t.test('examples/sqlite-users-api over real HTTP', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sqlite-users-api-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const dbFile = join(dir, 'users.sqlite')
-  const { base, flow, stdout } = await startExample(t, 'seed2-api', { DB_FILE: dbFile, JWT_SECRET: '' })
+  const { base, flow, stdout } = await startExample(t, 'sqlite-users-api', { DB_FILE: dbFile, JWT_SECRET: '' })
   t.match(flow, /^TOKEN=\$\(curl -s -u alice@example\.com:wonderland -X POST http:\/\/127\.0\.0\.1:\d+\/api\/v1\/tokens\/ \| sed /m, 'prints the token request')
   const out = await runFlow(flow, dir)
   t.same(statuses(out), [200, 200, 403], 'the printed curl lines, run as printed: token as Basic user name, as Bearer; bob unconfirmed')
@@ -43,7 +43,7 @@ t.test('examples/seed2-api over real HTTP', async (t) => {
   t.match(minted.body.token, /^[\w-]+\.[\w-]+\.[\w-]+$/, 'a JWT')
   const token = minted.body.token as string
 
-  // The token, as seed 2 sends it (Basic user name, empty password), and as a Bearer token
+  // The token as the Basic user name with an empty password, and as a Bearer token
   const me = { id: 1, email: 'alice@example.com', confirmed: true }
   t.same((await call('/api/v1/users/me', basic(token, ''))).body, me, 'email_or_token: the token as the Basic user name')
   t.same((await call('/api/v1/users/me', `Bearer ${token}`)).body, me, 'and as a Bearer token')
@@ -54,7 +54,7 @@ t.test('examples/seed2-api over real HTTP', async (t) => {
     const res = await call('/api/v1/tokens/', authorization, 'POST')
     t.equal(res.status, 401, 'a token cannot mint a token')
     t.same(res.body, INVALID)
-    t.match(res.challenge, /^Basic realm="seed2"/, 'with a Basic challenge')
+    t.match(res.challenge, /^Basic realm="users-api"/, 'with a Basic challenge')
   }
 
   // Unconfirmed account: 403 on every route of the blueprint, token route included
@@ -68,8 +68,8 @@ t.test('examples/seed2-api over real HTTP', async (t) => {
   for (const authorization of [basic('alice@example.com', 'nope'), basic('nobody@example.com', 'wonderland'), undefined, basic(token.slice(0, -2) + 'xx', '')]) {
     const res = await call('/api/v1/users/me', authorization)
     t.equal(res.status, 401)
-    t.same(res.body, INVALID, 'seed 2\'s error_handler JSON')
-    t.match(res.challenge, /Basic realm="seed2", charset="UTF-8"/)
+    t.same(res.body, INVALID, 'the API\'s one JSON error shape')
+    t.match(res.challenge, /Basic realm="users-api", charset="UTF-8"/)
   }
 
   // The OpenAPI document: valid, with the schemes and the requirements of each route

@@ -383,3 +383,158 @@ t.test('a @fastify/session store passed as session.store: its errors are a 503 w
   mode = 'enoent'
   t.equal((await app.inject({ url: '/me', headers: { cookie } })).statusCode, 401, 'ENOENT: no session, so no authentication (not a 503)')
 })
+
+// Issue 18, finding 11: the OAuth 502 body quoted jose's JWKS error text. Here the provider's token
+// endpoint works and only its jwks_uri fails (a 500, a body that is not JSON, JSON that is not a key
+// set, no answer at all, a key set without the signing key): the id_token cannot be verified.
+// Failed with validateIdToken's pre-fix throw put back (`new OAuth2ProviderError(\`cannot validate
+// the id_token: ${err.message}\`)`): Fastify's body read "OAuth2 provider error cannot validate the
+// id_token: Expected 200 OK from the JSON Web Key Set HTTP response" (and the parse, malformed and
+// timeout texts), and the application's handler got that message.
+t.test('id_token verification failing at the provider\'s JWKS: a generic body through the application\'s handler, jose\'s error as cause in the log', async (t) => {
+  const JOSE_TEXT = /JWKS|JSON Web Key|JSON|jose|ERR_J|malformed|timed out|Expected 200|127\.0\.0\.1|S3cretPw/i
+  type JwksCase = { what: string, answer: Parameters<TestProvider['breakJwks']>[0], status: number, joseCode?: string, log: RegExp }
+  const failures: JwksCase[] = [
+    { what: 'jwks_uri answers 500', answer: { status: 500, contentType: 'application/json', body: `{"error":"postgres://jwks:${MARKER}@db.internal failed"}` }, status: 502, joseCode: 'ERR_JOSE_GENERIC', log: /Expected 200 OK from the JSON Web Key Set HTTP response/ },
+    { what: 'jwks_uri answers a body that is not JSON', answer: { status: 200, body: `<html>${MARKER}` }, status: 502, joseCode: 'ERR_JOSE_GENERIC', log: /Failed to parse the JSON Web Key Set HTTP response as JSON/ },
+    { what: 'jwks_uri answers JSON that is not a key set', answer: { status: 200, body: `{"keys":"${MARKER}"}` }, status: 502, joseCode: 'ERR_JWKS_INVALID', log: /JSON Web Key Set malformed/ },
+    { what: 'jwks_uri does not answer', answer: 'hang', status: 502, joseCode: 'ERR_JWKS_TIMEOUT', log: /request timed out/ }
+  ]
+  // A key set without the signing key: the id_token is not valid for us (a refused login, 401), the
+  // detail in the log only. Last, on an app of its own: jose keeps a key set it could read (even an
+  // empty one) for its cooldown, so the key set served again afterwards would not be fetched.
+  const noKey: JwksCase = { what: 'jwks_uri answers a key set without the signing key', answer: { status: 200, body: '{"keys":[]}' }, status: 401, log: /no applicable key found in the JSON Web Key Set/ }
+
+  for (const order of ['after', 'none'] as const) {
+    await t.test(order === 'after' ? 'the application\'s error handler (set after register)' : 'Fastify\'s default error handler', async (t) => {
+      /** An app with session + oauth2 against its own provider; the errors its handler saw, and its log. */
+      async function build (): Promise<{ base: string, provider: TestProvider, handled: unknown[], logs: () => string }> {
+        const port = await freePort()
+        const base = `http://localhost:${port}`
+        const provider = await startOidcProvider({ redirectUris: [`${base}/auth/local/callback`] })
+        t.teardown(provider.close)
+        const sink = logSink()
+        const app = Fastify({ logger: { level: 'info', stream: sink.stream } })
+        await app.register(multiauth, {
+          session: { secret: SESSION_SECRET, secure: false, findUser: (id) => ({ id }) },
+          oauth2: {
+            baseUrl: base,
+            httpTimeout: 1500,
+            providers: { local: { issuer: provider.issuer, clientId: provider.clientId, clientSecret: provider.clientSecret } },
+            findUser: (profile) => ({ id: `local:${profile.id}` })
+          }
+        })
+        const handled: unknown[] = []
+        if (order === 'after') {
+          app.setErrorHandler(function (err: FastifyError, request, reply) {
+            handled.push(err)
+            return appHandler(err, request, reply)
+          })
+        }
+        await app.listen({ port, host: 'localhost' })
+        t.teardown(() => app.close())
+        return { base, provider, handled, logs: sink.text }
+      }
+
+      async function check (h: Awaited<ReturnType<typeof build>>, c: JwksCase): Promise<void> {
+        h.handled.length = 0
+        const logged = h.logs().length
+        h.provider.breakJwks(c.answer)
+        const { callback } = await runCodeFlow(new CookieJar(), `${h.base}/auth/local`, h.provider.issuer)
+        const res = await answer(callback)
+        t.equal(res.status, c.status, `${c.what}: ${c.status}`)
+        t.notMatch(res.body, JOSE_TEXT, `${c.what}: no jose or provider text in the body`)
+        t.notOk(callback.headers.getSetCookie().some((line) => line.startsWith('sid=')), `${c.what}: no session cookie`)
+        const code = c.status === 502 ? 'FST_MULTIAUTH_OAUTH2_PROVIDER' : 'FST_MULTIAUTH_CREDENTIALS_INVALID'
+        if (order === 'after') {
+          t.same(res.json(), { app: 'shaped', code, oauth: null }, `${c.what}: the application's handler shaped the body`)
+          t.equal(h.handled.length, 1, `${c.what}: the application's handler saw the error`)
+          if (c.joseCode !== undefined) {
+            // The generic error the handler got carries jose's original in its cause chain.
+            const chain: Array<{ code?: unknown, message?: unknown }> = []
+            for (let e = h.handled[0] as { cause?: unknown } | undefined; e !== undefined && e !== null; e = e.cause as { cause?: unknown } | undefined) chain.push(e as never)
+            t.equal(chain[0]?.message, 'OAuth2 provider error', `${c.what}: the handler's error has our generic message`)
+            t.ok(chain.slice(1).some((e) => e.code === c.joseCode), `${c.what}: jose's ${c.joseCode} is in its cause chain`)
+          }
+        } else {
+          t.equal(res.json().code, code, `${c.what}: Fastify's body with our code`)
+          t.equal(res.json().message, c.status === 502 ? 'OAuth2 provider error' : 'Invalid credentials', `${c.what}: our generic message`)
+        }
+        // The log keeps what failed: jose's text (pino's err serializer appends the causes' messages and stacks).
+        const lines = h.logs().slice(logged).split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { level: number, err?: { code?: string, message?: string, stack?: string }, reason?: string })
+        if (c.status === 502) {
+          const line = lines.find((l) => l.level >= 50 && l.err?.code === 'FST_MULTIAUTH_OAUTH2_PROVIDER')
+          t.ok(line, `${c.what}: the 502 is logged as an error`)
+          t.match(line?.err?.message, c.log, `${c.what}: jose's message reaches the log, as a cause of our error`)
+          t.match(line?.err?.stack, /caused by: /, `${c.what}: with the causes' stacks`)
+        } else {
+          t.ok(lines.some((l) => c.log.test(l.reason ?? '')), `${c.what}: jose's message is the logged reason of the refusal`)
+        }
+      }
+
+      const h = await build()
+      for (const c of failures) await check(h, c)
+      // Control: with the key set served again, the same flow logs in (nothing else was broken).
+      h.provider.breakJwks(undefined)
+      const { callback } = await runCodeFlow(new CookieJar(), `${h.base}/auth/local`, h.provider.issuer)
+      t.equal(callback.status, 302, 'control: the key set served again, the login succeeds')
+      await check(await build(), noKey)
+    })
+  }
+})
+
+// Found while hunting the class of finding 11 in the other routes the plugin adds: claims that
+// JSON cannot write (a BigInt, a cycle, a getter that throws) failed the signing, and
+// POST /tokens answered the serialiser's text ("Do not know how to serialize a BigInt",
+// "Converting circular structure to JSON … property 'self' closes the circle") as its 500 body.
+t.test('token.claims returning claims JSON cannot write: a generic 500 on POST /tokens and /tokens/refresh, the serialiser\'s error as cause in the log', async (t) => {
+  const kinds = {
+    bigint: () => ({ org: 10n }),
+    cycle: () => { const c: Record<string, unknown> = {}; c.self = c; return { nested: c } },
+    'throwing getter': () => ({ get profile (): never { throw leak('claims getter') } })
+  }
+  for (const order of ['none', 'after'] as const) {
+    await t.test(order === 'none' ? 'Fastify\'s default error handler' : 'the application\'s error handler', async (t) => {
+      const sink = logSink()
+      let bad: (() => Record<string, unknown>) | undefined
+      const app = Fastify({ logger: { level: 'info', stream: sink.stream } })
+      await app.register(multiauth, {
+        basic: { verify: (u, p) => USERS.get(u)?.password === p ? { id: u } : null },
+        token: {
+          secret: SECRET,
+          routes: true,
+          refresh: true,
+          findUser: (claims) => ({ id: claims.sub }),
+          claims: (user) => {
+            // The bad claims object itself, with sub added (a spread would run the getter here, in the callback).
+            const claims = bad?.() ?? {}
+            claims.sub = (user as { id: string }).id
+            return claims as { sub: string }
+          }
+        }
+      })
+      if (order === 'after') app.setErrorHandler(appHandler as never)
+      for (const [kind, claims] of Object.entries(kinds)) {
+        bad = undefined
+        const pair = (await app.inject({ method: 'POST', url: '/tokens', headers: { authorization: annBasic } })).json()
+        t.type(pair.refresh_token, 'string', `${kind}: a token pair while the claims are fine`)
+        bad = claims
+        for (const [route, request] of [
+          ['POST /tokens', { method: 'POST', url: '/tokens', headers: { authorization: annBasic } }],
+          ['POST /tokens/refresh', { method: 'POST', url: '/tokens/refresh', payload: { refresh_token: pair.refresh_token } }]
+        ] as const) {
+          const logged = sink.text().length
+          const res = await app.inject(request)
+          t.equal(res.statusCode, 500, `${kind} on ${route}: 500`)
+          t.equal(res.json().code, 'FST_MULTIAUTH_CALLBACK_ERROR', `${kind} on ${route}: our generic error`)
+          if (order === 'none') t.equal(res.json().message, 'Authentication callback failed', `${kind} on ${route}: our generic message`)
+          else t.same(res.json(), { app: 'shaped', code: 'FST_MULTIAUTH_CALLBACK_ERROR', oauth: null }, `${kind} on ${route}: the application's handler shaped the body`)
+          t.notMatch(res.body, /BigInt|serialize|circular|closes the circle|property|self|profile|S3cretPw|ECONNREFUSED/i, `${kind} on ${route}: no serialiser or application text in the body`)
+          const line = sink.text().slice(logged).split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { level: number, err?: { code?: string, message?: string } })
+            .find((l) => l.level >= 50 && l.err?.code === 'FST_MULTIAUTH_CALLBACK_ERROR')
+          t.match(line?.err?.message, /cannot be written as JSON: .*(BigInt|circular|S3cretPw)/, `${kind} on ${route}: the serialiser's error reaches the log as the cause`)
+        }
+      }
+    })
+  }
+})

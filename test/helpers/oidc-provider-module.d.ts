@@ -4,6 +4,7 @@ declare module 'oidc-provider' {
 
   interface KoaContext {
     path: string
+    status: number
     type: string
     body: unknown
     oidc: any

@@ -22,12 +22,19 @@ export interface TestProvider {
   /** While true, jwks_uri publishes another key under the same `kid`: id_tokens no longer verify against it. */
   serveForeignJwks: (on: boolean) => void
   /**
+   * While set, jwks_uri answers this instead of the key set (a status, a body: a broken provider),
+   * or never answers (`'hang'`); the token endpoint still works. `undefined` serves the key set again.
+   */
+  breakJwks: (answer: JwksAnswer | undefined) => void
+  /**
    * While set, the token endpoint's id_token is re-issued with the claims `edit` returns, signed
    * with the provider's own key (so only the claims differ from a genuine one). `undefined` stops it.
    */
   editIdToken: (edit: ((claims: JWTPayload) => JWTPayload) | undefined) => void
   close: () => Promise<void>
 }
+
+export type JwksAnswer = { status: number, contentType?: string, body: string } | 'hang'
 
 export interface TestProviderOptions {
   /** The client's exact redirect URIs (e.g. `http://localhost:3000/auth/local/callback`). */
@@ -66,6 +73,9 @@ export async function startOidcProvider (options: TestProviderOptions): Promise<
   const real = await signingKey(kid)
   const foreign = await signingKey(kid)
   let foreignJwks = false
+  let brokenJwks: JwksAnswer | undefined
+  /** Releases the jwks requests held by `'hang'` (when the answer changes). */
+  let releaseHung: () => void = () => {}
   let idTokenEdit: ((claims: JWTPayload) => JWTPayload) | undefined
   const realKey = await importJWK(real.privateJwk, 'RS256')
   const grantErrors: string[] = []
@@ -107,6 +117,17 @@ export async function startOidcProvider (options: TestProviderOptions): Promise<
   // Serve the foreign public key at jwks_uri when asked; the provider still signs with the real one.
   provider.use(async (ctx, next) => {
     if (ctx.path === '/token') tokenRequests++
+    if (brokenJwks !== undefined && ctx.path === '/jwks') {
+      if (brokenJwks === 'hang') {
+        await new Promise<void>((resolve) => { const before = releaseHung; releaseHung = () => { before(); resolve() } })
+        ctx.status = 503
+        return
+      }
+      ctx.status = brokenJwks.status
+      ctx.type = brokenJwks.contentType ?? 'application/jwk-set+json'
+      ctx.body = brokenJwks.body
+      return
+    }
     if (foreignJwks && ctx.path === '/jwks') {
       ctx.type = 'application/jwk-set+json'
       ctx.body = { keys: [foreign.publicJwk] }
@@ -161,8 +182,15 @@ export async function startOidcProvider (options: TestProviderOptions): Promise<
     grantErrors,
     tokenRequests: () => tokenRequests,
     serveForeignJwks: (on) => { foreignJwks = on },
+    breakJwks: (answer) => {
+      brokenJwks = answer
+      const release = releaseHung
+      releaseHung = () => {}
+      release()
+    },
     editIdToken: (edit) => { idTokenEdit = edit },
     close: async () => {
+      releaseHung()
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))
     }

@@ -167,6 +167,14 @@ export function createTokenLifecycle (config: LifecycleConfig): TokenLifecycle {
     if (scope !== undefined && typeof scope !== 'string' && !(Array.isArray(scope) && scope.every((s) => typeof s === 'string' && !s.includes(' ')))) {
       throw callbackError(new TypeError('fastify-multiauth: token.claims(user) returned a `scope` that is neither a string nor an array of scope strings'), 'token.claims', request)
     }
+    // The claims become JSON (the token's payload, the refresh record): a BigInt, a cycle or a getter
+    // that throws would fail the signing with the serialiser's text (it names the claim's properties),
+    // which Fastify's default handler sends as the body. Checked here, so it takes the one error path.
+    try {
+      JSON.stringify(claims)
+    } catch (err) {
+      throw callbackError(new TypeError('fastify-multiauth: token.claims(user) returned claims that cannot be written as JSON', { cause: err }), 'token.claims', request)
+    }
     return claims
   }
 

@@ -2,19 +2,17 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
-import { Redis } from 'ioredis'
 import { MemoryStore, RedisStore, apiKeyId, generateApiKey, readApiKeyUsage } from '../src/index.js'
 import type { ApiKeyUsage, ApiKeyUsageOptions, GeneratedApiKey, MultiauthOptions, MultiauthStore } from '../src/index.js'
 import { UsageCounter } from '../src/methods/api-key/usage.js'
 import { buildApp } from './helpers/app.js'
-import { redisSkipReason, startRedis } from './helpers/redis.js'
+import { eachTopology } from './helpers/redis-topology.js'
 
 // apiKey.usage: requests counted per key in memory, written at most once per key per interval per
 // instance (to the store and onUsed), added up over instances, never holding or failing a request.
-// The clock is apiKey.now: no sleeps.
+// The clock is apiKey.now: no sleeps. The RedisStore tests run on standalone, Cluster and Sentinel.
 const T0 = 1_767_225_600_123 // ms, 13 digits with low digits set: written and read back exactly
 const MINUTE = 60_000
-const skipRedis = redisSkipReason()
 
 interface Clock { now: () => number, set: (ms: number) => void }
 function clock (): Clock {
@@ -239,30 +237,28 @@ t.test('bounded memory: many keys, at most maxKeys counted; an evicted key\'s co
   t.same(new Set(calm.values()), new Set([1]), '50 keys, a request each per second for 59 s: one write each')
 })
 
-t.test('RedisStore: two instances on one redis-server add up; one script call per write (INFO commandstats)', { skip: skipRedis }, async (t) => {
-  const redis = await startRedis()
-  t.teardown(redis.stop)
-  const admin = new Redis(redis.url)
-  t.teardown(() => admin.disconnect())
-  /** EVALSHA and EVAL calls so far: only the usage script runs any here (no rate limits, keys found in memory). */
-  const scriptCalls = async (): Promise<number> => {
-    const info = await admin.info('commandstats')
-    return [...info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0)
-  }
+eachTopology(t, 'RedisStore: two instances on one Redis add up; one script call per write (INFO commandstats)', async (t, redis) => {
+  const admin = redis.client()
+  /** EVAL and EVALSHA calls so far, on every primary: only the usage script runs any here (no rate limits, keys found in memory). */
+  const scriptCalls = async (): Promise<number> => await redis.commandCalls('evalsha') + await redis.commandCalls('eval')
   const time = clock()
   const key = generateApiKey({ prefix: 'ak', environment: 'live' })
   const records = new Map([[key.id, { user: { id: 'svc' }, hash: key.hash }]])
-  /** A store's commands run in order on its connection: once a PING after them answers, the writes before it are done. */
+  /**
+   * A store's commands to one key run in order on the connection to that key's primary (on a
+   * Cluster, a PING may go to another master): once a read of the usage key answers, the writes
+   * before it are done.
+   */
   const instance = async (): Promise<{ app: FastifyInstance, call: () => Promise<number>, written: () => Promise<unknown> }> => {
-    const store = new RedisStore({ connection: redis.url })
+    const store = new RedisStore(redis.storeOptions())
     const app = await buildApp({ store, rateLimit: false, apiKey: { findKey: (id) => records.get(id) ?? null, now: time.now, usage: { interval: '1m', retention: '30d' } } })
     app.get('/', { onRequest: app.authGuard(['apiKey']) }, async () => 'ok')
     await app.ready()
-    return { app, call: async () => (await app.inject({ url: '/', headers: { 'x-api-key': key.key } })).statusCode, written: async () => await store.client.ping() }
+    return { app, call: async () => (await app.inject({ url: '/', headers: { 'x-api-key': key.key } })).statusCode, written: async () => await store.client.exists(`${store.prefix}usage:${key.id}`) }
   }
   const a = await instance()
   const b = await instance()
-  const reader = new RedisStore({ connection: redis.url })
+  const reader = new RedisStore(redis.storeOptions())
   t.teardown(() => reader.close())
   const before = await scriptCalls()
 
@@ -298,17 +294,15 @@ t.test('RedisStore: two instances on one redis-server add up; one script call pe
   t.same(await readApiKeyUsage(reader, key.key), { count: 104, lastUsedAt: new Date(T0 + MINUTE + 500) }, 'lastUsedAt is the latest, whichever instance wrote last')
 })
 
-t.test('RedisStore down or hanging: the request answers at once, the write fails later and is logged', { skip: skipRedis }, async (t) => {
-  const redis = await startRedis()
-  t.teardown(redis.stop)
+eachTopology(t, 'RedisStore down or hanging: the request answers at once, the write fails later and is logged', async (t, redis) => {
   const time = clock()
   // A bound far above the time an in-memory request takes, so "answered first" holds on a loaded machine.
-  const store = new RedisStore({ connection: redis.url, commandTimeout: 1500 })
+  const store = new RedisStore(redis.storeOptions({ commandTimeout: 1500 }))
   const { keys: [key], logs, logged, call } = await usageApp(t, { store, now: time.now, usage: true })
   if (key === undefined) throw new Error('a key')
   t.equal(await call(key), 200)
 
-  redis.pause() // SIGSTOP: connected, answering nothing
+  redis.pause() // SIGSTOP every data node: connected, answering nothing
   t.teardown(() => { redis.resume() })
   time.set(T0 + MINUTE)
   const failure = logged('multiauth: API-key usage not written to the store')
@@ -317,7 +311,7 @@ t.test('RedisStore down or hanging: the request answers at once, the write fails
   t.match(await failure, { level: 40, keyId: key.id, err: { code: 'FST_MULTIAUTH_STORE_UNAVAILABLE' } })
   redis.resume()
 
-  await redis.stop()
+  await redis.down()
   time.set(T0 + 2 * MINUTE)
   t.equal(await call(key), 200, 'Redis gone: still 200 (the key was found in memory)')
   t.equal(apiKeyId(key.key), key.id)

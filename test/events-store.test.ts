@@ -1,18 +1,17 @@
 // store:unavailable and store:recovered, per store instance: the first failed call of a store
 // publishes `unavailable` (a timeout or an error), later failures nothing, the first call that
-// succeeds after them `recovered` with how long the store was unavailable. A real redis-server
-// paused (SIGSTOP: a hung Redis) and killed (connection refused), then resumed and restarted;
-// an application's own MultiauthStore and @fastify/session store.
+// succeeds after them `recovered` with how long the store was unavailable. Real Redis (standalone,
+// Cluster and Sentinel: every data node) paused (SIGSTOP: a hung Redis) and killed (connection
+// refused), then resumed and restarted; an application's own MultiauthStore and @fastify/session store.
 import t from 'tap'
 import type { Test } from 'tap'
-import { once } from 'node:events'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import multiauth, { RedisStore } from '../src/index.js'
 import type { MultiauthOptions, MultiauthStore } from '../src/index.js'
 import { recordEvents } from './helpers/events.js'
 import type { RecordedEvent } from './helpers/events.js'
-import { redisSkipReason, startRedis } from './helpers/redis.js'
+import { eachTopology } from './helpers/redis-topology.js'
 import { cookieFrom, SESSION_SECRET } from './helpers/session-app.js'
 
 const SECRET = 'a-token-secret-of-at-least-32-bytes!!'
@@ -30,16 +29,15 @@ async function tokenApp (t: Test, store: MultiauthStore, extra: Partial<Multiaut
   return { app, get: async () => (await app.inject({ url: '/me', headers: { authorization: `Bearer ${accessToken}` } })).statusCode }
 }
 
-t.test('RedisStore: a hung Redis, a dead one, each published once, and each recovery', { skip: redisSkipReason() }, async (t) => {
-  const redis = await startRedis()
-  t.teardown(() => redis.stop())
+eachTopology(t, 'RedisStore: a hung Redis, a dead one, each published once, and each recovery', async (t, redis) => {
   const commandTimeout = 500
-  const store = new RedisStore({ connection: redis.url, commandTimeout })
+  const store = new RedisStore(redis.storeOptions({ commandTimeout }))
   const { get } = await tokenApp(t, store)
   t.equal(await get(), 200)
   t.strictSame(storeEvents(), [], 'a store that answers: nothing')
 
   redis.pause()
+  t.teardown(() => { redis.resume() })
   t.equal(await get(), 503, 'Redis hung: 503')
   t.strictSame(storeEvents(), [{ name: 'store:unavailable', payload: { store: 'RedisStore', cause: 'timeout' } }])
   t.equal(await get(), 503)
@@ -56,13 +54,19 @@ t.test('RedisStore: a hung Redis, a dead one, each published once, and each reco
   t.equal(await get(), 200)
   t.strictSame(storeEvents(), [], 'a success while available: nothing')
 
-  await redis.stop()
+  await redis.down()
   t.equal(await get(), 503, 'Redis gone: 503')
-  t.strictSame(storeEvents(), [{ name: 'store:unavailable', payload: { store: 'RedisStore', cause: 'error' } }], 'connection refused: an error, not a timeout')
+  // Standalone and Sentinel: the connection is refused, the command fails at once (an error). A
+  // Cluster client holds commands in its offline queue while it reconnects to the cluster, so
+  // they wait out commandTimeout: a timeout.
+  if (redis.name === 'cluster') t.strictSame(storeEvents(), [{ name: 'store:unavailable', payload: { store: 'RedisStore', cause: 'timeout' } }], 'every master gone: the Cluster client queued the command until commandTimeout')
+  else t.strictSame(storeEvents(), [{ name: 'store:unavailable', payload: { store: 'RedisStore', cause: 'error' } }], 'connection refused: an error, not a timeout')
   t.equal(await get(), 503)
   t.strictSame(storeEvents(), [])
-  const reconnected = once(store.client, 'ready')
-  await redis.restart()
+  // Not events.once: it rejects on the 'error' events the client emits while it reconnects (a
+  // Cluster's "Failed to refresh slots cache" while its nodes start).
+  const reconnected = new Promise((resolve) => { store.client.once('ready', resolve) })
+  await redis.up()
   await reconnected
   t.equal(await get(), 200, 'Redis back: service resumes without a restart')
   t.match(storeEvents(), [{ name: 'store:recovered', payload: { store: 'RedisStore', unavailableMs: Number } }])

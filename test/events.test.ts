@@ -1,7 +1,7 @@
 // Acceptance test of the security events (issue 15, docs/events.md): every channel of
 // MULTIAUTH_CHANNELS and the five channels of the authenticate tracing channel are subscribed to;
 // each event is driven through a real app (inject; the OAuth2 login over real HTTP against a real
-// OpenID provider; a real redis-server for the store events); every payload must have its
+// OpenID provider; real Redis, standalone, Cluster and Sentinel, for the store events); every payload must have its
 // documented shape, and no payload may hold a credential: a marker string is in every credential
 // this test presents (Basic username and password, bearer and refresh tokens, API keys, session
 // cookies, OAuth2 code and state, and the message of an application callback's error), and the
@@ -18,7 +18,8 @@ import type { ApiKeyRecord, BasicCredential, MethodName, MultiauthEventName, Mul
 import { basicHeader } from './helpers/app.js'
 import { CookieJar, runCodeFlow, startOidcProvider } from './helpers/oidc-provider.js'
 import { retryUntil } from './helpers/phased-load.js'
-import { freePort, redisSkipReason, startRedis } from './helpers/redis.js'
+import { freePort, redisSkipReason } from './helpers/redis.js'
+import { eachTopology } from './helpers/redis-topology.js'
 import { cookieFrom } from './helpers/session-app.js'
 
 /** In every credential this test presents; no payload may contain it. */
@@ -375,10 +376,8 @@ t.test('callback:timeout: a verify callback that never answers', async (t) => {
 })
 
 const noRedis = redisSkipReason()
-t.test('store:unavailable and store:recovered: a real redis-server stopped and restarted', { skip: noRedis }, async (t) => {
-  const redis = await startRedis()
-  t.teardown(redis.stop)
-  const store = new RedisStore({ connection: redis.url, commandTimeout: 500 })
+eachTopology(t, 'store:unavailable and store:recovered: real Redis stopped and restarted', async (t, redis) => {
+  const store = new RedisStore(redis.storeOptions({ commandTimeout: 500 }))
   const app = Fastify()
   await app.register(multiauth, {
     store,
@@ -392,12 +391,12 @@ t.test('store:unavailable and store:recovered: a real redis-server stopped and r
   t.equal((await app.inject({ url: '/me', headers: bearer(accessToken) })).statusCode, 200)
 
   let from = mark()
-  await redis.stop()
+  await redis.down()
   t.equal((await app.inject({ url: '/me', headers: bearer(accessToken) })).statusCode, 503)
   only(t, published('store:unavailable', from), { store: 'RedisStore' }, 'store:unavailable')
 
   from = mark()
-  await redis.restart()
+  await redis.up()
   // Bounded wait for ioredis to reconnect (its backoff is at most 2 s).
   await retryUntil('a 200 after the restart', async () => (await app.inject({ url: '/me', headers: bearer(accessToken) })).statusCode === 200, 30_000)
   only(t, published('store:recovered', from), { store: 'RedisStore', unavailableMs: Number }, 'store:recovered')

@@ -121,6 +121,49 @@ t.test('idle timeout: the session expires when unused for maxAge (fake clock)', 
   t.equal((await app.inject({ url: '/me', headers: { cookie } })).statusCode, 401, 'idle for more than maxAge')
 })
 
+t.test('the stored entry is renewed once a tenth of the idle timeout has passed, or when the request changed the session (fake clock)', async (t) => {
+  const realNow = Date.now
+  let now = realNow()
+  Date.now = () => now
+  t.teardown(() => { Date.now = realNow })
+  const store = new MemoryStore({ now: () => now })
+  const app = await sessionApp(users(), { plugin: { store }, session: { maxAge: 100_000 } })
+  const cookie = cookieFrom(await app.inject({ method: 'POST', url: '/login', payload: { id: 'u1' } }), 'sid') as string
+  const sessionId = decodeURIComponent(cookie.slice('sid='.length)).split('.')[0] as string
+  const key = `sess:${createHash('sha256').update(sessionId).digest('base64url')}`
+  const stored = async (): Promise<{ expires: number, cart?: unknown }> => {
+    const json = JSON.parse(await store.get(key) as string)
+    return { expires: Date.parse(json.cookie.expires), cart: json.cart }
+  }
+  const loggedInAt = now
+  t.equal((await stored()).expires, loggedInAt + 100_000, 'login writes the entry')
+
+  now += 9_000
+  const steady = await app.inject({ url: '/me', headers: { cookie } })
+  t.equal(steady.statusCode, 200)
+  t.equal((await stored()).expires, loggedInAt + 100_000, '9 s later (under a tenth of 100 s), nothing is written')
+  const resent = steady.cookies.find((c) => c.name === 'sid')
+  t.equal(resent?.value, decodeURIComponent(cookie.slice('sid='.length)), 'the browser\'s cookie is still renewed: the same value')
+  t.equal(resent?.expires?.getTime(), Math.floor((now + 100_000) / 1000) * 1000, '…with the expiry pushed forward')
+
+  now += 2_000
+  t.equal((await app.inject({ url: '/me', headers: { cookie } })).statusCode, 200)
+  const renewedAt = now
+  t.equal((await stored()).expires, renewedAt + 100_000, '11 s after the last write, the entry is renewed')
+
+  now += 1_000
+  t.equal((await app.inject({ method: 'POST', url: '/cart', headers: { cookie } })).statusCode, 200)
+  t.same(await stored(), { expires: now + 100_000, cart: ['book'] }, 'a request that changed the session writes it at once')
+  const changedAt = now
+
+  // The idle timeout is never longer than maxAge: a request that wrote nothing does not extend it,
+  // so a session can end up to a tenth of maxAge sooner than the last request plus maxAge.
+  now += 9_000
+  t.equal((await app.inject({ url: '/me', headers: { cookie } })).statusCode, 200, 'used 9 s after the last write (nothing written)')
+  now = changedAt + 100_001
+  t.equal((await app.inject({ url: '/me', headers: { cookie } })).statusCode, 401, 'idle past maxAge since the last write: expired, 91 s after the last request')
+})
+
 t.test('option checks at registration', async (t) => {
   const register = async (options: MultiauthOptions): Promise<void> => { await Fastify().register(multiauth, options).ready() }
   const findUser = (): null => null

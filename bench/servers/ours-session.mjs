@@ -4,8 +4,8 @@ import { serve } from './common.mjs'
 
 // The session option (it registers @fastify/cookie and @fastify/session): one login, then every
 // request loads the session and looks the user up. Default: the plugin's in-process MemoryStore.
-// `--redis`: sessions in Redis (the harness starts a redis-server), one GET and one SET (the
-// rolling expiry) per request.
+// `--redis`: sessions in Redis (the harness starts a redis-server), one GET per request (the
+// stored entry is renewed once a tenth of the idle timeout has passed: no SET in a run this short).
 const redis = process.argv.includes('--redis')
 const url = process.env.BENCH_REDIS_URL
 if (redis && url === undefined) throw new Error('ours-session --redis needs BENCH_REDIS_URL (bench/run.mjs starts a redis-server)')

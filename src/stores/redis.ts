@@ -152,6 +152,9 @@ export class RedisStore implements MultiauthStore {
     // timeout; after one reconnection attempt ioredis fails them, so the queue stays small.
     const failFast: RedisOptions = {
       maxRetriesPerRequest: 1,
+      // Commands of concurrent requests issued in one event-loop tick leave in one write (and on a
+      // Cluster, one per node): fewer syscalls and packets under load, the same replies.
+      enableAutoPipelining: true,
       // After a Sentinel failover the old primary may come back as a replica and answer writes with
       // READONLY: reconnect, which asks the Sentinels for the current primary.
       reconnectOnError: (err) => err.message.startsWith('READONLY')
@@ -169,7 +172,7 @@ export class RedisStore implements MultiauthStore {
       if (typeof clusterOptions !== 'object' || clusterOptions === null) throw new MultiauthOptionError('RedisStore cluster.options must be an object')
       checkReadsFromPrimary(clusterOptions, 'Cluster')
       const [{ Cluster: ClusterClient }] = loadPeers('RedisStore', ['ioredis'])
-      this.client = new ClusterClient(nodes, { ...clusterOptions, redisOptions: { ...failFast, ...clusterOptions.redisOptions } })
+      this.client = new ClusterClient(nodes, { enableAutoPipelining: true, ...clusterOptions, redisOptions: { ...failFast, ...clusterOptions.redisOptions } })
     } else {
       const connection = options.connection as unknown
       if (typeof connection !== 'string' && (typeof connection !== 'object' || connection === null || Array.isArray(connection))) {

@@ -54,6 +54,10 @@ export interface RedisTopology {
   flush: () => Promise<void>
   /** Calls of `command` (lower case, e.g. 'mget') since start, summed over every primary (INFO commandstats). */
   commandCalls: (command: string) => Promise<number>
+  /** The ports of the current primaries (one, or the Cluster's masters). */
+  primaryPorts: () => number[]
+  /** Calls of every command since start (INFO commandstats, e.g. 'get', 'cluster|slots'), summed over every primary. */
+  commandStats: () => Promise<Map<string, number>>
   /** Stops every data node (Sentinels keep running): Redis is unreachable. */
   down: () => Promise<void>
   /** Starts them again on the same ports and roles; resolves when the topology serves again. */
@@ -365,6 +369,18 @@ export async function startTopology (name: TopologyName, options: TopologyOption
         const line = new RegExp(`^cmdstat_${command}:calls=(\\d+)`, 'm').exec(stats)
         if (line === null && !stats.includes('# Commandstats')) throw new Error(`INFO commandstats on ${port}: ${stats}`)
         calls += Number(line?.[1] ?? 0)
+      }
+      return calls
+    },
+    primaryPorts: () => parts.primaries(),
+    commandStats: async () => {
+      const calls = new Map<string, number>()
+      for (const port of parts.primaries()) {
+        const stats = cli(port, 'info', 'commandstats')
+        if (!stats.includes('# Commandstats')) throw new Error(`INFO commandstats on ${port}: ${stats}`)
+        for (const [, command, count] of stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+          calls.set(command as string, (calls.get(command as string) ?? 0) + Number(count))
+        }
       }
       return calls
     },

@@ -79,7 +79,8 @@ export const TOMBSTONE = '!destroyed'
 /**
  * @fastify/session's store interface over our `MultiauthStore`, so sessions share the
  * Redis connection, key prefix and fail-closed 503 behaviour of everything else.
- * The entry lives as long as the cookie (idle timeout); a rolling save renews both.
+ * The entry lives as long as the cookie (idle timeout); a rolling save renews it once a tenth of
+ * the idle timeout has passed since it was written, or whenever the request changed the session.
  * Destroying a session leaves a tombstone for `tombstoneTtlMs` (the absolute timeout: a session
  * older than that is refused anyway), and every save is conditional on it: a request that loaded
  * the session before a logout on any instance cannot bring it back when it finishes.
@@ -94,8 +95,31 @@ export class SessionStoreAdapter implements SessionStore {
   /** Ids about to be destroyed that were never stored (`neverStored`): nothing to tombstone. */
   private readonly unsaved = new Set<string>()
 
-  constructor (private readonly store: MultiauthStore, private readonly defaultTtlMs: number, private readonly tombstoneTtlMs = DEFAULT_ABSOLUTE_TIMEOUT) {
+  /**
+   * A stored entry younger than this needs no rolling save: the idle timeout a user gets is
+   * between `defaultTtlMs - renewAfterMs` and `defaultTtlMs`, never longer.
+   */
+  private readonly renewAfterMs: number
+
+  constructor (private readonly store: MultiauthStore, private readonly defaultTtlMs: number, private readonly tombstoneTtlMs = DEFAULT_ABSOLUTE_TIMEOUT, renewAfterMs = Math.floor(defaultTtlMs / 10)) {
     this.local = store instanceof MemoryStore ? store : undefined
+    this.renewAfterMs = renewAfterMs
+  }
+
+  /**
+   * A rolling save with nothing to save: a logged-in session restored from the store (so its
+   * cookie's `originalExpires` is the stored entry's expiry), unchanged by the request, whose
+   * entry was written less than `renewAfterMs` ago. Steady-state requests then write nothing
+   * (no Redis SET); the browser's cookie is still renewed by @fastify/session.
+   */
+  private unchangedAndFresh (session: any, now: number): boolean {
+    const storedExpiry = session.cookie?.originalExpires
+    return this.renewAfterMs > 0 &&
+      storedExpiry instanceof Date &&
+      storedExpiry.getTime() - now > this.defaultTtlMs - this.renewAfterMs &&
+      session[RECORD_KEY] !== undefined &&
+      typeof session.isModified === 'function' &&
+      session.isModified() === false
   }
 
   private key (sessionId: string): string {
@@ -107,8 +131,10 @@ export class SessionStoreAdapter implements SessionStore {
   }
 
   set (sessionId: string, session: any, callback: (err?: unknown) => void): void {
+    const now = Date.now()
+    if (this.unchangedAndFresh(session, now)) return callback()
     const expires = session.cookie?.expires
-    const ttl = Math.max(1, expires instanceof Date ? expires.getTime() - Date.now() : this.defaultTtlMs)
+    const ttl = Math.max(1, expires instanceof Date ? expires.getTime() - now : this.defaultTtlMs)
     const key = this.key(sessionId)
     if (this.local !== undefined) {
       this.local[kSetLocalUnless](key, snapshot(session), ttl, TOMBSTONE)

@@ -3,7 +3,8 @@
 const escape = (text) => String(text).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c])
 
 export function renderChart (rows) {
-  const labelWidth = 250
+  // Wide enough for the longest variant name (12 px text: about 7 px a character at most).
+  const labelWidth = Math.max(250, 20 + 7 * Math.max(0, ...rows.map((r) => r.variant.name.length)))
   const barWidth = 420
   const valueWidth = 170
   const rowHeight = 26

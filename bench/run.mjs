@@ -42,8 +42,11 @@ export const VARIANTS = [
   { name: 'ours-jwt-hs256-cache', file: 'ours-jwt-hs256-cache.mjs', label: 'ours: JWT HS256 + verified-token cache (token.cache)', peers: ['peer-jwt'], target: 0.90 },
   { name: 'ours-jwt-eddsa', file: 'ours-jwt-eddsa.mjs', label: 'ours: JWT EdDSA (token option)', peers: ['peer-jwt-eddsa'] },
   { name: 'ours-session-memory', file: 'ours-session.mjs', label: 'ours: session, memory store', peers: ['peer-session'] },
-  // No peer: @fastify/session has no Redis store of its own (connect-redis would be a third package).
-  { name: 'ours-session-redis', file: 'ours-session.mjs', args: ['--redis'], label: 'ours: session, Redis store', needs: 'redis' },
+  // The peer does 1 GET + 1 SET per request (rolling, as @fastify/session is normally used), ours 1 GET: see peer-session-redis.mjs.
+  { name: 'ours-session-redis', file: 'ours-session.mjs', args: ['--redis'], label: 'ours: session, Redis store', needs: 'redis', peers: ['peer-session-redis'] },
+  { name: 'ours-session-redis-no-autopipelining', file: 'ours-session.mjs', args: ['--redis', '--no-autopipelining'], label: 'ours: session, Redis store, ioredis auto-pipelining off', needs: 'redis', compare: ['ours-session-redis'] },
+  { name: 'ours-jwt-revocation-redis', file: 'ours-jwt-revocation.mjs', label: 'ours: JWT HS256 + revocation (one MGET per request), Redis store', needs: 'redis', peers: ['peer-jwt-redis-denylist'] },
+  { name: 'ours-jwt-revocation-redis-no-autopipelining', file: 'ours-jwt-revocation.mjs', args: ['--no-autopipelining'], label: 'ours: JWT HS256 + revocation, Redis store, ioredis auto-pipelining off', needs: 'redis', compare: ['ours-jwt-revocation-redis'] },
   { name: 'peer-basic-auth', file: 'peer-basic-auth.mjs', label: 'peer: @fastify/basic-auth', peer: true },
   { name: 'peer-jwt', file: 'peer-jwt.mjs', label: 'peer: @fastify/jwt HS256, jwtVerify in onRequest', peer: true },
   { name: 'peer-jwt-eddsa', file: 'peer-jwt-eddsa.mjs', label: 'peer: @fastify/jwt EdDSA, jwtVerify in onRequest', peer: true },
@@ -51,7 +54,9 @@ export const VARIANTS = [
   { name: 'peer-bearer-auth-hashed', file: 'peer-bearer-auth-hashed.mjs', label: 'peer: @fastify/bearer-auth, auth() doing the same hashed lookup', peer: true },
   { name: 'peer-auth', file: 'peer-auth.mjs', label: 'peer: @fastify/auth (basic-auth or bearer-auth), last matches', peer: true },
   { name: 'peer-passport', file: 'peer-passport.mjs', label: 'peer: @fastify/passport + passport-http-bearer (needs @fastify/session)', peer: true },
-  { name: 'peer-session', file: 'peer-session.mjs', label: 'peer: @fastify/session alone (memory store)', peer: true }
+  { name: 'peer-session', file: 'peer-session.mjs', label: 'peer: @fastify/session alone (memory store)', peer: true },
+  { name: 'peer-session-redis', file: 'peer-session-redis.mjs', label: 'peer: @fastify/session + a minimal ioredis store (GET + SET per request, rolling)', needs: 'redis', peer: true },
+  { name: 'peer-jwt-redis-denylist', file: 'peer-jwt-redis-denylist.mjs', label: 'peer: @fastify/jwt HS256, `trusted` doing one MGET (jti denylist + not-before)', needs: 'redis', peer: true }
 ]
 
 function numberFromEnv (name, fallback, min) {
@@ -352,6 +357,7 @@ export async function main (settings = settingsFromEnv()) {
       await checkServer(variant, server)
     }
     const rounds = []
+    const nameWidth = Math.max(24, ...chosen.map((v) => v.name.length))
     for (let r = 0; r < settings.rounds; r++) {
       const round = new Map()
       // Rotate the order each round so position effects (thermal, neighbours) average out.
@@ -363,7 +369,7 @@ export async function main (settings = settingsFromEnv()) {
         const result = await load(server, settings)
         result.cpuPerRequest = (await serverCpu(server) - cpuBefore) / Math.max(1, result.total)
         round.set(variant.name, result)
-        console.error(`round ${r + 1}/${settings.rounds} ${variant.name.padEnd(24)} ${int(result.rps).padStart(8)} req/s  p99 ${result.p99} ms  ${result.cpuPerRequest.toFixed(1)} µs CPU/req${result.failures > 0 ? `  ${result.failures} failures` : ''}`)
+        console.error(`round ${r + 1}/${settings.rounds} ${variant.name.padEnd(nameWidth)} ${int(result.rps).padStart(8)} req/s  p99 ${result.p99} ms  ${result.cpuPerRequest.toFixed(1)} µs CPU/req${result.failures > 0 ? `  ${result.failures} failures` : ''}`)
       }
       rounds.push(round)
     }

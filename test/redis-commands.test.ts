@@ -18,7 +18,9 @@ import { bearer, login, tokenApp } from './helpers/tokens.js'
 // with one credential, and the difference is divided by REQUESTS. Commands that are not the
 // store's (INFO from this test, a Cluster client's slot refreshes, pings) are left out.
 const REQUESTS = 10_000
-const NOT_THE_STORES = /^(info|cluster\||cluster$|ping|client\||command|hello|readonly|select|auth|role|sentinel|echo|monitor)/
+// Not the store's: this test's INFO/ECHO/MONITOR, a Cluster client's slot refreshes, and what
+// Sentinels and replicas send a primary (PING, INFO, PUBLISH on __sentinel__:hello, REPLCONF ACK).
+const NOT_THE_STORES = /^(info|cluster\||cluster$|ping|client\||command|hello|readonly|select|auth|role|sentinel|echo|monitor|replconf|publish|subscribe|psync|sync$|config)/
 const DEADLINE_MS = 30_000
 
 async function storeCommands (redis: RedisTopology): Promise<Map<string, number>> {

@@ -153,14 +153,16 @@ eachTopology(t, 'RedisStore against real Redis', async (t, redis) => {
   contract(t, 'RedisStore', async () => ({ store: open({ prefix: `t${stores.length}:` }), advance: async (ms) => { await sleep(ms) } }))
 
   if (redis.name === 'cluster') {
-    t.test('getMany over keys of different hash slots fails closed (CROSSSLOT → 503), never a partial answer', async (t) => {
+    t.test('getMany over keys of different hash slots fails closed (503), never a partial answer', async (t) => {
       const store = open({ prefix: 'x:' })
       const client = store.client
       t.not(await client.cluster('KEYSLOT', 'x:a'), await client.cluster('KEYSLOT', 'x:b'), 'x:a and x:b are in different slots')
       await store.set('a', '1', 60_000)
       const err = await store.getMany(['a', 'b']).then(() => null, (e: unknown) => e)
       t.type(err, StoreUnavailableError)
-      t.match(String((err as Error & { cause?: unknown }).cause), /CROSSSLOT/, 'the cause is Redis Cluster refusing the multi-slot MGET')
+      // With auto-pipelining (the store's own clients), ioredis refuses the multi-slot MGET before
+      // sending it; a client without it sends it and Redis answers CROSSSLOT. Either way: no answer.
+      t.match(String((err as Error & { cause?: unknown }).cause), /CROSSSLOT|keys in a pipeline command should belong to the same slot/, 'the cause is the multi-slot MGET refused (by the client or by Redis Cluster)')
     })
   }
 

@@ -16,6 +16,8 @@ const DURABLE = Object.freeze({ durable: true })
 export const RECORD_KEY = 'multiauth'
 /** The default absolute timeout (24 hours): a session older than that is refused, so its tombstone may go then. */
 export const DEFAULT_ABSOLUTE_TIMEOUT = 24 * 3_600_000
+/** An unchanged session's entry is written again once 1/RENEW_FRACTION of its idle timeout has passed. */
+const RENEW_FRACTION = 10
 
 export function hashId (sessionId: string): string {
   // Redis never holds a usable session id: reading the store does not let anyone log in.
@@ -95,28 +97,23 @@ export class SessionStoreAdapter implements SessionStore {
   /** Ids about to be destroyed that were never stored (`neverStored`): nothing to tombstone. */
   private readonly unsaved = new Set<string>()
 
-  /**
-   * A stored entry younger than this needs no rolling save: the idle timeout a user gets is
-   * between `defaultTtlMs - renewAfterMs` and `defaultTtlMs`, never longer.
-   */
-  private readonly renewAfterMs: number
-
-  constructor (private readonly store: MultiauthStore, private readonly defaultTtlMs: number, private readonly tombstoneTtlMs = DEFAULT_ABSOLUTE_TIMEOUT, renewAfterMs = Math.floor(defaultTtlMs / 10)) {
+  constructor (private readonly store: MultiauthStore, private readonly defaultTtlMs: number, private readonly tombstoneTtlMs = DEFAULT_ABSOLUTE_TIMEOUT) {
     this.local = store instanceof MemoryStore ? store : undefined
-    this.renewAfterMs = renewAfterMs
   }
 
   /**
    * A rolling save with nothing to save: a logged-in session restored from the store (so its
    * cookie's `originalExpires` is the stored entry's expiry), unchanged by the request, whose
-   * entry was written less than `renewAfterMs` ago. Steady-state requests then write nothing
-   * (no Redis SET); the browser's cookie is still renewed by @fastify/session.
+   * entry was written less than a tenth of its idle timeout ago. Steady-state requests then write
+   * nothing (no Redis SET); the browser's cookie is still renewed by @fastify/session. The idle
+   * timeout a user gets is between 0.9 and 1 times `maxAge`, never longer.
    */
   private unchangedAndFresh (session: any, now: number): boolean {
     const storedExpiry = session.cookie?.originalExpires
-    return this.renewAfterMs > 0 &&
-      storedExpiry instanceof Date &&
-      storedExpiry.getTime() - now > this.defaultTtlMs - this.renewAfterMs &&
+    if (!(storedExpiry instanceof Date)) return false
+    // The maxAge the session was created with: @fastify/session keeps it across a redeploy.
+    const maxAge = typeof session.cookie.originalMaxAge === 'number' ? session.cookie.originalMaxAge : this.defaultTtlMs
+    return storedExpiry.getTime() - now > maxAge - maxAge / RENEW_FRACTION &&
       session[RECORD_KEY] !== undefined &&
       typeof session.isModified === 'function' &&
       session.isModified() === false

@@ -8,7 +8,7 @@
 import { once } from 'node:events'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { buildPackage, KEEP_MARKER, load, selectVariants, settingsFromEnv, startServer, stopServer } from './run.mjs'
+import { buildPackage, KEEP_MARKER, load, selectVariants, settingsFromEnv, startRedis, startServer, stopServer } from './run.mjs'
 
 const requests = Number(process.env.BENCH_MEMORY_REQUESTS ?? 1_000_000)
 if (!Number.isSafeInteger(requests) || requests < 1) throw new Error('BENCH_MEMORY_REQUESTS must be a positive integer')
@@ -26,8 +26,11 @@ async function memory (server) {
 const mib = (bytes) => (bytes / 2 ** 20).toFixed(1)
 buildPackage()
 const lines = []
+// The Redis variants get a redis-server of their own for the run, as `npm run bench` gives them.
+const redis = variants.some((v) => v.needs === 'redis') ? await startRedis() : undefined
+process.on('exit', () => redis?.stop())
 for (const variant of variants) {
-  const server = await startServer(variant, { execArgv: ['--expose-gc'] })
+  const server = await startServer(variant, { execArgv: ['--expose-gc'], env: variant.needs === 'redis' ? { BENCH_REDIS_URL: redis.url } : {} })
   try {
     await load(server, { ...settings, amount: 20_000 })
     const before = await memory(server)

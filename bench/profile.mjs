@@ -8,7 +8,7 @@
 // own cost (about 1.5–2× the CPU per request), so read the rows against each other.
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { buildPackage, load, pinHarness, serverCpu, settingsFromEnv, startServer, stopServer, VARIANTS } from './run.mjs'
+import { buildPackage, load, pinHarness, serverCpu, settingsFromEnv, startRedis, startServer, stopServer, VARIANTS } from './run.mjs'
 
 const [name = 'ours-api-key', seconds = '8', baseline = 'bare'] = process.argv.slice(2)
 const settings = settingsFromEnv()
@@ -20,12 +20,15 @@ const find = (wanted) => {
 const chosen = [find(baseline), find(name)]
 buildPackage()
 pinHarness(settings)
+// The Redis variants get a redis-server of their own, as `npm run bench` gives them.
+const redis = chosen.some((v) => v.needs === 'redis') ? await startRedis() : undefined
+process.on('exit', () => redis?.stop())
 
 /** Self time per request of each function (µs), and the server's CPU per request. */
 async function profile (variant) {
   const dir = resolve('bench/profiles', `${variant.name}-${Date.now()}`)
   mkdirSync(dir, { recursive: true })
-  const server = await startServer(variant, { execArgv: ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '100'], pinned: settings.pin })
+  const server = await startServer(variant, { execArgv: ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '100'], pinned: settings.pin, env: variant.needs === 'redis' ? { BENCH_REDIS_URL: redis.url } : {} })
   await load(server, { ...settings, duration: 1 })
   const before = await serverCpu(server)
   // V8 stamps samples with the monotonic clock hrtime reads (µs): keep only those of the measured run.

@@ -130,7 +130,8 @@ async function freePort () {
   return port
 }
 
-async function startRedis () {
+/** A throwaway redis-server on a free port, for the variants with `needs: 'redis'`. */
+export async function startRedis () {
   const port = await freePort()
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
   child.on('error', () => {})

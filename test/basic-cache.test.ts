@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import t from 'tap'
 import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
@@ -148,7 +149,12 @@ t.test('cache: bounded LRU', async (t) => {
 t.test('cache: keys are keyed hashes with unambiguous framing', async (t) => {
   const cache = new VerifiedCredentialCache(10, 60_000)
   const key = cache.key('alice', 'pw')
-  t.match(key, /^[A-Za-z0-9+/]{43}=$/, 'a SHA-256 sized MAC')
+  t.match(key, /^[A-Za-z0-9_-]{43}$/, 'a SHA-256 digest (base64url)')
+  // Keyed: none of the unkeyed digests an attacker could compute offline for this login.
+  for (const text of ['alicepw', '5:alicepw', 'alice:pw', '5alicepw']) {
+    t.not(key, createHash('sha256').update(text).digest('base64url'), `not the plain SHA-256 of "${text}"`)
+  }
+  t.equal(new VerifiedCredentialCache(10, 60_000).key('alice', 'pw'), key, 'one secret per process: every cache in it agrees')
   t.not(key, cache.key('alic', 'epw'), 'the username/password split changes the key')
   t.not(cache.key('a:b', 'c'), cache.key('a', 'b:c'))
   t.not(cache.key('', 'alicepw'), cache.key('alice', 'pw'))

@@ -44,6 +44,19 @@ function logSink (): { stream: Writable, text: () => string } {
   }
 }
 
+/**
+ * A real OpenID provider and an app (logging into a sink) that will listen on a free port, with
+ * the provider accepting that port's OAuth2 callback.
+ */
+async function appWithProvider (t: Test): Promise<{ port: number, base: string, provider: TestProvider, sink: ReturnType<typeof logSink>, app: FastifyInstance }> {
+  const port = await freePort()
+  const base = `http://localhost:${port}`
+  const provider = await startOidcProvider({ redirectUris: [`${base}/auth/local/callback`] })
+  t.teardown(provider.close)
+  const sink = logSink()
+  return { port, base, provider, sink, app: Fastify({ logger: { level: 'info', stream: sink.stream } }) }
+}
+
 interface Harness { app: FastifyInstance, base: string, provider: TestProvider, logs: () => string }
 
 type Order = 'before' | 'after' | 'none'
@@ -53,12 +66,7 @@ type Order = 'before' | 'after' | 'none'
  * real port. `order`: the application's error handler set before `register`, after it, or not at all.
  */
 async function harness (t: Test, order: Order, overrides: { plugin?: Partial<MultiauthOptions>, token?: Partial<TokenOptions>, oauth2FindUser?: OAuth2Options['findUser'] } = {}): Promise<Harness> {
-  const port = await freePort()
-  const base = `http://localhost:${port}`
-  const provider = await startOidcProvider({ redirectUris: [`${base}/auth/local/callback`] })
-  t.teardown(provider.close)
-  const sink = logSink()
-  const app = Fastify({ logger: { level: 'info', stream: sink.stream } })
+  const { port, base, provider, sink, app } = await appWithProvider(t)
   if (order === 'before') app.setErrorHandler(appHandler as never)
   await app.register(multiauth, {
     basic: { verify: (u, p) => USERS.get(u)?.password === p ? { id: u } : null },
@@ -409,12 +417,7 @@ t.test('id_token verification failing at the provider\'s JWKS: a generic body th
     await t.test(order === 'after' ? 'the application\'s error handler (set after register)' : 'Fastify\'s default error handler', async (t) => {
       /** An app with session + oauth2 against its own provider; the errors its handler saw, and its log. */
       async function build (): Promise<{ base: string, provider: TestProvider, handled: unknown[], logs: () => string }> {
-        const port = await freePort()
-        const base = `http://localhost:${port}`
-        const provider = await startOidcProvider({ redirectUris: [`${base}/auth/local/callback`] })
-        t.teardown(provider.close)
-        const sink = logSink()
-        const app = Fastify({ logger: { level: 'info', stream: sink.stream } })
+        const { port, base, provider, sink, app } = await appWithProvider(t)
         await app.register(multiauth, {
           session: { secret: SESSION_SECRET, secure: false, findUser: (id) => ({ id }) },
           oauth2: {

@@ -108,7 +108,9 @@ t.test('basic.findCredential + cache: a cache hit with a synchronous findCredent
 t.test('token.cache: options are checked at registration', async (t) => {
   const base = { secret: SECRET, findUser: () => ({ id: 'ann' }) }
   for (const [cache, message] of [
-    ['yes', /token\.cache must be an object/],
+    ['yes', /token\.cache must be an object \(\{ max, ttl \}\), or false/],
+    [true, /token\.cache must be an object/],
+    [null, /token\.cache must be an object/],
     [{ max: 0 }, /token\.cache\.max/],
     // ttl is a Duration: nothing below 1 ms, nothing unreadable.
     [{ ttl: 0 }, /token\.cache\.ttl/],
@@ -195,8 +197,20 @@ t.test('token.cache: an entry never outlives the token (exp + clock tolerance) (
   t.match(late.headers['www-authenticate'], /error="invalid_token"/)
 })
 
-t.test('token.cache off (the default): every request verifies the signature and gets its own claims', async (t) => {
+t.test('token.cache on by default: the second request gets the claims the first verified, frozen; revocation still refuses it', async (t) => {
   const app = await tokenCacheApp(t, {}, new Set(['ann']))
+  const { accessToken: token } = await app.authTokens.issue({ id: 'ann' })
+  await app.inject({ url: '/identity', headers: { authorization: `Bearer ${token}` } })
+  const second = await app.inject({ url: '/identity', headers: { authorization: `Bearer ${token}` } })
+  t.same(second.json(), { sameAsFirst: true }, 'a cache hit without any cache option')
+  const plain = await app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
+  t.equal(plain.json().frozen, true, 'shared claims are frozen')
+  await app.authTokens.revoke(plain.json().claims)
+  t.equal((await app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })).statusCode, 401, 'a revoked token is refused although it is cached')
+})
+
+t.test('token.cache: false turns it off: every request verifies the signature and gets its own claims', async (t) => {
+  const app = await tokenCacheApp(t, { cache: false }, new Set(['ann']))
   const { accessToken: token } = await app.authTokens.issue({ id: 'ann' })
   await app.inject({ url: '/identity', headers: { authorization: `Bearer ${token}` } })
   const second = await app.inject({ url: '/identity', headers: { authorization: `Bearer ${token}` } })

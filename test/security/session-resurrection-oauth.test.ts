@@ -10,9 +10,6 @@
 // session again.
 import t from 'tap'
 import type { Test } from 'tap'
-import { createHash } from 'node:crypto'
-import { connect } from 'node:net'
-import type { Socket } from 'node:net'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import multiauth, { MemoryStore, RedisStore } from '../../src/index.js'
@@ -21,6 +18,7 @@ import { CookieJar, runCodeFlow, startOidcProvider } from '../helpers/oidc-provi
 import type { TestProvider } from '../helpers/oidc-provider.js'
 import { freePort } from '../helpers/redis.js'
 import { eachTopology } from '../helpers/redis-topology.js'
+import { sessionStoreKey, slowPost } from '../helpers/slow-request.js'
 import { SESSION_SECRET } from '../helpers/session-app.js'
 
 const TOMBSTONE = '!destroyed'
@@ -51,28 +49,6 @@ async function instance (t: Test, store: MultiauthStore, provider: TestProvider,
   return { app, port, base, loaded: async () => await loaded }
 }
 
-/** A POST /slow whose body is held back: headers and half the body now, the rest on `finish()`. */
-function slowPost (port: number, cookie: string): { finish: () => Promise<string>, socket: Socket } {
-  const socket = connect(port, 'localhost')
-  let data = ''
-  socket.setEncoding('latin1')
-  socket.on('data', (chunk: string) => { data += chunk })
-  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()))
-  socket.write(`POST /slow HTTP/1.1\r\nHost: localhost:${port}\r\nCookie: ${cookie}\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhello`)
-  return {
-    socket,
-    finish: async () => {
-      socket.write('world')
-      await closed
-      return data
-    }
-  }
-}
-
-const sessionKey = (cookie: string): string => {
-  const signed = decodeURIComponent(cookie.slice(cookie.indexOf('=') + 1))
-  return `multiauth:sess:${createHash('sha256').update(signed.slice(0, signed.lastIndexOf('.'))).digest('base64url')}`
-}
 
 async function status (base: string, cookie: string): Promise<number> {
   const response = await fetch(`${base}/me`, { headers: { cookie } })
@@ -100,7 +76,7 @@ async function race (t: Test, provider: TestProvider, slowOn: Instance, reloginO
   const old = await oauthLogin(t, jar, slowOn.base, provider)
   for (const i of all) t.equal(await status(i.base, old), 200, `S1 (the stolen cookie) works on ${i.base}`)
 
-  const slow = slowPost(slowOn.port, old)
+  const slow = slowPost('localhost', slowOn.port, old)
   t.teardown(() => slow.socket.destroy())
   await slowOn.loaded() // the session is loaded; the body is still coming
 
@@ -127,7 +103,7 @@ eachTopology(t, 'two instances sharing real Redis: a slow request started before
   t.equal(await status(b.base, old), 401, 'B: S1 still dead after the slow request finished')
   t.equal(await status(a.base, old), 401, 'A: too')
   const client = (stores[0] as RedisStore).client
-  t.equal(await client.get(sessionKey(old)), TOMBSTONE, 'Redis holds the tombstone for S1, not a session')
+  t.equal(await client.get(sessionStoreKey(old)), TOMBSTONE, 'Redis holds the tombstone for S1, not a session')
   for (const i of [a, b]) t.equal(await status(i.base, fresh), 200, `the new session works on ${i.base}`)
 })
 
@@ -141,6 +117,6 @@ t.test('in-process store: a slow request started before an OAuth2 re-login on th
   const { old, fresh } = await race(t, provider, app, app, [app])
 
   t.equal(await status(app.base, old), 401, 'S1 still dead after the slow request finished')
-  t.equal(await store.get(sessionKey(old).slice('multiauth:'.length)), TOMBSTONE, 'the store holds the tombstone for S1, not a session')
+  t.equal(await store.get(sessionStoreKey(old).slice('multiauth:'.length)), TOMBSTONE, 'the store holds the tombstone for S1, not a session')
   t.equal(await status(app.base, fresh), 200, 'the new session works')
 })

@@ -8,14 +8,12 @@
 // a synchronous check in the in-process store).
 import t from 'tap'
 import type { Test } from 'tap'
-import { createHash } from 'node:crypto'
-import { connect } from 'node:net'
-import type { Socket } from 'node:net'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import multiauth, { MemoryStore, RedisStore } from '../../src/index.js'
 import type { MultiauthStore } from '../../src/index.js'
 import { eachTopology } from '../helpers/redis-topology.js'
+import { sessionStoreKey, slowPost } from '../helpers/slow-request.js'
 import { cookieFrom, SESSION_SECRET } from '../helpers/session-app.js'
 
 interface Instance { app: FastifyInstance, port: number, loaded: (url: string) => Promise<void>, release: () => void }
@@ -50,28 +48,6 @@ async function instance (t: Test, store: MultiauthStore): Promise<Instance> {
   }
 }
 
-/** A POST whose body is held back: headers and half the body now, the rest on `finish()`. */
-function slowPost (port: number, cookie: string): { finish: () => Promise<string>, socket: Socket } {
-  const socket = connect(port, '127.0.0.1')
-  let data = ''
-  socket.setEncoding('latin1')
-  socket.on('data', (chunk: string) => { data += chunk })
-  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()))
-  socket.write(`POST /slow HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: ${cookie}\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhello`)
-  return {
-    socket,
-    finish: async () => {
-      socket.write('world')
-      await closed
-      return data
-    }
-  }
-}
-
-const sessionKey = (cookie: string): string => {
-  const signed = decodeURIComponent(cookie.slice(cookie.indexOf('=') + 1))
-  return `multiauth:sess:${createHash('sha256').update(signed.slice(0, signed.lastIndexOf('.'))).digest('base64url')}`
-}
 
 eachTopology(t, 'two instances sharing real Redis: a slow request started before logout cannot bring the session back', async (t, redis) => {
   const stores = [new RedisStore(redis.storeOptions()), new RedisStore(redis.storeOptions())]
@@ -82,7 +58,7 @@ eachTopology(t, 'two instances sharing real Redis: a slow request started before
   const cookie = cookieFrom(await a.app.inject({ method: 'POST', url: '/login' }), 'sid') as string
   t.equal((await b.app.inject({ url: '/me', headers: { cookie } })).statusCode, 200, 'the stolen cookie works on B')
 
-  const slow = slowPost(a.port, cookie)
+  const slow = slowPost('127.0.0.1', a.port, cookie)
   t.teardown(() => slow.socket.destroy())
   await a.loaded('/slow') // A loaded the session; the body is still coming
   t.equal((await b.app.inject({ method: 'POST', url: '/logout', headers: { cookie } })).statusCode, 200, 'the victim logs out on B')
@@ -93,8 +69,8 @@ eachTopology(t, 'two instances sharing real Redis: a slow request started before
   t.equal((await b.app.inject({ url: '/me', headers: { cookie } })).statusCode, 401, 'B: still logged out after the slow request finished')
   t.equal((await a.app.inject({ url: '/me', headers: { cookie } })).statusCode, 401, 'A: too')
   const client = (stores[0] as RedisStore).client
-  t.equal(await client.get(sessionKey(cookie)), '!destroyed', 'Redis holds the tombstone, not the session')
-  const pttl = await client.pttl(sessionKey(cookie))
+  t.equal(await client.get(sessionStoreKey(cookie)), '!destroyed', 'Redis holds the tombstone, not the session')
+  const pttl = await client.pttl(sessionStoreKey(cookie))
   t.ok(pttl > 0 && pttl <= 24 * 3_600_000, `the tombstone expires with the absolute timeout (PTTL ${pttl} ms)`)
 })
 

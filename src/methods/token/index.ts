@@ -124,8 +124,13 @@ export function createTokenMethod (raw: unknown, ctx: MethodContext): AuthMethod
       }
     }
   }
-  const { max: cacheMax, ttl: cacheTtl } = options.cache === undefined ? { max: 0, ttl: 0 } : cacheOptions(options.cache, 'token.cache')
-  const verifiedTokens = options.cache === undefined ? undefined : new ExpiringLru<Record<string, unknown>>(cacheMax)
+  // On by default: a client sends the same token until it expires, and a hit skips only the work that
+  // depends on the token's bytes and the fixed keys (docs/tokens.md, "Verified-token cache").
+  if (options.cache !== undefined && options.cache !== false && (typeof options.cache !== 'object' || options.cache === null || Array.isArray(options.cache))) {
+    throw new MultiauthOptionError('token.cache must be an object ({ max, ttl }), or false to turn the cache off')
+  }
+  const { max: cacheMax, ttl: cacheTtl } = options.cache === false ? { max: 0, ttl: 0 } : cacheOptions(options.cache ?? {}, 'token.cache')
+  const verifiedTokens = options.cache === false ? undefined : new ExpiringLru<Record<string, unknown>>(cacheMax)
   // Without local keys (only `issuers`) this is never read: the local path below is not reached.
   const signingKey = (keys[0] ?? { canSign: false, fingerprint: '' }) as PreparedKey
   const byKid = keys.length > 1 ? new Map(keys.map((k) => [k.kid as string, k])) : undefined

@@ -83,10 +83,11 @@ export interface TokenOptions {
   /**
    * Remember access tokens whose signature and claims already verified, for `ttl` ms (never past
    * their `exp`) and at most `max` of them, so a client reusing its token skips the signature
-   * check. Revocation and `findUser` still run on every request. Off by default.
+   * check. Revocation and `findUser` still run on every request. On by default
+   * (`{ max: 10_000, ttl: '1m' }`, a few MiB at most); `false` turns it off.
    * See docs/tokens.md, "Verified-token cache".
    */
-  cache?: Partial<VerifiedCredentialCacheOptions>
+  cache?: Partial<VerifiedCredentialCacheOptions> | false
   /**
    * Publish the public halves of `keys` (RSA, EC or Ed25519; never an HS256 secret) as a JWK Set,
    * so that other services verify these tokens (`token.issuers` there). Opt-in. `true` =

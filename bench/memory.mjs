@@ -28,32 +28,35 @@ buildPackage()
 const lines = []
 // The Redis variants get a redis-server of their own for the run, as `npm run bench` gives them.
 const redis = variants.some((v) => v.needs === 'redis') ? await startRedis() : undefined
-process.on('exit', () => redis?.stop())
-for (const variant of variants) {
-  const server = await startServer(variant, { execArgv: ['--expose-gc'], env: variant.needs === 'redis' ? { BENCH_REDIS_URL: redis.url } : {} })
-  try {
-    await load(server, { ...settings, amount: 20_000 })
-    const before = await memory(server)
-    const started = Date.now()
-    // In four slices, so the table shows whether RSS levels off or keeps climbing.
-    const slices = []
-    let total = 0
-    let failures = 0
-    for (let i = 0; i < 4; i++) {
-      const amount = Math.floor(requests / 4) + (i === 3 ? requests % 4 : 0)
-      const run = await load(server, { ...settings, amount })
-      total += run.total
-      failures += run.failures
-      slices.push(await memory(server))
+try {
+  for (const variant of variants) {
+    const server = await startServer(variant, { execArgv: ['--expose-gc'], env: variant.needs === 'redis' ? { BENCH_REDIS_URL: redis.url } : {} })
+    try {
+      await load(server, { ...settings, amount: 20_000 })
+      const before = await memory(server)
+      const started = Date.now()
+      // In four slices, so the table shows whether RSS levels off or keeps climbing.
+      const slices = []
+      let total = 0
+      let failures = 0
+      for (let i = 0; i < 4; i++) {
+        const amount = Math.floor(requests / 4) + (i === 3 ? requests % 4 : 0)
+        const run = await load(server, { ...settings, amount })
+        total += run.total
+        failures += run.failures
+        slices.push(await memory(server))
+      }
+      const after = slices[3]
+      const seconds = (Date.now() - started) / 1000
+      const line = `| \`${variant.name}\` | ${total.toLocaleString('en-US')} | ${failures} | ${mib(before.rss)} | ${slices.map((m) => mib(m.rss)).join(' → ')} | ${(after.rss - before.rss) >= 0 ? '+' : ''}${mib(after.rss - before.rss)} | ${mib(before.heapUsed)} → ${mib(after.heapUsed)} | ${seconds.toFixed(0)} s |`
+      console.log(line)
+      lines.push(line)
+    } finally {
+      await stopServer(server)
     }
-    const after = slices[3]
-    const seconds = (Date.now() - started) / 1000
-    const line = `| \`${variant.name}\` | ${total.toLocaleString('en-US')} | ${failures} | ${mib(before.rss)} | ${slices.map((m) => mib(m.rss)).join(' → ')} | ${(after.rss - before.rss) >= 0 ? '+' : ''}${mib(after.rss - before.rss)} | ${mib(before.heapUsed)} → ${mib(after.heapUsed)} | ${seconds.toFixed(0)} s |`
-    console.log(line)
-    lines.push(line)
-  } finally {
-    await stopServer(server)
   }
+} finally {
+  redis?.stop()
 }
 
 const START = '<!-- memory:start -->'

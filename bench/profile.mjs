@@ -22,7 +22,6 @@ buildPackage()
 pinHarness(settings)
 // The Redis variants get a redis-server of their own, as `npm run bench` gives them.
 const redis = chosen.some((v) => v.needs === 'redis') ? await startRedis() : undefined
-process.on('exit', () => redis?.stop())
 
 /** Self time per request of each function (µs), and the server's CPU per request. */
 async function profile (variant) {
@@ -62,7 +61,12 @@ async function profile (variant) {
   return perRequest
 }
 
-const [base, mine] = [await profile(chosen[0]), await profile(chosen[1])]
+let base, mine
+try {
+  [base, mine] = [await profile(chosen[0]), await profile(chosen[1])]
+} finally {
+  redis?.stop()
+}
 const rows = [...new Set([...base.keys(), ...mine.keys()])]
   .map((key) => ({ key, base: base.get(key) ?? 0, mine: mine.get(key) ?? 0 }))
   .sort((a, b) => (b.mine - b.base) - (a.mine - a.base))

@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { redisSkipReason } from './helpers/redis.js'
 
 const run = promisify(execFile)
 
@@ -45,4 +46,14 @@ t.test('a bad setting or an unknown variant is a clear error', async (t) => {
   }
   t.match(await stderrOf({ BENCH_VARIANTS: 'nope' }), /unknown variant "nope"/)
   t.match(await stderrOf({ BENCH_ROUNDS: 'x' }), /BENCH_ROUNDS must be a number/)
+})
+
+// bench:memory on a Redis variant: it starts its own redis-server (as `npm run bench` does); the
+// table shows every request answered 2xx, so the variant really reached Redis.
+t.test('bench:memory runs a Redis variant against a redis-server of its own', { skip: redisSkipReason() }, async (t) => {
+  const { stdout } = await run(process.execPath, ['bench/memory.mjs'], {
+    env: { ...process.env, BENCH_MEMORY_VARIANTS: 'ours-jwt-revocation-redis', BENCH_MEMORY_REQUESTS: '2000', BENCH_CONNECTIONS: '2', BENCH_OUT_DIR: '' },
+    timeout: 120_000
+  })
+  t.match(stdout, /^\| `ours-jwt-revocation-redis` \| 2,000 \| 0 \| /m, '2,000 requests, all 2xx, none failed')
 })

@@ -15,7 +15,7 @@ const store = new RedisStore({ connection: redisConnection(url, process.argv) })
 await serve(async (app) => {
   await app.register(multiauth, {
     store,
-    token: { secret: JWT_SECRET, revocation: true, findUser: (claims) => USERS_BY_ID.get(claims.sub) }
+    token: { secret: JWT_SECRET, revocation: true, findUser: (claims) => USERS_BY_ID.get(claims.sub), cache: false }
   })
   // The plugin closes the store (its Redis connection) when the app closes.
   const { accessToken } = await app.authTokens.issue(USER)

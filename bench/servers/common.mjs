@@ -28,8 +28,8 @@ export async function serve (setup) {
       process.send({ cpu: user + system })
     } else if (message === 'memory') {
       globalThis.gc?.()
-      const { rss, heapUsed } = process.memoryUsage()
-      process.send({ memory: { rss, heapUsed } })
+      const { rss, heapUsed, external } = process.memoryUsage()
+      process.send({ memory: { rss, heapUsed, external } })
     }
   })
   process.on('disconnect', () => { app.close().finally(() => process.exit(0)) })

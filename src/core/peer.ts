@@ -8,7 +8,7 @@ import type fastifySession from '@fastify/session'
 import type * as ioredis from 'ioredis'
 import type * as jose from 'jose'
 import type { FastifyPluginCallback } from 'fastify'
-import type { JwtPluginOptions } from '../methods/token/jwt.js'
+import type { FastJwt, JwtPluginOptions } from '../methods/token/jwt.js'
 import { MultiauthOptionError } from './errors.js'
 
 interface Peers {
@@ -74,4 +74,13 @@ export function loadPeers<const N extends readonly PeerName[]> (neededBy: string
     throw new MultiauthOptionError(`${neededBy} needs ${missing.join(' and ')} (${kind} of fastify-multiauth, not installed): npm install ${install}`)
   }
   return loaded as { -readonly [K in keyof N]: Peers[N[K]] }
+}
+
+/**
+ * fast-jwt, the library @fastify/jwt verifies with, resolved from @fastify/jwt's own location: the
+ * very copy @fastify/jwt uses, so there is no second dependency to keep in step with it. Call it
+ * after `loadPeers(…, ['@fastify/jwt'])` succeeded.
+ */
+export function loadFastJwt (): FastJwt {
+  return createRequire(requirePeer.resolve('@fastify/jwt'))('fast-jwt') as FastJwt
 }

@@ -2,11 +2,17 @@
 // @fastify/jwt's type declarations, whose `request.user` declaration would clash with an
 // application's (`fastify-multiauth/request-user`, @fastify/passport, its own @fastify/jwt user type).
 
-/** One @fastify/jwt namespace (`app.jwt[namespace]`), as registered per key. */
+/** One @fastify/jwt namespace (`app.jwt[namespace]`), as registered per key: it signs. */
 export interface JwtNamespace {
   sign (payload: Record<string, unknown>): string
-  verify<T> (token: string): T
-  decode<T> (token: string): T | null
+}
+
+/** fast-jwt's synchronous verifier: the claims, or a thrown `TokenError` with a `FAST_JWT_*` code. */
+export type JwtVerifier = (token: string) => Record<string, unknown>
+
+/** The part of fast-jwt the token method uses. */
+export interface FastJwt {
+  createVerifier (options: Record<string, unknown> & { key: Buffer | string }): JwtVerifier
 }
 
 /** What @fastify/jwt takes as `secret`: bytes for HS256, PEM text for a key pair. */
@@ -16,7 +22,6 @@ export type JwtSecret = Buffer | { public: string, private?: string }
 export interface JwtPluginOptions {
   namespace: string
   secret: JwtSecret
-  decode: { complete: boolean }
   sign: Record<string, unknown>
   verify: Record<string, unknown>
 }

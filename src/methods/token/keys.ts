@@ -1,5 +1,5 @@
 import { createHash, createHmac, createPrivateKey, createPublicKey, KeyObject } from 'node:crypto'
-import type { JwtNamespace, JwtSecret } from './jwt.js'
+import type { JwtNamespace, JwtSecret, JwtVerifier } from './jwt.js'
 import { MultiauthOptionError } from '../../core/errors.js'
 import { checkKeys, checkObject, checkQuotable, checkString, keyMaterialKind } from '../../core/validate.js'
 import type { TokenKey, TokenOptions } from './types.js'
@@ -25,8 +25,10 @@ export interface PreparedKey {
    * key is removed from `keys`).
    */
   fingerprint: string
-  /** Filled by `setup`. */
+  /** Signs with this key; filled by `setup`. */
   jwt?: JwtNamespace
+  /** Verifies with this key: fast-jwt's verifier, built once at registration. */
+  verify?: JwtVerifier
 }
 
 const EC_ALGORITHMS: Record<string, Algorithm> = { prime256v1: 'ES256', secp384r1: 'ES384', secp521r1: 'ES512' }

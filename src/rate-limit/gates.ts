@@ -86,7 +86,14 @@ export class Attempts extends KeyedGates<Gate> implements FailureGate {
   /** Synchronous when a slot is free (or the budget is spent). */
   enter (key: string, request: FastifyRequest, reply: FastifyReply): Admission | Promise<Admission> {
     let gate = this.gates.get(key)
-    if (gate === undefined) this.gates.set(key, gate = { active: 0, queue: [] })
+    if (gate === undefined) {
+      // Nobody else is trying this key: admitted (or refused) at once, without a waiter. This is
+      // what #admit decides for a lone attempt; the common case of every honest request.
+      const state = this.counter.peek(key)
+      if (state.remaining <= 0) return { ...state, remaining: 0 }
+      this.gates.set(key, { active: 1, queue: [] })
+      return undefined
+    }
     const waiter: Waiter = { request, reply, settled: PENDING }
     gate.queue.push(waiter)
     this.#admit(key, gate)
@@ -102,7 +109,8 @@ export class Attempts extends KeyedGates<Gate> implements FailureGate {
     const gate = this.gates.get(key) as Gate
     gate.active--
     if (refused) this.counter.add(key)
-    this.#admit(key, gate)
+    if (gate.queue.length > 0) this.#admit(key, gate)
+    else if (gate.active === 0) this.gates.delete(key)
     return undefined
   }
 

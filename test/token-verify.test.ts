@@ -221,3 +221,27 @@ t.test('revokeAll called exactly on a whole second still refuses a token issued 
   await app.authTokens.revokeAll('ann')
   t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${accessToken}` } })).statusCode, 401, 'refused after, although iat equals the revocation second')
 })
+
+t.test('several keys: the kid picks the key; a header that cannot be read, or names no key, → 401 invalid_token', async (t) => {
+  const other = 'another-secret-of-at-least-32-bytes-long!!'
+  const app = await tokenApp({ secret: undefined, keys: [{ kid: 'new', secret: SECRET }, { kid: 'old', secret: other }] })
+  await app.ready()
+  const good = claimsFor('ann', { scope: 'write' })
+  const signed = (header: Record<string, unknown>, secret = SECRET): string => handMadeJwt({ alg: 'HS256', typ: 'at+jwt', ...header }, good, secret)
+  t.equal((await app.inject({ url: '/write', headers: bearer(await issued(app)) })).statusCode, 200, 'a token the app issued (kid "new")')
+  t.equal((await app.inject({ url: '/write', headers: bearer(signed({ kid: 'old' }, other)) })).statusCode, 200, 'a token under the older key')
+  await expectInvalid(t, app, signed({ kid: 'old' }), 'kid "old" with the new key\'s signature')
+  await expectInvalid(t, app, signed({ kid: 'nope' }), 'an unknown kid')
+  await expectInvalid(t, app, signed({}), 'no kid')
+  await expectInvalid(t, app, signed({ kid: 7 }), 'a kid that is not a string')
+  const [, payload, signature] = signed({ kid: 'new' }).split('.') as [string, string, string]
+  for (const [header, what] of [
+    ['', 'an empty header segment'],
+    ['bnVsbA', 'a header that is JSON null'],
+    ['eyJraWQiOiJuZXci', 'a header that is cut-off JSON'],
+    [Buffer.from('"new"').toString('base64url'), 'a header that is a JSON string']
+  ] as const) {
+    await expectInvalid(t, app, `${header}.${payload}.${signature}`, what)
+  }
+  await expectInvalid(t, app, 'no-dots-at-all', 'no dot')
+})

@@ -137,6 +137,15 @@ export async function startRedis () {
   const port = await freePort()
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
   child.on('error', () => {})
+  // Never outlived by it: stopped when this script ends, also when it is interrupted or killed
+  // with SIGTERM (a timeout), not only when the script stops it itself.
+  process.once('exit', () => child.kill())
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.once(signal, () => {
+      child.kill()
+      process.exit(128 + os.constants.signals[signal])
+    })
+  }
   const deadline = Date.now() + 5000
   while (Date.now() < deadline) {
     const up = await new Promise((resolve) => {

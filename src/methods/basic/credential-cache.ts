@@ -19,8 +19,8 @@ const PROCESS_SECRET = randomBytes(32).toString('base64url')
  * that sends the same correct password on every request costs one keyed hash instead of
  * one argon2 run. Only successes are stored; a wrong password is never remembered.
  *
- * Keys are HMAC-SHA256 under a random key made once per process, so the map never holds
- * a password or an unsalted, offline-guessable digest of one.
+ * Keys are SHA-256 digests behind a random secret made once per process (see `key`), so the
+ * map never holds a password or an unsalted, offline-guessable digest of one.
  */
 export class VerifiedCredentialCache {
   private readonly entries: ExpiringLru<Entry>

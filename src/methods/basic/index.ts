@@ -42,7 +42,7 @@ export interface BasicOptions {
   maxLength?: number
   /**
    * With `findCredential`: remember successful argon2 checks for `ttl` ms (at most `max` entries),
-   * so a repeated correct login costs an HMAC instead of an argon2 run. Off by default.
+   * so a repeated correct login costs one keyed SHA-256 instead of an argon2 run. Off by default.
    * See docs/basic.md, "Verified-credential cache".
    */
   cache?: Partial<VerifiedCredentialCacheOptions>

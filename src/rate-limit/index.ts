@@ -7,7 +7,7 @@ import type { RateLimitedEvent } from '../core/events.js'
 import type { GuardLimits, GuardRun, VerifyOutcome } from '../core/guard.js'
 import { sha256Text } from '../lib/hash.js'
 import { isRedisStore } from '../stores/redis.js'
-import { boundedStore, callbackError } from '../core/callbacks.js'
+import { callbackError } from '../core/callbacks.js'
 import type { MultiauthStore } from '../stores/types.js'
 import { AuthFailure, isThenable } from '../core/outcome.js'
 import type { AuthMethod, AuthSuccess } from '../core/types.js'
@@ -128,7 +128,7 @@ export async function createGuardLimits (app: FastifyInstance, raw: unknown, ctx
   const redis = isRedisStore(ctx.store) ? ctx.store : undefined
   const call = redis === undefined
     ? async (limiter: Limiter, request: FastifyRequest, callOptions?: { increment: boolean }) => await limiter(request, callOptions)
-    : async (limiter: Limiter, request: FastifyRequest, callOptions?: { increment: boolean }) => await boundedStore(redis.commandTimeout, limiter(request, callOptions), redis.health)
+    : async (limiter: Limiter, request: FastifyRequest, callOptions?: { increment: boolean }) => await redis.bounded(() => limiter(request, callOptions))
 
   async function register (namespace: string, settings: RateLimitPluginOptions): Promise<Limiter> {
     let limiter: Limiter | undefined

@@ -7,6 +7,8 @@ import { StoreHealth } from './health.js'
 import { loadPeers } from '../core/peer.js'
 import type { MultiauthStore, WriteOptions } from './types.js'
 import { defineScripts } from './redis-scripts.js'
+import { ReadyGate } from './redis-ready.js'
+import type { Command } from './redis-ready.js'
 import type { PipelineScripts, Reservation, Scripts } from './redis-scripts.js'
 
 export type { Reservation } from './redis-scripts.js'
@@ -135,6 +137,7 @@ export class RedisStore implements MultiauthStore {
   readonly #owned: boolean
   readonly #timeout: number
   readonly #scripts: Scripts
+  readonly #gate: ReadyGate
 
   constructor (options: RedisStoreOptions) {
     const sources = ['client', 'connection', 'cluster'].filter((name) => options[name as keyof RedisStoreOptions] !== undefined)
@@ -172,7 +175,10 @@ export class RedisStore implements MultiauthStore {
       if (typeof clusterOptions !== 'object' || clusterOptions === null) throw new MultiauthOptionError('RedisStore cluster.options must be an object')
       checkReadsFromPrimary(clusterOptions, 'Cluster')
       const [{ Cluster: ClusterClient }] = loadPeers('RedisStore', ['ioredis'])
-      this.client = new ClusterClient(nodes, { enableAutoPipelining: true, ...clusterOptions, redisOptions: { ...failFast, ...clusterOptions.redisOptions } })
+      // No offline queue: a command the Cluster retries (a connection closed under it) while no
+      // master is reachable is refused instead of being held until the cluster answers again, long
+      // after its request got 503 (new commands wait in the ReadyGate, bounded, instead).
+      this.client = new ClusterClient(nodes, { enableAutoPipelining: true, enableOfflineQueue: false, ...clusterOptions, redisOptions: { ...failFast, ...clusterOptions.redisOptions } })
     } else {
       const connection = options.connection as unknown
       if (typeof connection !== 'string' && (typeof connection !== 'object' || connection === null || Array.isArray(connection))) {
@@ -188,6 +194,16 @@ export class RedisStore implements MultiauthStore {
     // ioredis emits 'error' on every failed reconnect; without a listener Node would crash.
     if (this.#owned) this.client.on('error', () => {})
     this.#scripts = defineScripts(this.client)
+    this.#gate = new ReadyGate(this.client)
+  }
+
+  /**
+   * @internal One command (or pipeline) bounded by `ms`: sent only while the client is connected
+   * (see ReadyGate), a failure or timeout a 503 reported to `health`. The rate limiter on this
+   * client sends its commands through it too.
+   */
+  bounded<T> (command: Command<T>, ms: number = this.#timeout): Promise<T> {
+    return boundedStore(ms, this.#gate.send(ms, command), this.health)
   }
 
   /**
@@ -196,9 +212,9 @@ export class RedisStore implements MultiauthStore {
    */
   async #write<T> (durable: boolean | undefined, direct: () => Promise<T>, pipelined: (pipeline: ChainableCommander & PipelineScripts) => ChainableCommander): Promise<T> {
     const wait = durable === true ? this.waitForReplicas : undefined
-    if (wait === undefined) return await boundedStore(this.#timeout, direct(), this.health)
+    if (wait === undefined) return await this.bounded(direct)
     const pipeline = pipelined(this.client.pipeline() as ChainableCommander & PipelineScripts).wait(wait.replicas, wait.timeout)
-    const replies = await boundedStore(this.#timeout + wait.timeout, (async () => {
+    const replies = await this.bounded(async () => {
       const results = await pipeline.exec()
       if (results === null) throw new Error('the pipeline was discarded')
       for (const [err] of results) if (err !== null) throw err
@@ -207,17 +223,17 @@ export class RedisStore implements MultiauthStore {
         throw new Error(`WAIT: ${String(acknowledged)} of ${wait.replicas} replicas acknowledged the write within ${wait.timeout} ms`)
       }
       return results
-    })(), this.health)
+    }, this.#timeout + wait.timeout)
     return replies[0]?.[1] as T
   }
 
   async get (key: string): Promise<string | null> {
-    return await boundedStore(this.#timeout, this.client.get(this.prefix + key), this.health)
+    return await this.bounded(() => this.client.get(this.prefix + key))
   }
 
   /** Keys of one hash slot on a Cluster (the plugin tags the keys it reads together). */
   async getMany (keys: readonly string[]): Promise<Array<string | null>> {
-    return await boundedStore(this.#timeout, this.client.mget(keys.map((key) => this.prefix + key)), this.health)
+    return await this.bounded(() => this.client.mget(keys.map((key) => this.prefix + key)))
   }
 
   async set (key: string, value: string, ttlMs: number, options?: WriteOptions): Promise<void> {
@@ -227,7 +243,9 @@ export class RedisStore implements MultiauthStore {
   }
 
   async setIfAbsent (key: string, value: string, ttlMs: number): Promise<boolean> {
-    const result = await boundedStore(this.#timeout, this.client.set(this.prefix + key, value, 'PX', ttl(ttlMs), 'NX'), this.health)
+    const k = this.prefix + key
+    const px = ttl(ttlMs)
+    const result = await this.bounded(() => this.client.set(k, value, 'PX', px, 'NX'))
     return result === 'OK'
   }
 
@@ -245,7 +263,9 @@ export class RedisStore implements MultiauthStore {
 
   async addCapped (key: string, member: string, max: number, ttlMs: number): Promise<string[]> {
     if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`addCapped: max must be a positive integer (got ${max})`)
-    return await boundedStore(this.#timeout, this.#scripts.multiauthAddCapped(this.prefix + key, member, max, ttl(ttlMs)), this.health)
+    const k = this.prefix + key
+    const px = ttl(ttlMs)
+    return await this.bounded(() => this.#scripts.multiauthAddCapped(k, member, max, px))
   }
 
   async delete (key: string, options?: WriteOptions): Promise<void> {
@@ -255,11 +275,15 @@ export class RedisStore implements MultiauthStore {
 
   /** One script on one key: atomic, and Cluster-safe without a hash tag. Not `durable`: a count lost in a failover is no security state. */
   async recordUsage (key: string, count: number, atMs: number, ttlMs: number): Promise<void> {
-    await boundedStore(this.#timeout, this.#scripts.multiauthRecordUsage(this.prefix + key, count, atMs, ttl(ttlMs)), this.health)
+    const k = this.prefix + key
+    const px = ttl(ttlMs)
+    await this.bounded(() => this.#scripts.multiauthRecordUsage(k, count, atMs, px))
   }
 
   async increment (key: string, ttlMs: number): Promise<number> {
-    return await boundedStore(this.#timeout, this.#scripts.multiauthIncrement(this.prefix + key, ttl(ttlMs)), this.health)
+    const k = this.prefix + key
+    const px = ttl(ttlMs)
+    return await this.bounded(() => this.#scripts.multiauthIncrement(k, px))
   }
 
   /**
@@ -268,7 +292,9 @@ export class RedisStore implements MultiauthStore {
    * `settle`) so that N instances together run at most the budget.
    */
   async reserve (key: string, max: number, windowMs: number): Promise<Reservation> {
-    const [taken, refusals, inFlight, ttlMs] = await boundedStore(this.#timeout, this.#scripts.multiauthReserve(this.prefix + key, max, ttl(windowMs)), this.health)
+    const k = this.prefix + key
+    const px = ttl(windowMs)
+    const [taken, refusals, inFlight, ttlMs] = await this.bounded(() => this.#scripts.multiauthReserve(k, max, px))
     return { taken: taken === 1, refusals, inFlight, ttlMs: Math.max(0, ttlMs) }
   }
 
@@ -294,7 +320,7 @@ export class RedisStore implements MultiauthStore {
       const { client } = this
       if (!isCluster(client)) return await policyOf(client, this.#timeout)
       // The primaries are known once the client has its slot map: any command waits for it.
-      await boundedStore(this.#timeout, client.ping(), undefined)
+      await boundedStore(this.#timeout, this.#gate.send(this.#timeout, async () => await client.ping()), undefined)
       const masters = client.nodes('master')
       if (masters.length === 0) return undefined
       const policies = await Promise.all(masters.map(async (node) => await policyOf(node, this.#timeout)))
@@ -312,7 +338,7 @@ export class RedisStore implements MultiauthStore {
   async connectedReplicas (): Promise<number | undefined> {
     try {
       const { client } = this
-      const nodes = isCluster(client) ? (await boundedStore(this.#timeout, client.ping(), undefined), client.nodes('master')) : [client]
+      const nodes = isCluster(client) ? (await boundedStore(this.#timeout, this.#gate.send(this.#timeout, async () => await client.ping()), undefined), client.nodes('master')) : [client]
       if (nodes.length === 0) return undefined
       const counts = await Promise.all(nodes.map(async (node) => {
         const info = await boundedStore(this.#timeout, node.info('replication'), undefined)
@@ -326,6 +352,7 @@ export class RedisStore implements MultiauthStore {
   }
 
   async close (): Promise<void> {
+    this.#gate.close()
     if (this.#owned) this.client.disconnect()
   }
 }

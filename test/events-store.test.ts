@@ -56,10 +56,10 @@ eachTopology(t, 'RedisStore: a hung Redis, a dead one, each published once, and 
 
   await redis.down()
   t.equal(await get(), 503, 'Redis gone: 503')
-  // Standalone and Sentinel: the connection is refused, the command fails at once (an error). A
-  // Cluster client that has already seen the masters go holds the command in its offline queue
-  // while it reconnects, so it waits out commandTimeout (a timeout); one that sends it before it
-  // noticed gets the closed connection's error. Which comes first is a race: either, once.
+  // Standalone and Sentinel: an error — the closed connection's, or, once the client knows it is
+  // reconnecting, the store's own (it holds the command for commandTimeout and drops it unsent,
+  // src/stores/redis-ready.ts; that wait's timer fires before the timeout's). A Cluster: an error
+  // or a timeout, depending on which of its connections noticed the outage first. Either, once.
   if (redis.name === 'cluster') {
     const events = storeEvents()
     t.equal(events.length, 1, 'every master gone: published once')

@@ -64,11 +64,6 @@ export class ReadyGate {
     }).then(command)
   }
 
-  /** Commands waiting for the client now (a test reads it: it returns to 0 after each wait). */
-  get waiting (): number {
-    return this.#waiting.size
-  }
-
   close (): void {
     this.#client.off('ready', this.#wakeAll)
   }

@@ -3,7 +3,8 @@
 // it reconnects — a Cluster client for as long as the outage lasts — so before the ReadyGate
 // (src/stores/redis-ready.ts) every write answered 503 during a full Cluster outage ran afterwards:
 // here the budget slots of three Basic logins answered 503 would have held the failure budget
-// full, and the right password would then answer 429 for the whole window.
+// full (slots in flight that no attempt gives back), and the right password would then answer 503
+// (no slot within callbackTimeout) until the window ended.
 // On every topology (standalone, Cluster, Sentinel); no time window: each step waits for an event.
 import t from 'tap'
 import Fastify from 'fastify'
